@@ -1,0 +1,1 @@
+"""Training: data, the custom GradientTape loop, snapshots, metrics, resume, the CLI."""
