@@ -14,8 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-import keras
-from keras import layers
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # keras (and TensorFlow) load only when a network is built
+    import keras
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -49,6 +51,9 @@ class Preset:
 
 # --------------------------------------------------------------------------- dcgan (default)
 def _dcgan_generator(latent_dim: int) -> keras.Model:
+    import keras
+    from keras import layers
+
     z = keras.Input((latent_dim,), name="z")
     x = layers.Dense(7 * 7 * 128, use_bias=False)(z)
     x = layers.BatchNormalization()(x)
@@ -63,6 +68,9 @@ def _dcgan_generator(latent_dim: int) -> keras.Model:
 
 
 def _dcgan_discriminator() -> keras.Model:
+    import keras
+    from keras import layers
+
     img = keras.Input(IMAGE_SHAPE, name="image")
     x = layers.Conv2D(64, 4, strides=2, padding="same")(img)
     x = layers.LeakyReLU(0.2)(x)
@@ -76,6 +84,9 @@ def _dcgan_discriminator() -> keras.Model:
 
 # --------------------------------------------------------------------------- keras.io
 def _kerasio_generator(latent_dim: int) -> keras.Model:
+    import keras
+    from keras import layers
+
     z = keras.Input((latent_dim,), name="z")
     x = layers.Dense(7 * 7 * 128)(z)
     x = layers.LeakyReLU(0.2)(x)
@@ -90,6 +101,9 @@ def _kerasio_generator(latent_dim: int) -> keras.Model:
 
 
 def _kerasio_discriminator() -> keras.Model:
+    import keras
+    from keras import layers
+
     img = keras.Input(IMAGE_SHAPE, name="image")
     x = layers.Conv2D(64, 3, strides=2, padding="same")(img)
     x = layers.LeakyReLU(0.2)(x)
@@ -102,6 +116,9 @@ def _kerasio_discriminator() -> keras.Model:
 
 # --------------------------------------------------------------------------- TF tutorial
 def _tftutorial_generator(latent_dim: int) -> keras.Model:
+    import keras
+    from keras import layers
+
     z = keras.Input((latent_dim,), name="z")
     x = layers.Dense(7 * 7 * 256, use_bias=False)(z)
     x = layers.BatchNormalization()(x)
@@ -119,6 +136,9 @@ def _tftutorial_generator(latent_dim: int) -> keras.Model:
 
 
 def _tftutorial_discriminator() -> keras.Model:
+    import keras
+    from keras import layers
+
     img = keras.Input(IMAGE_SHAPE, name="image")
     x = layers.Conv2D(64, 5, strides=2, padding="same")(img)
     x = layers.LeakyReLU()(x)

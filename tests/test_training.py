@@ -1,0 +1,264 @@
+"""The training script as a user meets it: real digits, real processes, real run folders."""
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST = ROOT.parent / "shared" / "data" / "mnist"
+EPOCH_FILES = {"generator.keras", "discriminator.keras", "samples.png", "summary.json"}
+
+
+def run_training(*args, timeout=300, check=True) -> subprocess.CompletedProcess:
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+    proc = subprocess.run([sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"training failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc
+
+
+def small_args(run_dir, *extra, images=320, epochs=2):
+    return ["--run-dir", str(run_dir), "--data", str(MNIST), "--max-images", str(images),
+            "--epochs", str(epochs), "--batch-size", "32", "--quality-samples", "200", *extra]
+
+
+def load_model(path):
+    import keras
+
+    return keras.saving.load_model(path, safe_mode=True, compile=False)
+
+
+def assert_whole_epoch(folder: Path):
+    assert {p.name for p in folder.iterdir()} == EPOCH_FILES, folder
+    json.loads((folder / "summary.json").read_text())
+    load_model(folder / "generator.keras")
+    load_model(folder / "discriminator.keras")
+    Image.open(folder / "samples.png").verify()
+
+
+@pytest.fixture(scope="module")
+def two_epoch_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "two"
+    run_training(*small_args(run))
+    return run
+
+
+def test_two_epoch_run_writes_complete_loadable_snapshots(two_epoch_run):
+    run = two_epoch_run
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "completed" and info["epochs_done"] == 2
+    assert info["latent_dim"] == 64 and info["pixel_range"] == [-1.0, 1.0]
+    assert info["dataset"]["n_images"] == 320
+    assert info["command"].startswith("python -m training ")
+    epochs = sorted(p.name for p in (run / "epochs").iterdir())
+    assert epochs == ["epoch-0001", "epoch-0002"]
+    lo, hi = info["pixel_range"]
+    z = np.random.default_rng(0).standard_normal((16, info["latent_dim"])).astype("float32")
+    for e in epochs:
+        assert_whole_epoch(run / "epochs" / e)
+        g = load_model(run / "epochs" / e / "generator.keras")
+        x = np.asarray(g(z, training=False))
+        assert x.shape == (16, 28, 28, 1)
+        assert x.min() >= lo - 1e-6 and x.max() <= hi + 1e-6
+        s = json.loads((run / "epochs" / e / "summary.json").read_text())
+        for k in ("d_loss", "g_loss", "d_acc_real", "d_acc_fake"):
+            assert np.isfinite(s[k])
+        assert 0 <= s["d_acc_real"] <= 1 and s["steps"] == 10
+    a = np.asarray(Image.open(run / "epochs/epoch-0001/samples.png"), dtype=np.int16)
+    b = np.asarray(Image.open(run / "epochs/epoch-0002/samples.png"), dtype=np.int16)
+    assert a.shape == b.shape == (8 * 30 + 2, 8 * 30 + 2)
+    assert np.abs(a - b).mean() > 1.0, "the fixed-z grid must change between epochs"
+    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [1, 2]
+    steps = [r for r in rows if r["kind"] == "step"]
+    assert steps and all(np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"]) for r in steps)
+    assert (run / "checkpoint" / "state.npz").is_file()
+
+
+def test_resume_matches_an_uninterrupted_run(tmp_path, two_epoch_run):
+    run = tmp_path / "split"
+    run_training(*small_args(run, epochs=1))
+    assert json.loads((run / "run.json").read_text())["epochs_done"] == 1
+    run_training("--run-dir", str(run), "--resume", "--epochs", "2", "--quiet")
+    full = json.loads((two_epoch_run / "epochs/epoch-0002/summary.json").read_text())
+    split = json.loads((run / "epochs/epoch-0002/summary.json").read_text())
+    for k in ("d_loss", "g_loss", "d_acc_real", "d_acc_fake"):
+        assert split[k] == pytest.approx(full[k], rel=1e-4, abs=1e-5), k
+    g1 = load_model(two_epoch_run / "epochs/epoch-0002/generator.keras")
+    g2 = load_model(run / "epochs/epoch-0002/generator.keras")
+    for w1, w2 in zip(g1.get_weights(), g2.get_weights()):
+        np.testing.assert_allclose(w1, w2, rtol=1e-4, atol=1e-5)
+    # metrics of the resumed run read like one run
+    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [1, 2]
+
+
+def _wait_for(pred, timeout, proc=None):
+    end = time.time() + timeout
+    while time.time() < end:
+        if pred():
+            return True
+        if proc is not None and proc.poll() is not None:
+            return pred()
+        time.sleep(0.05)
+    return False
+
+
+def test_sigkill_mid_epoch_leaves_whole_epochs_and_resume_completes(tmp_path):
+    run = tmp_path / "killed"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    args = small_args(run, "--steps-per-call", "1", images=640, epochs=4)
+    proc = subprocess.Popen([sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
+                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def mid_epoch_two():
+        try:
+            p = json.loads((run / "progress.json").read_text())
+        except (OSError, ValueError):
+            return False
+        return p.get("epoch") == 2 and 0 < p.get("step_in_epoch", 0) < p.get("steps_per_epoch", 0)
+
+    assert _wait_for(mid_epoch_two, 120, proc), proc.stderr.read().decode()[-2000:]
+    proc.kill()
+    proc.wait()
+    epochs = sorted(p.name for p in (run / "epochs").iterdir() if not p.name.startswith("."))
+    assert epochs == ["epoch-0001"]
+    assert_whole_epoch(run / "epochs/epoch-0001")
+    run_training("--run-dir", str(run), "--resume")
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "completed" and info["epochs_done"] == 4
+    for e in range(1, 5):
+        assert_whole_epoch(run / "epochs" / f"epoch-{e:04d}")
+    assert not [p for p in (run / "epochs").iterdir() if p.name.startswith(".")]
+
+
+def test_sigterm_stops_between_steps_and_keeps_whole_epochs(tmp_path):
+    run = tmp_path / "stopped"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    args = small_args(run, "--steps-per-call", "1", images=640, epochs=50)
+    proc = subprocess.Popen([sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert _wait_for(lambda: (run / "epochs/epoch-0001").is_dir(), 120, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "stopped" and 1 <= info["epochs_done"] < 50
+    assert b"--resume" in err
+    assert len(list((run / "epochs").glob("epoch-*"))) == info["epochs_done"]
+
+
+def test_second_trainer_on_the_same_run_folder_is_refused(tmp_path):
+    run = tmp_path / "locked"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    args = small_args(run, "--steps-per-call", "1", images=640, epochs=50)
+    first = subprocess.Popen([sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
+                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert _wait_for(lambda: (run / "progress.json").is_file(), 120, first)
+        second = run_training("--run-dir", str(run), "--resume", check=False)
+        assert second.returncode == 2
+        assert "being trained by another process" in second.stderr
+    finally:
+        first.kill()
+        first.wait()
+    # the dead first trainer holds nothing: resume works now
+    run_training("--run-dir", str(run), "--resume", "--epochs", "1")
+
+
+def test_two_logical_devices_under_mirrored_strategy_train_an_epoch(tmp_path):
+    run = tmp_path / "mirrored"
+    proc = run_training(*small_args(run, "--devices", "2", epochs=1))
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "completed" and info["config"]["devices"] == 2
+    assert_whole_epoch(run / "epochs/epoch-0001")
+    s = json.loads((run / "epochs/epoch-0001/summary.json").read_text())
+    assert np.isfinite(s["d_loss"]) and np.isfinite(s["g_loss"]) and s["steps"] == 10
+
+
+# ----------------------------------------------------------------------------- bad input
+def _bad_inputs(tmp: Path):
+    garbage = tmp / "garbage"
+    garbage.mkdir()
+    (garbage / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x03junk"))
+    noimg = tmp / "labels-only.npz"
+    np.savez(noimg, y_train=np.arange(10))
+    wrong = tmp / "wrong-shape.npz"
+    np.savez(wrong, x_train=np.zeros((100, 32, 32, 3), np.uint8))
+    notzip = tmp / "corrupt.npz"
+    notzip.write_bytes(b"this is not a zip archive")
+    existing = tmp / "existing-run"
+    existing.mkdir()
+    (existing / "run.json").write_text('{"keep": "me"}')
+    base = ["--max-images", "256", "--quality-samples", "0"]
+    return {
+        "missing data path": (["--data", str(tmp / "nope")] + base, "does not exist"),
+        "corrupt IDX": (["--data", str(garbage)] + base, "truncated"),
+        "corrupt npz": (["--data", str(notzip)] + base, "cannot read"),
+        "npz without images": (["--data", str(noimg)] + base, "no 'x_train'"),
+        "wrong image shape": (["--data", str(wrong)] + base, "expected (N, 28, 28)"),
+        "zero epochs": (["--data", str(MNIST), "--epochs", "0"] + base, "--epochs"),
+        "negative batch": (["--data", str(MNIST), "--batch-size", "-4"] + base, "--batch-size"),
+        "existing run": (["--data", str(MNIST)] + base, "already exists"),
+        "resume without run": (["--data", str(MNIST), "--resume"] + base, "no run.json"),
+    }
+
+
+@pytest.mark.parametrize("case", [
+    "missing data path", "corrupt IDX", "corrupt npz", "npz without images", "wrong image shape",
+    "zero epochs", "negative batch", "existing run", "resume without run",
+])
+def test_bad_input_is_a_clear_one_line_error_and_writes_nothing(tmp_path, case):
+    args, needle = _bad_inputs(tmp_path)[case]
+    run = tmp_path / ("existing-run" if case == "existing run" else "new-run")
+    before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} if run.exists() else None
+    proc = run_training("--run-dir", str(run), *args, check=False)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [l for l in proc.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert needle in lines[0]
+    if before is None:
+        assert not run.exists(), "nothing may be written on bad input"
+    else:
+        assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
+
+
+def test_no_internet_and_no_data_says_how_to_point_at_local_data(tmp_path, monkeypatch):
+    from training import data
+
+    def offline():
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr("keras.datasets.mnist.load_data", offline)
+    with pytest.raises(data.DataError, match="--data PATH"):
+        data.load_dataset("mnist")
+
+
+def test_idx_reader_reads_gz_and_plain_and_npz(tmp_path):
+    from training.data import load_dataset
+
+    x, y, _ = load_dataset(data=str(MNIST))
+    assert x.shape == (10000, 28, 28) and x.dtype == np.uint8 and y.shape == (10000,)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    for f in MNIST.glob("*.gz"):
+        (plain / f.name[:-3]).write_bytes(gzip.decompress(f.read_bytes()))
+    x2, y2, _ = load_dataset(data=str(plain), max_images=100)
+    np.testing.assert_array_equal(x2, x[:100])
+    np.testing.assert_array_equal(y2, y[:100])
+    npz = tmp_path / "d.npz"
+    np.savez(npz, x_train=x[:50].astype(np.float32) / 255.0)
+    x3, y3, _ = load_dataset(data=str(npz))
+    assert y3 is None
+    np.testing.assert_array_equal(x3, x[:50])
