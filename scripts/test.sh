@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The whole test suite: set-up (idempotent), then pytest. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export TF_CPP_MIN_LOG_LEVEL=3
+exec .venv/bin/python -m pytest "$@"
