@@ -155,7 +155,7 @@ PRESETS: dict[str, Preset] = {
     "dcgan": Preset(
         name="dcgan", latent_dim=64, pixel_range=(-1.0, 1.0),
         build_generator=_dcgan_generator, build_discriminator=_dcgan_discriminator,
-        lr_g=2e-4, lr_d=2e-4, beta_1=0.5, batch_size=64, epochs=10,
+        lr_g=5e-4, lr_d=5e-4, beta_1=0.5, batch_size=64, epochs=15,
         description="Lean DCGAN (4x4 kernels, BN in G): readable digits in minutes on a CPU",
     ),
     "keras-io": Preset(
