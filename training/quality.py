@@ -1,0 +1,112 @@
+"""Per-epoch quality of a generator, measured by the project's own MNIST evaluator.
+
+- FCD: Frechet distance between the evaluator's penultimate features of generated images and
+  of the real digits (MNIST's analogue of FID, as in TF-GAN's MNIST example). Lower is better.
+- classifier score: exp(mean KL(p(y|x) || p(y))), the MNIST Inception Score; at most 10.
+- confident share: fraction of samples whose top class has p >= 0.9 (reads as one digit).
+- digit histogram / mode coverage: predicted-digit shares; digits holding >= 2% of samples.
+
+The real reference statistics (mean, covariance of features of the 10,000 shared real digits)
+ship with the weights, so scores from any machine compare.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+CONFIDENT_P = 0.9
+COVERED_SHARE = 0.02
+# "Digits a person reads without doubt": real digits blurred with a Gaussian of sigma 1 px score
+# about this FCD (measured by training/evaluator_train.py, written in models/evaluator/README.md);
+# they are soft but every one is legible. See models/evaluator/README.md for the table.
+READABLE_FCD = 10.0
+
+
+def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """||mu1-mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^1/2), via a symmetric eigen-decomposition."""
+    mu1, mu2 = np.asarray(mu1, np.float64), np.asarray(mu2, np.float64)
+    s1, s2 = np.asarray(sigma1, np.float64), np.asarray(sigma2, np.float64)
+    # Tr((S1 S2)^1/2) = Tr((A S2 A)^1/2) with A = S1^1/2, and A S2 A is symmetric PSD
+    w, v = np.linalg.eigh((s1 + s1.T) / 2)
+    a = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+    m = a @ s2 @ a
+    ev = np.linalg.eigvalsh((m + m.T) / 2)
+    tr_sqrt = np.sqrt(np.clip(ev, 0, None)).sum()
+    return float(np.sum((mu1 - mu2) ** 2) + np.trace(s1) + np.trace(s2) - 2 * tr_sqrt)
+
+
+def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    f = np.asarray(features, np.float64)
+    return f.mean(0), np.cov(f, rowvar=False)
+
+
+def to_unit_range(images, pixel_range) -> np.ndarray:
+    lo, hi = pixel_range
+    return np.clip((np.asarray(images, np.float32) - lo) / (hi - lo), 0.0, 1.0)
+
+
+class QualityScorer:
+    """The evaluator plus the real reference statistics, loaded once per process."""
+
+    _instance: "QualityScorer | None" = None
+
+    def __init__(self):
+        import tensorflow as tf
+
+        from models.evaluator import REAL_STATS, load_evaluator
+
+        _, both = load_evaluator()
+        with np.load(REAL_STATS) as z:
+            self.mu, self.sigma = z["mu"], z["sigma"]
+            self.fcd_floor = float(z["fcd_floor"])
+        self._embed = tf.function(
+            lambda x: both(x, training=False),
+            input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)],
+        )
+
+    @classmethod
+    def load(cls) -> "QualityScorer":
+        if cls._instance is None:
+            cls._instance = cls()
+        return cls._instance
+
+    def embed(self, images01: np.ndarray, batch: int = 1000):
+        """(N,28,28,1) in [0,1] -> (features (N,128), probabilities (N,10))."""
+        feats, probs = [], []
+        x = np.asarray(images01, np.float32).reshape(-1, 28, 28, 1)
+        for i in range(0, len(x), batch):
+            f, logits = self._embed(x[i : i + batch])
+            feats.append(f.numpy())
+            probs.append(_softmax(logits.numpy()))
+        return np.concatenate(feats), np.concatenate(probs)
+
+    def score(self, images01: np.ndarray) -> dict:
+        feats, probs = self.embed(images01)
+        mu, sigma = feature_stats(feats)
+        p_y = probs.mean(0)
+        kl = np.sum(probs * (np.log(probs + 1e-12) - np.log(p_y + 1e-12)), axis=1)
+        hist = np.bincount(probs.argmax(1), minlength=10) / len(probs)
+        return {
+            "fcd": frechet_distance(mu, sigma, self.mu, self.sigma),
+            "classifier_score": float(np.exp(kl.mean())),
+            "confident_share": float((probs.max(1) >= CONFIDENT_P).mean()),
+            "digit_histogram": [float(h) for h in hist],
+            "mode_coverage": int((hist >= COVERED_SHARE).sum()),
+            "n_samples": int(len(probs)),
+            "fcd_floor": self.fcd_floor,
+        }
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
+
+
+def score_generator(generator, latent_dim: int, pixel_range, n: int = 2000, seed: int = 1234,
+                    batch: int = 500) -> dict:
+    """Score a generator on n samples from a FIXED latent batch (same z every call)."""
+    z = np.random.default_rng(seed).standard_normal((n, latent_dim)).astype(np.float32)
+    imgs = np.concatenate([
+        np.asarray(generator(z[i : i + batch], training=False), np.float32)
+        for i in range(0, n, batch)
+    ])
+    return QualityScorer.load().score(to_unit_range(imgs, pixel_range))
