@@ -32,6 +32,7 @@ class Preset:
     lr_g: float
     lr_d: float
     beta_1: float = 0.5
+    ema: float = 0.0  # decay of the generator's weight average (0: off)
     batch_size: int = 64
     epochs: int = 10
     description: str = ""
@@ -155,7 +156,7 @@ PRESETS: dict[str, Preset] = {
     "dcgan": Preset(
         name="dcgan", latent_dim=64, pixel_range=(-1.0, 1.0),
         build_generator=_dcgan_generator, build_discriminator=_dcgan_discriminator,
-        lr_g=5e-4, lr_d=5e-4, beta_1=0.5, batch_size=64, epochs=15,
+        lr_g=5e-4, lr_d=5e-4, beta_1=0.5, ema=0.999, batch_size=64, epochs=15,
         description="Lean DCGAN (4x4 kernels, BN in G): readable digits in minutes on a CPU",
     ),
     "keras-io": Preset(

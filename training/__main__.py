@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="generated samples scored per epoch by the evaluator (0: off)")
     p.add_argument("--label-noise", type=float, default=0.0,
                    help="noise added to D's labels (keras.io uses 0.05)")
+    p.add_argument("--ema", type=float,
+                   help="decay of the generator weight average that is snapshotted (0: off; "
+                        "default: the preset's)")
     p.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard logs")
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
@@ -58,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         lr_g=args.lr_g, lr_d=args.lr_d, beta_1=args.beta_1, seed=args.seed,
         max_images=args.max_images, data=args.data, dataset=args.dataset,
         precision=args.precision, devices=args.devices, steps_per_call=args.steps_per_call,
-        quality_samples=args.quality_samples, label_noise=args.label_noise,
+        quality_samples=args.quality_samples, label_noise=args.label_noise, ema=args.ema,
         tensorboard=not args.no_tensorboard, progress_bar=not args.quiet, resume=args.resume,
         command="python -m training " + shlex.join(argv),
     )
