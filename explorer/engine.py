@@ -187,7 +187,7 @@ class Engine:
             scores = [last.score(i) for i in imgs]
         return good, imgs, np.stack(scores)
 
-    def directions(self, run: str, epoch: int, k: int = 6, n: int = 2000):
+    def directions(self, run: str, epoch: int, k: int = 6, n: int = 1000):
         """GANSpace directions of a snapshot (cached): PCA of G's first hidden features."""
         import keras
 
@@ -200,7 +200,7 @@ class Engine:
                               g.layers[-1])
             fmodel = keras.Model(g.input, feat_layer.output)
             z = np.random.default_rng(0).standard_normal((n, snap.latent_dim)).astype(np.float32)
-            f = np.asarray(fmodel.predict(z, batch_size=500, verbose=0), np.float32).reshape(n, -1)
+            f = np.asarray(fmodel(z, training=False), np.float32).reshape(n, -1)  # one eager call
             return latent.pca_directions(f, z, k)
 
         return snap.extra(("pca", k), make)

@@ -1,0 +1,35 @@
+"""Shared fixtures: one REAL short training run on the real digits, made once per session."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST = ROOT.parent / "shared" / "data" / "mnist"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@pytest.fixture(scope="session")
+def trained_runs(tmp_path_factory) -> Path:
+    """A runs folder holding 'tiny': 3 epochs of the default preset on 512 real digits."""
+    runs = tmp_path_factory.mktemp("explorer-runs")
+    cmd = [sys.executable, "-m", "training", "--run-dir", str(runs / "tiny"), "--data", str(MNIST),
+           "--max-images", "512", "--epochs", "3", "--batch-size", "32", "--quality-samples", "500",
+           "--quiet", "--no-tensorboard"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return runs
+
+
+@pytest.fixture
+def runs_copy(trained_runs, tmp_path) -> Path:
+    """A private copy of the trained runs folder, free to damage."""
+    dst = tmp_path / "runs"
+    shutil.copytree(trained_runs, dst)
+    return dst
