@@ -7,6 +7,7 @@ URI in gr.HTML): one traced graph call and one small PNG encode, no disk I/O.
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import json
 import os
@@ -48,14 +49,12 @@ def _score_label(p: float, epoch) -> dict:
 
 def _err(fn):
     """Run a handler; explorer errors become clear UI/API errors."""
+    @functools.wraps(fn)  # keeps the signature: gr.api builds the API schema from it
     def wrapped(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except ExplorerError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
-    wrapped.__name__ = fn.__name__
-    wrapped.__doc__ = fn.__doc__
-    wrapped.__annotations__ = getattr(fn, "__annotations__", {})
     return wrapped
 
 
