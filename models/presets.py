@@ -1,8 +1,9 @@
 """Generator / discriminator builders as named presets.
 
 - ``dcgan`` (default): a lean DCGAN for 28x28x1 (the InfoGAN-style MNIST networks: 4x4
-  kernels, BatchNorm in G, one dense layer in D). About 5x fewer multiply-adds per image than
-  ``keras-io`` and it draws readable digits within a couple of CPU-minutes.
+  kernels, BatchNorm in G, a 1024-unit dense layer in D), Adam 5e-4 / beta_1 0.5, and the
+  snapshotted generator is a weight average (EMA 0.999). About 4x fewer multiply-adds per
+  image than ``keras-io``; it draws readable digits within a few CPU-minutes (README).
 - ``keras-io``: the keras.io "DCGAN from scratch" networks.
 - ``tf-tutorial``: the TensorFlow DCGAN tutorial networks.
 
@@ -78,7 +79,8 @@ def _dcgan_discriminator() -> keras.Model:
     x = layers.Conv2D(128, 4, strides=2, padding="same")(x)
     x = layers.LeakyReLU(0.2)(x)
     x = layers.Flatten()(x)
-    x = layers.Dropout(0.2)(x)
+    x = layers.Dense(1024)(x)
+    x = layers.LeakyReLU(0.2)(x)
     out = layers.Dense(1, dtype="float32", name="logit")(x)
     return keras.Model(img, out, name="discriminator")
 
