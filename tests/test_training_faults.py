@@ -17,7 +17,9 @@ from tests.test_training import ROOT, _wait_for, assert_whole_epoch, run_trainin
 def tmpfs(tmp_path):
     mnt = tmp_path / "mnt"
     mnt.mkdir()
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64M", "tmpfs", str(mnt)],
+    # room for a few whole epochs and a checkpoint of any preset; the disk-full test fills the
+    # rest itself, so the size only has to be comfortably larger than one epoch's writes
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256M", "tmpfs", str(mnt)],
                        capture_output=True)
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.decode().strip()}")

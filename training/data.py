@@ -105,6 +105,9 @@ def load_npz(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _load_keras(name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    from models.tf_runtime import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     loader = {"mnist": keras.datasets.mnist, "fashion_mnist": keras.datasets.fashion_mnist}[name]

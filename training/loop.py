@@ -376,8 +376,10 @@ def train(cfg: TrainConfig, stop: threading.Event | Callable[[], bool] | None = 
 
 
 def _train_locked(cfg, run_dir, existing, images_u8, source, should_stop, on_epoch):
+    from models.tf_runtime import import_tensorflow
+
+    tf = import_tensorflow()
     import keras
-    import tensorflow as tf
 
     from models import get_preset
 
