@@ -53,38 +53,85 @@ class Snapshot:
             return self._extras[key]
 
 
-def _load_snapshot(run: RunInfo, epoch: int) -> Snapshot:
+def _load_model(run: RunInfo, epoch: int, path):
+    """keras.saving.load_model in safe mode; any failure -> a SnapshotError saying why."""
     import keras
+
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as exc:  # noqa: BLE001 - any load failure is a broken snapshot
+        text = str(exc)
+        msg = text.splitlines()[0][:300] if text else exc.__class__.__name__
+        if "safe_mode" in text or "Lambda" in text:
+            msg = ("it holds custom code (e.g. a Lambda layer) that safe mode refuses to run; "
+                   "only load snapshots you trust outside this app")
+        elif "Could not locate" in text or "could not be deserialized" in text:
+            msg = ("it uses layers this app does not know (custom code); "
+                   "only Keras' own layers are loaded")
+        raise SnapshotError(f"run {run.name!r} epoch {epoch}: {path.name} cannot be loaded: {msg}") from None
+
+
+def _prob_fn(logits: bool):
+    import tensorflow as tf
+
+    def to_prob(out):
+        out = tf.cast(tf.reshape(out, [-1]), tf.float32)
+        return tf.sigmoid(out) if logits else out
+
+    return to_prob
+
+
+def _check_d(run: RunInfo, epoch: int, d) -> None:
+    if tuple(d.input_shape)[1:] != (28, 28, 1) or d.output_shape[-1] != 1:
+        raise SnapshotError(
+            f"run {run.name!r} epoch {epoch}: expected a discriminator taking 28x28x1 images and "
+            f"giving one logit, got {d.input_shape} -> {d.output_shape}")
+
+
+def _score_fn(d, lo: float, hi: float, to_prob):
+    import tensorflow as tf
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.float32)])
+    def score(img01):
+        x = img01[..., None] * (hi - lo) + lo
+        return to_prob(d(x, training=False))
+
+    return score
+
+
+def _load_scorer(run: RunInfo, epoch: int):
+    """Only the discriminator of a snapshot: images in [0,1] (N,28,28) -> P(real) (N,)."""
+    info = run.epoch(epoch)
+    if info.broken:
+        raise SnapshotError(f"run {run.name!r} epoch {epoch} is broken: {info.broken}")
+    d = _load_model(run, epoch, info.path / "discriminator.keras")
+    _check_d(run, epoch, d)
+    lo, hi = run.pixel_range
+    score = _score_fn(d, lo, hi, _prob_fn(bool(run.info.get("d_outputs_logits", True))))
+    return lambda x: score(np.asarray(x, np.float32).reshape(-1, 28, 28)).numpy()
+
+
+def _load_snapshot(run: RunInfo, epoch: int) -> Snapshot:
     import tensorflow as tf
 
     info = run.epoch(epoch)
     if info.broken:
         raise SnapshotError(f"run {run.name!r} epoch {epoch} is broken: {info.broken}")
-    try:
-        g = keras.saving.load_model(info.path / "generator.keras", safe_mode=True, compile=False)
-        d = keras.saving.load_model(info.path / "discriminator.keras", safe_mode=True, compile=False)
-    except Exception as exc:  # noqa: BLE001 - any load failure is a broken snapshot
-        msg = str(exc).splitlines()[0][:300] if str(exc) else exc.__class__.__name__
-        if "safe_mode" in str(exc) or "Lambda" in str(exc):
-            msg = ("it holds custom code (e.g. a Lambda layer) that safe mode refuses to run; "
-                   "only load snapshots you trust outside this app")
-        raise SnapshotError(f"run {run.name!r} epoch {epoch} cannot be loaded: {msg}") from None
+    g = _load_model(run, epoch, info.path / "generator.keras")
+    d = _load_model(run, epoch, info.path / "discriminator.keras")
     dim = run.latent_dim
     g_in, g_out = tuple(g.input_shape), tuple(g.output_shape)
     if g_in[-1] != dim:
         raise SnapshotError(
             f"run {run.name!r} epoch {epoch}: the generator takes {g_in[-1]} latent values but "
             f"run.json says latent_dim={dim}; the snapshot does not belong to this run")
-    if g_out[1:] != (28, 28, 1) or tuple(d.input_shape)[1:] != (28, 28, 1) or d.output_shape[-1] != 1:
+    if g_out[1:] != (28, 28, 1):
         raise SnapshotError(
-            f"run {run.name!r} epoch {epoch}: expected 28x28x1 images and one D logit, got "
-            f"G {g_out} and D {d.input_shape} -> {d.output_shape}")
+            f"run {run.name!r} epoch {epoch}: expected a generator making 28x28x1 images, "
+            f"got {g_out}")
+    _check_d(run, epoch, d)
     lo, hi = run.pixel_range
-    logits = bool(run.info.get("d_outputs_logits", True))
-
-    def to_prob(out):
-        out = tf.cast(tf.reshape(out, [-1]), tf.float32)
-        return tf.sigmoid(out) if logits else out
+    to_prob = _prob_fn(bool(run.info.get("d_outputs_logits", True)))
 
     @tf.function(input_signature=[tf.TensorSpec([None, dim], tf.float32)])
     def gen_score(z):
@@ -93,16 +140,23 @@ def _load_snapshot(run: RunInfo, epoch: int) -> Snapshot:
         img = (tf.cast(x, tf.float32)[..., 0] - lo) / (hi - lo)
         return tf.clip_by_value(img, 0.0, 1.0), p
 
-    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.float32)])
-    def score(img01):
-        x = img01[..., None] * (hi - lo) + lo
-        return to_prob(d(x, training=False))
-
+    score = _score_fn(d, lo, hi, to_prob)
     snap = Snapshot(run.name, epoch, dim, (lo, hi), g, d, gen_score, score)
     for n in (1, 8):  # trace once and warm up (shape [None, dim] covers every batch size)
         snap.generate(np.zeros((n, dim), np.float32))
     snap.score(np.zeros((1, 28, 28), np.float32))
     return snap
+
+
+def _whole(value, what: str, lo: int, hi: int) -> int:
+    try:
+        v = float(value)
+        ok = np.isfinite(v) and v == int(v) and lo <= v <= hi
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ExplorerError(f"{what} must be a whole number from {lo} to {hi} (got {str(value)[:40]})")
+    return int(v)
 
 
 class Engine:
@@ -114,12 +168,20 @@ class Engine:
         self._cache: OrderedDict[tuple[str, int], Snapshot] = OrderedDict()
         self._lock = threading.Lock()
         self._loading: dict[tuple[str, int], threading.Lock] = {}
+        self._scorers: OrderedDict[tuple[str, int], object] = OrderedDict()  # D only, small
+
+    @staticmethod
+    def _epoch_number(epoch) -> int:
+        try:
+            e = int(epoch)
+            if e != float(epoch):
+                raise ValueError
+        except (TypeError, ValueError, OverflowError):
+            raise ExplorerError(f"epoch must be a number, got {str(epoch)[:40]!r}") from None
+        return e
 
     def snapshot(self, run: str, epoch: int | str) -> Snapshot:
-        try:
-            epoch = int(epoch)
-        except (TypeError, ValueError):
-            raise ExplorerError(f"epoch must be a number, got {str(epoch)[:40]!r}") from None
+        epoch = self._epoch_number(epoch)
         key = (run, epoch)
         with self._lock:
             snap = self._cache.get(key)
@@ -131,13 +193,40 @@ class Engine:
             with self._lock:
                 if key in self._cache:
                     return self._cache[key]
-            snap = _load_snapshot(self.registry.get(run), epoch)
+            info = self.registry.get(run)
+            try:
+                snap = _load_snapshot(info, epoch)
+            except SnapshotError as exc:
+                if any(e.epoch == epoch and not e.broken for e in info.epochs):
+                    self.registry.mark_broken(info.epoch(epoch).path, str(exc).split(": ", 1)[-1])
+                raise
+            finally:
+                with self._lock:
+                    self._loading.pop(key, None)
             with self._lock:
                 self._cache[key] = snap
-                self._loading.pop(key, None)
                 while len(self._cache) > self.cache_size:
                     self._cache.popitem(last=False)
             return snap
+
+    def scores(self, run: str, epoch: int | str, images01) -> np.ndarray:
+        """P(real) of images in [0,1] by one epoch's D. Uses the loaded snapshot when cached;
+        otherwise loads only that D into a small separate cache (the Train tab scores every new
+        epoch of a run in progress without evicting the snapshots being explored)."""
+        epoch = self._epoch_number(epoch)
+        key = (run, epoch)
+        with self._lock:
+            snap = self._cache.get(key)
+            fn = self._scorers.get(key)
+        if snap is not None:
+            return snap.score(images01)
+        if fn is None:
+            fn = _load_scorer(self.registry.get(run), epoch)
+            with self._lock:
+                self._scorers[key] = fn
+                while len(self._scorers) > 3:
+                    self._scorers.popitem(last=False)
+        return fn(images01)
 
     def cached(self) -> list[tuple[str, int]]:
         with self._lock:
@@ -159,23 +248,33 @@ class Engine:
         return imgs, p, zs
 
     def compare(self, run: str, n_points: int = 8, seed: int = 0, final_d: bool = False,
-                epochs: list[int] | None = None):
-        """The same latent points through every (good) epoch of a run.
+                epochs: list[int] | None = None, skipped: list | None = None):
+        """The same latent points through every (good) epoch on disk of a run.
 
         Returns (epochs, images (E, n, 28, 28), scores (E, n)); scores by each epoch's own D,
-        or by the final epoch's D when ``final_d``.
+        or by the final (last loadable) epoch's D when ``final_d``. Epochs that are broken or
+        fail to load are left out and, when ``skipped`` is a list, reported there as
+        (epoch, reason): one bad snapshot does not take the whole view down.
         """
+        n_points, seed = _whole(n_points, "points", 1, 32), _whole(seed, "seed", 0, 2**32 - 1)
         info = self.registry.get(run)
         good = [e.epoch for e in info.good_epochs()]
+        if skipped is not None:
+            skipped.extend((e.epoch, e.broken) for e in info.epochs if e.broken)
         if epochs is not None:
             good = [e for e in good if e in set(epochs)]
+        snaps = []
+        for e in good:
+            try:
+                snaps.append(self.snapshot(run, e))
+            except SnapshotError as exc:
+                if skipped is None:
+                    raise
+                skipped.append((e, str(exc).split(": ", 1)[-1]))
+        good = [s.epoch for s in snaps]
         if not good:
             raise ExplorerError(f"run {run!r} has no loadable epoch yet")
-        if not 1 <= int(n_points) <= 32:
-            raise ExplorerError("points must be between 1 and 32")
-        z = np.random.default_rng(int(seed)).standard_normal(
-            (int(n_points), info.latent_dim)).astype(np.float32)
-        snaps = [self.snapshot(run, e) for e in good]
+        z = np.random.default_rng(seed).standard_normal((n_points, info.latent_dim)).astype(np.float32)
         imgs, scores = [], []
         for s in snaps:
             i, p = s.generate(z)

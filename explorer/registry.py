@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,7 +90,65 @@ def read_jsonl(path: Path) -> list[dict]:
     return rows
 
 
-def _check_epoch(path: Path) -> tuple[str | None, dict | None]:
+_UNSAFE_CLASSES = {"Lambda", "TFOpLambda", "__lambda__", "SlicingOpLambda"}
+_MAX_CONFIG = 8 * 1024 * 1024
+
+
+def _walk(obj):
+    if isinstance(obj, dict):
+        yield obj
+        for v in obj.values():
+            yield from _walk(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _walk(v)
+
+
+def inspect_keras(path: Path) -> tuple[str | None, list | None]:
+    """Cheap look inside a .keras file (a zip) WITHOUT loading it.
+
+    Returns (reason it cannot be used or None, the model's input batch shape or None).
+    Refuses truncated/garbage files and configs that would run custom code (Lambda layers,
+    classes from modules outside Keras, registered custom objects); the engine then loads the
+    rest with Keras' safe mode on top.
+    """
+    name = path.name
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            if "config.json" not in names or not any(n.endswith(".weights.h5") for n in names):
+                return f"{name} is not a Keras model file (no config.json / weights inside)", None
+            if zf.getinfo("config.json").file_size > _MAX_CONFIG:
+                return f"{name} has an oversized config", None
+            config = json.loads(zf.read("config.json"))
+    except (zipfile.BadZipFile, EOFError):
+        return f"{name} is truncated or not a .keras file", None
+    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+        return f"{name} unreadable ({exc.__class__.__name__})", None
+    if not isinstance(config, dict):
+        return f"{name} has a config that is not a JSON object", None
+    shape = None
+    for node in _walk(config):
+        cls = node.get("class_name")
+        if cls in _UNSAFE_CLASSES:
+            return (f"{name} holds a Lambda layer (custom Python code); safe mode refuses it: "
+                    "only load snapshots you trust, outside this app"), None
+        module, reg = node.get("module"), node.get("registered_name")
+        if cls and isinstance(module, str) and not (module == "keras" or module.startswith("keras.")):
+            return (f"{name} uses {cls!s:.40} from module {module!s:.60} (custom code); "
+                    "this app only loads Keras' own layers"), None
+        if cls and isinstance(reg, str) and ">" in reg:
+            return (f"{name} uses a custom layer {reg!s:.60} (custom code); "
+                    "this app only loads Keras' own layers"), None
+        if shape is None and cls == "InputLayer":
+            cfg = node.get("config") or {}
+            bs = cfg.get("batch_shape") or cfg.get("batch_input_shape")
+            if isinstance(bs, list):
+                shape = bs
+    return None, shape
+
+
+def _check_epoch(path: Path, inspect=inspect_keras) -> tuple[str | None, dict | None]:
     missing = [f for f in EPOCH_FILES if not (path / f).is_file()]
     if missing:
         return f"missing {', '.join(missing)}", None
@@ -101,6 +161,10 @@ def _check_epoch(path: Path) -> tuple[str | None, dict | None]:
             raise ValueError("not an object")
     except (OSError, ValueError) as exc:
         return f"summary.json unreadable ({exc.__class__.__name__})", None
+    for f in ("generator.keras", "discriminator.keras"):
+        reason, _ = inspect(path / f)
+        if reason:
+            return reason, summary
     return None, summary
 
 
@@ -122,6 +186,38 @@ class RunRegistry:
 
     def __init__(self, roots: list[str | Path]):
         self.roots = [Path(r).expanduser().resolve() for r in roots]
+        self._inspected: dict[tuple, tuple] = {}  # (path, size, mtime) -> inspect_keras result
+        self._failed: dict[Path, tuple[tuple, str]] = {}  # epoch dir -> (file stamp, reason)
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _stamp(path: Path) -> tuple:
+        try:
+            st = path.stat()
+            return (str(path), st.st_size, st.st_mtime_ns)
+        except OSError:
+            return (str(path), None, None)
+
+    def inspect(self, path: Path) -> tuple[str | None, list | None]:
+        """inspect_keras, memoised per file version (the registry re-lists every few seconds)."""
+        key = self._stamp(path)
+        with self._lock:
+            hit = self._inspected.get(key)
+        if hit is None:
+            hit = inspect_keras(path)
+            with self._lock:
+                if len(self._inspected) > 4096:
+                    self._inspected.clear()
+                self._inspected[key] = hit
+        return hit
+
+    def _epoch_stamp(self, path: Path) -> tuple:
+        return tuple(self._stamp(path / f) for f in ("generator.keras", "discriminator.keras"))
+
+    def mark_broken(self, epoch_path: Path, reason: str) -> None:
+        """A snapshot that failed to load: shown as broken until its files change."""
+        with self._lock:
+            self._failed[Path(epoch_path)] = (self._epoch_stamp(Path(epoch_path)), reason)
 
     def _run_dirs(self) -> dict[str, Path]:
         found: dict[str, Path] = {}
@@ -166,10 +262,24 @@ class RunRegistry:
                 m = _EPOCH_RE.match(p.name)
                 if not m or not p.is_dir():
                     continue  # .tmp- folders of a writer, stray files
-                broken, summary = _check_epoch(p)
+                broken, summary = _check_epoch(p, self.inspect)
+                if not broken and not run.broken:
+                    broken = self._latent_mismatch(p, run)
+                if not broken:
+                    with self._lock:
+                        failed = self._failed.get(p)
+                    if failed and failed[0] == self._epoch_stamp(p):
+                        broken = failed[1]
                 run.epochs.append(EpochInfo(int(m.group(1)), p, broken or run.broken, summary))
         run.epochs.sort(key=lambda e: e.epoch)
         return run
+
+    def _latent_mismatch(self, p: Path, run: RunInfo) -> str | None:
+        _, shape = self.inspect(p / "generator.keras")
+        if shape and shape[-1] is not None and int(shape[-1]) != run.latent_dim:
+            return (f"its generator takes {shape[-1]} latent values but run.json says "
+                    f"latent_dim={run.latent_dim}")
+        return None
 
     def metrics(self, name: str) -> list[dict]:
         return read_jsonl(self.get(name).path / "metrics.jsonl")

@@ -6,7 +6,9 @@ import io
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-_FONT = ImageFont.load_default()
+_FONT = ImageFont.load_default(size=12)
+_LABEL_FONT = ImageFont.load_default(size=14)
+HIGHLIGHT = (30, 120, 220)
 
 
 def to_uint8(img01: np.ndarray) -> np.ndarray:
@@ -22,18 +24,42 @@ def digit(img01: np.ndarray, size: int = 280) -> Image.Image:
 def _score_color(p: float) -> tuple[int, int, int]:
     # red (fake-looking) -> green (real-looking)
     p = float(np.clip(p, 0, 1))
-    return int(220 * (1 - p) + 30 * p), int(60 * (1 - p) + 170 * p), 60
+    return int(200 * (1 - p) + 20 * p), int(40 * (1 - p) + 140 * p), 40
+
+
+def _text_w(text: str, font=_FONT) -> int:
+    return int(font.getbbox(text)[2])
 
 
 def grid(images01: np.ndarray, scores: np.ndarray | None = None, row_labels: list[str] | None = None,
-         cell: int = 84, pad: int = 4, label_w: int = 0) -> Image.Image:
-    """(R, C, 28, 28) images -> one RGB grid; each cell captioned with its P(real)."""
+         cell: int = 84, pad: int = 6, label_w: int = 0, scores2: np.ndarray | None = None,
+         score_name: str = "P(real)", score2_name: str = "final D",
+         highlight_rows: tuple[int, ...] = (), count: int | None = None) -> Image.Image:
+    """(R, C, 28, 28) images -> one RGB grid; each cell captioned with its P(real).
+
+    ``scores2`` adds a second caption line (e.g. P(real) by the final epoch's D);
+    ``highlight_rows`` frames rows (e.g. the best epoch) in blue; ``count`` draws only the first
+    cells (row-major), leaving the rest of the last row empty.
+    """
     imgs = np.asarray(images01)
     if imgs.ndim == 3:
         imgs = imgs[None]
     rows, cols = imgs.shape[:2]
-    cap = 14 if scores is not None else 0
-    label_w = label_w or (70 if row_labels else 0)
+
+    def as2d(s):
+        if s is None:
+            return None
+        s = np.asarray(s, np.float64)
+        return s.reshape(rows, cols)
+
+    scores, scores2 = as2d(scores), as2d(scores2)
+    line = 15
+    cap = line * ((scores is not None) + (scores2 is not None))
+    cell = max(int(cell), _text_w(f"{score2_name} 0.00") + 4 if scores2 is not None else 0,
+               _text_w(f"{score_name} 0.00") + 4 if scores is not None else 0)
+    if row_labels:
+        label_w = label_w or max(_text_w(line_, _LABEL_FONT) for t in row_labels
+                                 for line_ in t.splitlines() or [""]) + 16
     w = label_w + cols * (cell + pad) + pad
     h = rows * (cell + cap + pad) + pad
     out = Image.new("RGB", (w, h), (250, 250, 250))
@@ -41,30 +67,76 @@ def grid(images01: np.ndarray, scores: np.ndarray | None = None, row_labels: lis
     u8 = to_uint8(imgs)
     for r in range(rows):
         y = pad + r * (cell + cap + pad)
+        if r in highlight_rows:
+            draw.rectangle([1, y - pad // 2 - 1, w - 2, y + cell + cap + pad // 2], outline=HIGHLIGHT, width=3)
         if row_labels:
-            draw.text((6, y + cell // 2 - 6), row_labels[r], fill=(20, 20, 20), font=_FONT)
+            color = HIGHLIGHT if r in highlight_rows else (20, 20, 20)
+            n_lines = max(1, len(row_labels[r].splitlines()))
+            draw.multiline_text((8, y + cell // 2 - 9 * n_lines), row_labels[r], fill=color,
+                                font=_LABEL_FONT, spacing=3)
         for c in range(cols):
+            if count is not None and r * cols + c >= count:
+                break
             x = label_w + pad + c * (cell + pad)
             out.paste(Image.fromarray(u8[r, c], mode="L").resize((cell, cell), Image.NEAREST), (x, y))
+            ty = y + cell + 1
             if scores is not None:
-                p = float(np.asarray(scores)[r, c] if np.ndim(scores) == 2 else np.asarray(scores)[c])
-                draw.text((x + 2, y + cell + 1), f"P(real) {p:.2f}", fill=_score_color(p), font=_FONT)
+                p = float(scores[r, c])
+                draw.text((x + 1, ty), f"{score_name} {p:.2f}", fill=_score_color(p), font=_FONT)
+                ty += line
+            if scores2 is not None:
+                p = float(scores2[r, c])
+                draw.text((x + 1, ty), f"{score2_name} {p:.2f}", fill=_score_color(p), font=_FONT)
     return out
 
 
-def strip(images01: np.ndarray, scores: np.ndarray, cell: int = 84) -> Image.Image:
-    return grid(np.asarray(images01)[None], np.asarray(scores)[None], cell=cell)
+def strip(images01: np.ndarray, scores: np.ndarray, cell: int = 84, per_row: int = 12,
+          scores2: np.ndarray | None = None, score2_name: str = "final D") -> Image.Image:
+    """Frames left to right, wrapped every ``per_row`` frames; each frame captioned."""
+    imgs = np.asarray(images01, np.float32)
+    n = len(imgs)
+    cols = min(n, per_row)
+    rows = -(-n // cols)
+
+    def fill(a, shape):
+        out = np.zeros((rows * cols, *shape), np.float32)
+        out[:n] = np.asarray(a, np.float32).reshape(n, *shape)
+        return out.reshape(rows, cols, *shape)
+
+    return grid(fill(imgs, (28, 28)), fill(scores, ()), cell=cell, count=n,
+                scores2=None if scores2 is None else fill(scores2, ()), score2_name=score2_name)
 
 
-def gif_bytes(images01: np.ndarray, scores: np.ndarray | None = None, size: int = 168,
+def split_samples(im: Image.Image, cols: int = 8, cell: int = 28) -> np.ndarray | None:
+    """samples.png (a grid of 28 px cells, ``cols`` per row, equal padding) -> (N,28,28) in [0,1].
+
+    None when the picture is not such a grid (then it is shown as it is, without scores).
+    """
+    g = np.asarray(im.convert("L"), np.float32) / 255.0
+    h, w = g.shape
+    pad, rem = divmod(w - cols * cell, cols + 1)
+    if rem or pad < 0:
+        return None
+    rows, rem = divmod(h - pad, cell + pad)
+    if rem or rows < 1:
+        return None
+    out = [g[pad + r * (cell + pad): pad + r * (cell + pad) + cell, pad + c * (cell + pad): pad + c * (cell + pad) + cell]
+           for r in range(rows) for c in range(cols)]
+    return np.stack(out).astype(np.float32)
+
+
+def gif_bytes(images01: np.ndarray, scores: np.ndarray | None = None, size: int = 196,
               ms_per_frame: int = 90, bounce: bool = True) -> bytes:
-    """An animated GIF of the frames (there and back), each with its score in the corner."""
+    """An animated GIF of the frames (there and back), each with its score on a light band."""
     frames = []
     for i, im in enumerate(np.asarray(images01)):
         f = digit(im, size).convert("RGB")
         if scores is not None:
-            ImageDraw.Draw(f).text((4, 4), f"P(real) {float(scores[i]):.2f}",
-                                   fill=_score_color(float(scores[i])), font=_FONT)
+            p = float(scores[i])
+            text = f"P(real) {p:.2f}"
+            d = ImageDraw.Draw(f)
+            d.rectangle([0, 0, _text_w(text) + 10, 19], fill=(245, 245, 245))
+            d.text((5, 3), text, fill=_score_color(p), font=_FONT)
         frames.append(f.convert("P", palette=Image.ADAPTIVE))
     if bounce and len(frames) > 2:
         frames = frames + frames[-2:0:-1]

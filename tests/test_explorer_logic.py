@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
@@ -281,3 +282,212 @@ def test_rendering_shapes_and_pixels():
     gif = render.gif_bytes(imgs[0], rng.random(5))
     im = Image.open(__import__("io").BytesIO(gif))
     assert im.format == "GIF" and im.n_frames == 8  # there and back
+
+
+# ----------------------------------------------------------------------------- broken snapshots
+def _epoch(runs, n):
+    return runs / "tiny" / "epochs" / f"epoch-{n:04d}"
+
+
+def _reasons(runs):
+    return {e.epoch: e.broken for e in RunRegistry([runs]).get("tiny").epochs}
+
+
+def _assert_refused_and_others_usable(runs, epoch, needle):
+    """Listed as broken (before any load), refused with the reason, the other epochs still load."""
+    assert needle in (_reasons(runs)[epoch] or ""), _reasons(runs)
+    eng = Engine(RunRegistry([runs]))
+    with pytest.raises(SnapshotError, match=re.escape(needle)):
+        eng.snapshot("tiny", epoch)
+    other = next(e for e in (1, 2, 3) if e != epoch)
+    img, p = eng.generate("tiny", other, latent.random_vector(64, 0))
+    assert img.shape == (28, 28) and 0 <= p <= 1
+
+
+def test_a_truncated_generator_is_listed_broken_before_loading(runs_copy):
+    g = _epoch(runs_copy, 2) / "generator.keras"
+    g.write_bytes(g.read_bytes()[: g.stat().st_size // 2])
+    _assert_refused_and_others_usable(runs_copy, 2, "truncated")
+
+
+def test_a_garbage_discriminator_is_listed_broken(runs_copy):
+    (_epoch(runs_copy, 1) / "discriminator.keras").write_bytes(b"definitely not a zip file " * 40)
+    _assert_refused_and_others_usable(runs_copy, 1, "discriminator.keras is truncated or not a .keras file")
+
+
+def test_a_missing_discriminator_is_listed_broken(runs_copy):
+    (_epoch(runs_copy, 3) / "discriminator.keras").unlink()
+    _assert_refused_and_others_usable(runs_copy, 3, "missing discriminator.keras")
+
+
+def test_a_generator_of_the_wrong_latent_size_is_listed_broken(runs_copy):
+    from models import get_preset
+
+    get_preset("dcgan").build_generator(32).save(_epoch(runs_copy, 2) / "generator.keras")
+    _assert_refused_and_others_usable(runs_copy, 2, "takes 32 latent values")
+
+
+def test_a_lambda_layer_is_listed_broken_without_loading_it(runs_copy):
+    import keras
+
+    inp = keras.Input((64,))
+    x = keras.layers.Dense(784)(inp)
+    x = keras.layers.Lambda(lambda t: t * 2.0)(x)  # would only scale, but it is code all the same
+    keras.Model(inp, keras.layers.Reshape((28, 28, 1))(x)).save(_epoch(runs_copy, 3) / "generator.keras")
+    _assert_refused_and_others_usable(runs_copy, 3, "Lambda layer")
+
+
+def test_a_custom_layer_class_is_refused_with_a_clear_message(runs_copy):
+    import keras
+
+    @keras.saving.register_keras_serializable(package="evil")
+    class Twice(keras.layers.Layer):
+        def call(self, x):
+            return x * 2.0
+
+    inp = keras.Input((28, 28, 1))
+    out = keras.layers.Dense(1)(keras.layers.Flatten()(Twice()(inp)))
+    keras.Model(inp, out).save(_epoch(runs_copy, 1) / "discriminator.keras")
+    keras.saving.get_custom_objects().pop("evil>Twice")  # as in a fresh app process
+    _assert_refused_and_others_usable(runs_copy, 1, "Twice from module tests.test_explorer_logic (custom code)")
+
+
+def test_a_snapshot_that_fails_to_load_shows_as_broken_until_its_files_change(runs_copy):
+    import zipfile
+
+    g = _epoch(runs_copy, 2) / "generator.keras"
+    good = g.read_bytes()
+    with zipfile.ZipFile(runs_copy / "src.keras", "w") as out, zipfile.ZipFile(g) as src:
+        for name in src.namelist():  # a well-formed zip whose weights are garbage
+            out.writestr(name, b"\x00garbage" * 100 if name.endswith(".h5") else src.read(name))
+    g.write_bytes((runs_copy / "src.keras").read_bytes())
+    reg = RunRegistry([runs_copy])
+    eng = Engine(reg)
+    assert reg.get("tiny").epoch(2).broken is None  # looks whole from outside
+    with pytest.raises(SnapshotError, match="generator.keras cannot be loaded"):
+        eng.snapshot("tiny", 2)
+    assert "cannot be loaded" in reg.get("tiny").epoch(2).broken  # now marked in the picker
+    with pytest.raises(SnapshotError, match="broken"):
+        eng.snapshot("tiny", 2)  # refused at once, no second load attempt
+    g.write_bytes(good)  # the writer replaced it: usable again
+    assert reg.get("tiny").epoch(2).broken is None
+    assert eng.generate("tiny", 2, latent.random_vector(64, 0))[0].shape == (28, 28)
+
+
+def test_garbage_run_json_and_empty_summary(runs_copy):
+    shutil.copytree(runs_copy / "tiny", runs_copy / "garbage")
+    (runs_copy / "garbage" / "run.json").write_text("[1, 2,")
+    (_epoch(runs_copy, 1) / "summary.json").write_text("")
+    reg = RunRegistry([runs_copy])
+    runs = {r.name: r for r in reg.list_runs()}
+    assert runs["garbage"].status == "broken" and "run.json unreadable" in runs["garbage"].broken
+    assert all(e.broken for e in runs["garbage"].epochs)
+    assert "empty summary.json" in runs["tiny"].epoch(1).broken
+    eng = Engine(reg)
+    with pytest.raises(SnapshotError, match="run.json unreadable"):
+        eng.snapshot("garbage", 3)
+    assert 0 <= eng.generate("tiny", 3, latent.random_vector(64, 0))[1] <= 1
+
+
+# ----------------------------------------------------------------------------- compare: epochs with gaps
+def _gappy(runs):
+    """'tiny' with epoch 2 pruned from disk: metrics.jsonl still has all three epochs."""
+    shutil.rmtree(_epoch(runs, 2))
+    return runs
+
+
+def test_epoch_figures_cover_all_epochs_while_the_grid_uses_those_on_disk(runs_copy):
+    from explorer import figures
+
+    reg = RunRegistry([_gappy(runs_copy)])
+    info = reg.get("tiny")
+    rows = figures.epoch_rows(info, reg.metrics("tiny"))
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert [r["snapshot"] for r in rows] == ["on disk", "not kept on disk", "on disk"]
+    assert all(r["fcd"] > 0 and r["d_loss"] is not None for r in rows)
+    best = figures.best_epoch(rows)
+    assert best == min(((r["epoch"], r["fcd"]) for r in rows), key=lambda t: t[1])
+    best_disk = figures.best_epoch(rows, on_disk_only=True)
+    assert best_disk[0] in (1, 3)
+    epochs, imgs, scores = Engine(reg).compare("tiny", n_points=4, seed=1)
+    assert epochs == [1, 3] and imgs.shape == (2, 4, 28, 28) and scores.shape == (2, 4)
+
+
+def test_epoch_figures_fall_back_to_summaries_and_survive_bad_values(runs_copy):
+    from explorer import figures
+
+    run_dir = runs_copy / "tiny"
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    epoch_lines = [json.loads(l) for l in lines if '"kind": "epoch"' in l]
+    # epoch 1 logged twice (a resume), epoch 3 missing from the log, a torn last line
+    first = dict(epoch_lines[0], d_loss=0.123)
+    broken_q = dict(epoch_lines[1], quality={"fcd": None, "classifier_score": "x"})
+    (run_dir / "metrics.jsonl").write_text("\n".join(
+        [json.dumps(epoch_lines[0]), json.dumps(first), json.dumps(broken_q), '{"kind": "ep']) + "\n")
+    reg = RunRegistry([runs_copy])
+    rows = figures.epoch_rows(reg.get("tiny"), reg.metrics("tiny"))
+    assert [r["epoch"] for r in rows] == [1, 2, 3]  # 3 from its summary.json
+    assert rows[0]["d_loss"] == 0.123
+    assert rows[1]["fcd"] is None and rows[1]["classifier_score"] is None
+    assert figures.best_epoch(rows)[0] in (1, 3)
+    assert figures.best_epoch([dict(r, fcd=None) for r in rows]) is None
+
+
+def test_compare_leaves_out_an_epoch_that_fails_to_load_and_says_why(runs_copy):
+    g = _epoch(runs_copy, 2) / "generator.keras"
+    g.write_bytes(g.read_bytes()[:1000])
+    eng = Engine(RunRegistry([runs_copy]))
+    skipped = []
+    epochs, imgs, scores = eng.compare("tiny", n_points=3, seed=0, skipped=skipped)
+    assert epochs == [1, 3] and imgs.shape[0] == 2
+    assert skipped and skipped[0][0] == 2 and "truncated" in skipped[0][1]
+
+
+@pytest.mark.parametrize("kw,needle", [
+    (dict(n_points=0), "points must be a whole number from 1 to 32"),
+    (dict(n_points=33), "points"), (dict(n_points=float("nan")), "points"),
+    (dict(n_points=2.5), "points"), (dict(seed=-1), "seed"), (dict(seed="x"), "seed"),
+])
+def test_compare_refuses_bad_counts_and_seeds(engine, kw, needle):
+    with pytest.raises(ExplorerError, match=needle):
+        engine.compare("tiny", **kw)
+
+
+@pytest.mark.parametrize("epoch", ["abc", float("nan"), float("inf"), 2.5, None, "../../etc"])
+def test_bad_epoch_values_are_clear_errors(engine, epoch):
+    with pytest.raises(ExplorerError, match="epoch must be a number"):
+        engine.snapshot("tiny", epoch)
+
+
+# ----------------------------------------------------------------------------- scoring samples.png
+def test_samples_png_splits_into_its_digits_and_is_scored_by_the_same_epochs_d(trained_runs, engine):
+    ep = trained_runs / "tiny" / "epochs" / "epoch-0002"
+    with Image.open(ep / "samples.png") as im:
+        cells = render.split_samples(im)
+    assert cells.shape == (64, 28, 28) and 0 <= cells.min() and cells.max() <= 1
+    assert cells.std(axis=(1, 2)).min() > 0  # digits, not padding
+    p = engine.scores("tiny", 2, cells)
+    assert p.shape == (64,) and np.all((p >= 0) & (p <= 1))
+    np.testing.assert_allclose(p, engine.snapshot("tiny", 2).score(cells), atol=1e-6)
+    # a fresh engine scores with only D loaded, and agrees
+    fresh = Engine(RunRegistry([trained_runs]))
+    np.testing.assert_allclose(fresh.scores("tiny", 2, cells), p, atol=1e-5)
+    assert fresh.cached() == []  # the snapshots being explored were not evicted
+    assert render.split_samples(Image.new("L", (100, 37))) is None
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 64), st.integers(1, 16), st.booleans())
+def test_strips_wrap_and_caption_every_frame(n, per_row, two_scores):
+    rng = np.random.default_rng(n)
+    imgs = rng.random((n, 28, 28)).astype(np.float32)
+    s = rng.random(n)
+    im = render.strip(imgs, s, cell=40, per_row=per_row, scores2=s if two_scores else None)
+    cols, rows = min(n, per_row), -(-n // min(n, per_row))
+    cell = max(40, render._text_w("final D 0.00") + 4 if two_scores else 0, render._text_w("P(real) 0.00") + 4)
+    assert im.width == cols * (cell + 6) + 6
+    assert im.height == rows * (cell + 15 * (1 + two_scores) + 6) + 6
+    # the first frame is pasted at (6, 6) at full size
+    px = np.asarray(im.convert("L"))[6: 6 + cell, 6: 6 + cell]
+    expect = np.asarray(render.digit(imgs[0], cell))
+    np.testing.assert_array_equal(px, expect)

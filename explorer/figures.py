@@ -1,0 +1,67 @@
+"""Per-epoch figures of a run for the Compare view: one row per epoch the run ever finished.
+
+metrics.jsonl holds every epoch's summary, also of epochs whose snapshot folders were pruned
+from disk (a demo run may keep epochs 1, 5 and 15 of 15); summary.json files fill in epochs
+missing from metrics.jsonl (a truncated or missing log). Plots use every epoch; the image grid
+uses the epochs on disk. The best epoch is the one with the lowest FCD.
+"""
+from __future__ import annotations
+
+import math
+
+from explorer.registry import RunInfo
+
+FIELDS = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")
+QUALITY = (("fcd", "fcd"), ("classifier_score", "classifier_score"),
+           ("confident_share", "confident_share"), ("modes", "mode_coverage"))
+
+
+def _num(v):
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def epoch_rows(info: RunInfo, metrics: list[dict]) -> list[dict]:
+    """Rows sorted by epoch: figures, and where the snapshot is (on disk / broken / pruned)."""
+    by_epoch: dict[int, dict] = {}
+    for r in metrics:
+        if r.get("kind") == "epoch":
+            try:
+                by_epoch[int(r["epoch"])] = r  # a later line for the same epoch wins (resume)
+            except (KeyError, TypeError, ValueError):
+                continue
+    disk = {e.epoch: e for e in info.epochs}
+    for e in info.epochs:
+        if e.epoch not in by_epoch and isinstance(e.summary, dict):
+            by_epoch[e.epoch] = e.summary
+    rows = []
+    for ep in sorted(by_epoch):
+        s = by_epoch[ep]
+        q = s.get("quality") if isinstance(s.get("quality"), dict) else {}
+        row = {"epoch": ep, **{k: _num(s.get(k)) for k in FIELDS},
+               **{k: _num(q.get(src)) for k, src in QUALITY}}
+        e = disk.get(ep)
+        row["snapshot"] = ("not kept on disk" if e is None else
+                           f"broken: {e.broken}" if e.broken else "on disk")
+        rows.append(row)
+    return rows
+
+
+def best_epoch(rows: list[dict], on_disk_only: bool = False) -> tuple[int, float] | None:
+    """(epoch, FCD) with the lowest FCD, or None when no epoch was scored."""
+    scored = [(r["epoch"], r["fcd"]) for r in rows if r.get("fcd") is not None
+              and (not on_disk_only or r["snapshot"] == "on disk")]
+    return min(scored, key=lambda t: (t[1], t[0])) if scored else None
+
+
+def fcd_floor(metrics: list[dict], info: RunInfo) -> float | None:
+    """FCD of real digits against real digits (the evaluator's noise floor), when recorded."""
+    sources = [r for r in metrics if r.get("kind") == "epoch"] + [e.summary or {} for e in info.epochs]
+    for s in reversed(sources):
+        q = s.get("quality") if isinstance(s.get("quality"), dict) else {}
+        if _num(q.get("fcd_floor")) is not None:
+            return _num(q["fcd_floor"])
+    return None
