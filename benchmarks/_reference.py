@@ -1,0 +1,115 @@
+"""The reference the training benchmarks compare against: the keras.io GAN loop, as written there.
+
+Source: the keras.io guide "Writing a training loop from scratch in TensorFlow", section
+"End-to-end example: a GAN training loop from scratch" (the MNIST DCGAN of
+https://keras.io/examples/generative/dcgan_overriding_train_step/ in custom-loop form):
+
+- networks: the keras.io ones (this project's ``keras-io`` preset builders), float32;
+- Adam(3e-4) for D, Adam(4e-4) for G, other arguments default (beta_1 0.9);
+- data: digits / 255 -> ``from_tensor_slices(...).shuffle(1024).batch(64)`` (last batch partial),
+  iterated by a plain Python loop calling the ``@tf.function`` step once per batch, no XLA;
+- step: D on concat(generated, real) with labels concat(ones, zeros) + 0.05 * uniform noise, then
+  G on fresh noise through D with "misleading" all-zeros labels (G runs forward twice per step).
+
+Shared by benchmarks/train_speed.py and benchmarks/time_to_quality.py. Not used by the project.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+PRESET = "keras-io"
+BATCH_SIZE = 64
+LR_D, LR_G = 3e-4, 4e-4
+SHUFFLE_BUFFER = 1024
+
+
+class Reference:
+    """The guide's models, optimizers, dataset and step; ``run(n)`` does n steps, as the guide does."""
+
+    name = f"ref {PRESET} f32 (keras.io loop)"
+
+    def __init__(self, images_u8: np.ndarray, batch_size: int = BATCH_SIZE, seed: int = 0):
+        import keras
+        import tensorflow as tf
+
+        from models import get_preset
+
+        preset = get_preset(PRESET)
+        self.latent_dim = latent_dim = preset.latent_dim
+        self.pixel_range = preset.pixel_range  # (0, 1): sigmoid output
+        policy = keras.mixed_precision.global_policy().name
+        keras.mixed_precision.set_global_policy("float32")  # the guide is float32
+        try:
+            keras.utils.set_random_seed(seed)
+            self.generator = generator = preset.build_generator(latent_dim)
+            self.discriminator = discriminator = preset.build_discriminator()
+        finally:
+            keras.mixed_precision.set_global_policy(policy)
+        d_optimizer = keras.optimizers.Adam(learning_rate=LR_D)
+        g_optimizer = keras.optimizers.Adam(learning_rate=LR_G)
+        loss_fn = keras.losses.BinaryCrossentropy(from_logits=True)
+        # (built here rather than on the first step, so warm_up can trace without training)
+        d_optimizer.build(discriminator.trainable_variables)
+        g_optimizer.build(generator.trainable_variables)
+
+        all_digits = images_u8.astype("float32") / 255.0
+        all_digits = np.reshape(all_digits, (-1, 28, 28, 1))
+        self.dataset = (tf.data.Dataset.from_tensor_slices(all_digits)
+                        .shuffle(buffer_size=SHUFFLE_BUFFER, seed=seed).batch(batch_size))
+        self._batches = self._forever()
+
+        # the guide's step, line for line (it reads batch_size and latent_dim from module scope)
+        @tf.function
+        def train_step(real_images):
+            random_latent_vectors = tf.random.normal(shape=(batch_size, latent_dim))
+            generated_images = generator(random_latent_vectors)
+            combined_images = tf.concat([generated_images, real_images], axis=0)
+            labels = tf.concat(
+                [tf.ones((batch_size, 1)), tf.zeros((real_images.shape[0], 1))], axis=0
+            )
+            labels += 0.05 * tf.random.uniform(labels.shape)
+            with tf.GradientTape() as tape:
+                predictions = discriminator(combined_images)
+                d_loss = loss_fn(labels, predictions)
+            grads = tape.gradient(d_loss, discriminator.trainable_weights)
+            d_optimizer.apply(grads, discriminator.trainable_weights)
+
+            random_latent_vectors = tf.random.normal(shape=(batch_size, latent_dim))
+            misleading_labels = tf.zeros((batch_size, 1))
+            with tf.GradientTape() as tape:
+                predictions = discriminator(generator(random_latent_vectors))
+                g_loss = loss_fn(misleading_labels, predictions)
+            grads = tape.gradient(g_loss, generator.trainable_weights)
+            g_optimizer.apply(grads, generator.trainable_weights)
+            return d_loss, g_loss, generated_images
+
+        self.train_step = train_step
+        self.batch_size, self.n_images = batch_size, len(all_digits)
+        self.steps_per_epoch = -(-self.n_images // batch_size)
+
+    def _forever(self):
+        while True:  # the guide's `for epoch ...: for step, real_images in enumerate(dataset)`
+            yield from self.dataset
+
+    def warm_up(self, n_steps: int = 3) -> None:
+        """Trace the step for both batch shapes it sees (full, partial last), then run n_steps."""
+        import tensorflow as tf
+
+        sizes = {self.batch_size, self.n_images % self.batch_size} - {0}
+        for b in sizes:
+            self.train_step.get_concrete_function(tf.TensorSpec((b, 28, 28, 1), tf.float32))
+        self.run(n_steps)
+
+    def traces(self) -> int:
+        return self.train_step.experimental_get_tracing_count()
+
+    def run(self, n_steps: int) -> int:
+        """n_steps guide steps; returns the real images consumed. Blocks until done."""
+        images, d_loss = 0, None
+        for _ in range(n_steps):
+            real_images = next(self._batches)
+            d_loss, g_loss, _ = self.train_step(real_images)
+            images += int(real_images.shape[0])
+        if d_loss is not None:
+            float(d_loss)
+        return images

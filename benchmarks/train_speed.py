@@ -1,0 +1,169 @@
+"""Training speed: the project's step against the keras.io guide's, same networks, same batch.
+
+    .venv/bin/python benchmarks/train_speed.py [--steps 100] [--rounds 3] [--max-images 10000]
+
+In one process, on the 10,000 shared real digits, batch 64:
+- ref: the keras.io guide's GAN loop (benchmarks/_reference.py): `keras-io` networks, float32,
+  a plain Python loop calling its @tf.function step once per tf.data batch;
+- ours: training.loop.make_train_step on the same `keras-io` preset, digits held on the device
+  (tf.constant + tf.data gather + prefetch, as loop.py feeds them), for each precision
+  (float32, mixed_bfloat16; models built under the policy they run in) and steps per call;
+- dcgan: the same step on the default `dcgan` preset as it trains by default (EMA on),
+  float32 and mixed_bfloat16, for the README.
+Every configuration is traced and warmed up first (not timed), then timed for --steps steps in
+each of --rounds rounds; the order rotates every round so machine noise hits all alike.
+images/s = real images consumed / wall time; each figure is the median over rounds, and
+ratio = median over rounds of (best `keras-io` configuration of ours / ref) in that round.
+Goal (issue): ratio >= 2.0. Default run: about 5 minutes on 2 CPU cores.
+Last line: name=value pairs.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+MNIST = ROOT.parent / "shared" / "data" / "mnist"
+
+import numpy as np  # noqa: E402
+
+from benchmarks._reference import BATCH_SIZE, PRESET, Reference  # noqa: E402
+
+SHORT = {"float32": "f32", "mixed_bfloat16": "bf16"}
+
+
+class Ours:
+    """One preset + precision + steps_per_call through training.loop.make_train_step."""
+
+    def __init__(self, images_u8, preset_name: str, precision: str, steps_per_call: int,
+                 batch_size: int = BATCH_SIZE, seed: int = 0):
+        import keras
+        import tensorflow as tf
+
+        from models import get_preset
+        from training.loop import make_strategy, make_train_step
+
+        p = get_preset(preset_name)
+        self.name = f"{preset_name} {SHORT[precision]} spc{steps_per_call}"
+        self.steps_per_call, self.batch_size = steps_per_call, batch_size
+        strategy = make_strategy(1)
+        keras.mixed_precision.set_global_policy(precision)  # layers keep the policy they are built in
+        try:
+            keras.utils.set_random_seed(seed)
+            g, d = p.build_generator(p.latent_dim), p.build_discriminator()
+            ema_g = None
+            if p.ema > 0:
+                ema_g = p.build_generator(p.latent_dim)
+                ema_g.set_weights(g.get_weights())
+        finally:
+            keras.mixed_precision.set_global_policy("float32")
+        g_opt = keras.optimizers.Adam(p.lr_g, beta_1=p.beta_1)
+        d_opt = keras.optimizers.Adam(p.lr_d, beta_1=p.beta_1)
+        g_opt.build(g.trainable_variables)
+        d_opt.build(d.trainable_variables)
+        rng = tf.random.Generator.from_seed(seed)
+        self._steps = make_train_step(strategy, g, d, g_opt, d_opt, rng, p.latent_dim, batch_size,
+                                      ema_generator=ema_g, ema_decay=p.ema)
+        # as loop.py feeds it: uint8 digits on the device, batches gathered by index and prefetched
+        images = tf.constant(images_u8)
+        lo, hi = p.pixel_range
+        ds = (tf.data.Dataset.range(len(images_u8))
+              .shuffle(len(images_u8), seed=seed, reshuffle_each_iteration=True).repeat()
+              .batch(batch_size, drop_remainder=True)
+              .map(lambda idx: (tf.cast(tf.gather(images, idx), tf.float32)[..., None] / 255.0)
+                   * (hi - lo) + lo, num_parallel_calls=tf.data.AUTOTUNE)
+              .prefetch(tf.data.AUTOTUNE))
+        self._iterator = iter(strategy.experimental_distribute_dataset(ds))
+
+    def warm_up(self) -> None:
+        self.run(self.steps_per_call)
+
+    def traces(self) -> int:
+        return self._steps.experimental_get_tracing_count()
+
+    def run(self, n_steps: int) -> int:
+        import tensorflow as tf
+
+        done = 0
+        while done < n_steps:
+            k = min(self.steps_per_call, n_steps - done)
+            self._steps(self._iterator, tf.constant(k, tf.int32)).numpy()  # loop.py syncs per call
+            done += k
+        return done * self.batch_size
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=100, help="timed steps per configuration per round")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--steps-per-call", default="10,50", help="comma-separated values to try")
+    ap.add_argument("--precisions", default="float32,mixed_bfloat16")
+    ap.add_argument("--max-images", type=int, default=10000)
+    ap.add_argument("--data", default=str(MNIST))
+    args = ap.parse_args()
+    import tensorflow as tf
+
+    from training.data import load_dataset
+
+    tf.get_logger().setLevel("ERROR")  # one trace per contender, each its own tf.function
+
+    images_u8, _, source = load_dataset("mnist", args.data, args.max_images)
+    precisions = args.precisions.split(",")
+    spcs = [int(s) for s in args.steps_per_call.split(",")]
+    t_build = time.perf_counter()
+    contenders = [Reference(images_u8)]
+    ours = [Ours(images_u8, PRESET, prec, spc) for prec in precisions for spc in spcs]
+    dcgan = [Ours(images_u8, "dcgan", prec, spcs[0]) for prec in precisions]
+    contenders += ours + dcgan
+    for c in contenders:
+        c.warm_up()
+    traced = {c.name: c.traces() for c in contenders}
+    print(f"{len(images_u8)} digits from {source}; batch {BATCH_SIZE}; {os.cpu_count()} CPUs; "
+          f"TF {tf.__version__}; build + trace + warm-up {time.perf_counter() - t_build:.0f} s")
+
+    rates = {c.name: [] for c in contenders}
+    for r in range(args.rounds):
+        k = r % len(contenders)
+        for c in contenders[k:] + contenders[:k]:
+            t = time.perf_counter()
+            n = c.run(args.steps)
+            rates[c.name].append(n / (time.perf_counter() - t))
+        print(f"round {r + 1}/{args.rounds}: " + "  ".join(
+            f"{name.split(' (')[0]} {v[-1]:.0f}" for name, v in rates.items()), flush=True)
+
+    retraced = [c.name for c in contenders if c.traces() != traced[c.name]]
+    if retraced:
+        print(f"warning: traced again while timed (figures include tracing): {retraced}")
+    med = {name: float(np.median(v)) for name, v in rates.items()}
+    ref_name = contenders[0].name
+    ref = np.asarray(rates[ref_name])
+    best = max((c.name for c in ours), key=med.get)
+    best_f32 = max((c.name for c in ours if " f32 " in c.name), key=med.get, default=None)
+    ratio = float(np.median(np.asarray(rates[best]) / ref))
+    print(f"\n{'configuration':34s} {'img/s (median)':>15s} {'x ref':>7s}  per round")
+    for name, v in med.items():
+        print(f"{name:34s} {v:15.0f} {v / med[ref_name]:7.2f}  "
+              + " ".join(f"{x:.0f}" for x in rates[name]))
+    print(f"best of ours on {PRESET}: {best}; ratio {ratio:.2f} (goal >= 2.0: "
+          f"{'OK' if ratio >= 2.0 else 'SHORT'})")
+
+    def img_s(names):
+        return f"{med[names[0]]:.0f}" if names else "nan"
+
+    dcgan_f32 = img_s([c.name for c in dcgan if " f32 " in c.name])
+    dcgan_bf16 = img_s([c.name for c in dcgan if " bf16 " in c.name])
+    print(f"ratio={ratio:.2f} ours_img_s={med[best]:.0f} ref_img_s={med[ref_name]:.0f} "
+          f"ours_f32_img_s={img_s([best_f32] if best_f32 else [])} "
+          f"ours_config={best.split(' ', 1)[1].replace(' ', '/')} "
+          f"dcgan_f32_img_s={dcgan_f32} dcgan_bf16_img_s={dcgan_bf16} "
+          f"steps={args.steps} rounds={args.rounds}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
