@@ -35,6 +35,9 @@ def base_args(run: Path, epochs: int) -> list[str]:
 
 
 def check_epochs(run: Path) -> tuple[int, list[str]]:
+    from models.tf_runtime import import_tensorflow
+
+    import_tensorflow()
     import keras
 
     problems = []
@@ -89,15 +92,17 @@ def main() -> int:
             time.sleep(rnd.uniform(0.0, 0.6))
         else:
             time.sleep(rnd.uniform(2.0, 9.0))
-        if proc.poll() is None:
+        killed = proc.poll() is None
+        if killed:
             proc.kill()
             kills += 1
             during_write += aim_write
         proc.wait()
         n, bad = check_epochs(run)
         problems += [f"kill {kills}: {b}" for b in bad]
-        print(f"kill {kills:2d} ({'write' if aim_write else 'random'}): {n} whole epoch(s), "
-              f"{len(bad)} problem(s)", flush=True)
+        what = (f"kill {kills:2d} ({'at a snapshot write' if aim_write else 'at a random time'})"
+                if killed else "  (the run finished before the kill; extending it)")
+        print(f"{what}: {n} whole epoch(s), {len(bad)} problem(s)", flush=True)
     subprocess.run([sys.executable, "-m", "training", *base_args(run, args.epochs), "--resume"],
                    cwd=ROOT, env=ENV, check=True, stdout=subprocess.DEVNULL)
     subprocess.run([sys.executable, "-m", "training", *base_args(ref, args.epochs)],
