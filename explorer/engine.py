@@ -174,10 +174,10 @@ class Engine:
     def _epoch_number(epoch) -> int:
         try:
             e = int(epoch)
-            if e != float(epoch):
+            if e != float(epoch) or not 0 <= e <= 999_999:
                 raise ValueError
         except (TypeError, ValueError, OverflowError):
-            raise ExplorerError(f"epoch must be a number, got {str(epoch)[:40]!r}") from None
+            raise ExplorerError(f"epoch must be a number from 1 to 999999, got {str(epoch)[:40]!r}") from None
         return e
 
     def snapshot(self, run: str, epoch: int | str) -> Snapshot:
@@ -273,6 +273,8 @@ class Engine:
                 skipped.append((e, str(exc).split(": ", 1)[-1]))
         good = [s.epoch for s in snaps]
         if not good:
+            if info.broken:
+                raise SnapshotError(f"run {run!r} is broken: {info.broken}")
             raise ExplorerError(f"run {run!r} has no loadable epoch yet")
         z = np.random.default_rng(seed).standard_normal((n_points, info.latent_dim)).astype(np.float32)
         imgs, scores = [], []

@@ -134,9 +134,9 @@ def gif_bytes(images01: np.ndarray, scores: np.ndarray | None = None, size: int 
         if scores is not None:
             p = float(scores[i])
             text = f"P(real) {p:.2f}"
-            d = ImageDraw.Draw(f)
-            d.rectangle([0, 0, _text_w(text) + 10, 19], fill=(245, 245, 245))
-            d.text((5, 3), text, fill=_score_color(p), font=_FONT)
+            d = ImageDraw.Draw(f)  # bottom-left: viewers put their own labels at the top
+            d.rectangle([0, size - 20, _text_w(text) + 10, size], fill=(245, 245, 245))
+            d.text((5, size - 17), text, fill=_score_color(p), font=_FONT)
         frames.append(f.convert("P", palette=Image.ADAPTIVE))
     if bounce and len(frames) > 2:
         frames = frames + frames[-2:0:-1]

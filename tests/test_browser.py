@@ -52,10 +52,35 @@ def start_app(runs: Path, *extra) -> tuple[subprocess.Popen, str]:
     raise AssertionError("app did not start within 120 s")
 
 
+def link_copy(src: Path, dst: Path) -> Path:
+    """A copy made of hard links (no disk space); replace a file with `replace_file`, never in place."""
+    shutil.copytree(src, dst, copy_function=os.link)
+    return dst
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    path.unlink()
+    path.write_bytes(data)
+
+
+def best_epoch_by_fcd(run: Path) -> int:
+    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines() if '"kind": "epoch"' in l]
+    return min(rows, key=lambda r: r["quality"]["fcd"])["epoch"]
+
+
 @pytest.fixture(scope="module")
 def server(trained_runs, tmp_path_factory):
     runs = tmp_path_factory.mktemp("browser") / "runs"
     shutil.copytree(trained_runs, runs)
+    # a run whose best epoch was pruned from disk (metrics.jsonl still has every epoch), as the
+    # bundled demo run keeps only a few epochs
+    gappy = link_copy(runs / "tiny", runs / "gappy")
+    shutil.rmtree(gappy / "epochs" / f"epoch-{best_epoch_by_fcd(gappy):04d}")
+    broken = link_copy(runs / "tiny", runs / "broken-json")
+    replace_file(broken / "run.json", b'{"latent_dim": 64, "pixel')
+    trunc = link_copy(runs / "tiny", runs / "trunc")
+    g = trunc / "epochs" / "epoch-0003" / "generator.keras"
+    replace_file(g, g.read_bytes()[:5000])
     proc, url = start_app(runs)
     yield url, runs
     proc.terminate()
@@ -85,42 +110,84 @@ def latent_src(page) -> str:
     return page.locator("#latent-image").get_attribute("src") or ""
 
 
+def pick(page, dropdown: str, option: str) -> None:
+    """Choose an option of a Gradio dropdown (re-opening it if a refresh closed it meanwhile)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(3):
+        if not page.get_by_role("option", name=option, exact=False).first.is_visible():
+            page.locator(f"{dropdown} input").click()
+        try:
+            page.get_by_role("option", name=option, exact=False).first.click(timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+
+
+def wait_text(page, selector: str, text: str, timeout: float = 60_000) -> str:
+    """Wait until the element's text contains `text` (and no loading timer); return the text."""
+    page.wait_for_function(
+        "([s, t]) => { const e = document.querySelector(s); return e && e.innerText.includes(t); }",
+        arg=[selector, text], timeout=timeout)
+    return page.locator(selector).inner_text()
+
+
+def vector(page) -> list[float]:
+    return [float(x) for x in page.locator("#vector textarea").input_value().split(",")]
+
+
 def test_browser_walkthrough(page, server):
     url, runs = server
-    # 1. Snapshot: the run's facts, its samples and quality figures
-    page.get_by_text("preset", exact=False).first.wait_for()
-    facts = page.locator("#facts").inner_text()
-    assert "tiny" in facts and "dcgan" in facts and "python -m training" in facts
-    page.locator("#quality").get_by_text("FCD").wait_for()
-    assert "Epoch 3" in page.locator("#quality").inner_text()
+    # 0. the run picker lists every run, the broken ones marked as such
+    page.locator("#facts").get_by_text("preset", exact=False).wait_for()
+    page.locator("#run-dd input").click()
+    page.get_by_role("option", name="broken-json  (broken: run.json unreadable", exact=False).wait_for()
+    page.get_by_role("option", name="trunc  (completed, 2 epoch(s), 1 broken)", exact=False).wait_for()
+
+    # 1. Snapshot: pick the run; its facts, its samples (scored) and quality figures
+    pick(page, "#run-dd", "tiny")
+    facts = wait_text(page, "#facts", "tiny · completed")
+    assert "dcgan" in facts and "python -m training" in facts and "snapshots on disk: epochs 1, 2, 3" in facts
+    quality = wait_text(page, "#quality", "Epoch 3")
+    assert "FCD" in quality and "P(real) by epoch 3's D" in quality
     page.locator("#samples img").wait_for()
     page.screenshot(path=str(SHOTS / "1-snapshot.png"), full_page=True)
 
     # pick another snapshot from the epoch dropdown
-    page.locator("#epoch-dd input").click()
-    page.get_by_role("option", name="epoch 2", exact=False).click()
-    page.locator("#quality").get_by_text("Epoch 2").wait_for()
+    pick(page, "#epoch-dd", "epoch 2")
+    wait_text(page, "#quality", "Epoch 2")
 
-    # 2. Sliders: moving a slider changes the image and its score
+    # 2. Sliders: moving a slider changes the image and its scores (this epoch's D and the final's)
     page.get_by_role("tab", name="Latent sliders").click()
-    page.locator("#latent-image").wait_for()
+    page.locator("#latent-caption").get_by_text("D of epoch 2").wait_for()
     before = latent_src(page)
     assert before.startswith("data:image/png;base64,")
-    rng = page.locator("#dim-slider-0 input[type=range]")
-    rng.fill("3.5")
+    label = page.locator("#dim-slider-0").inner_text()
+    dim = int(label.split("z[", 1)[1].split("]", 1)[0])
+    page.locator("#dim-slider-0 input[type=range]").fill("3.5")
     page.wait_for_function(
         "(b) => { const i = document.querySelector('#latent-image'); return i && i.src !== b; }",
         arg=before, timeout=30_000)
-    assert latent_src(page) != before
     assert "real (D of epoch 2)" in page.locator("#score").inner_text()
-    vec = page.locator("#vector textarea").input_value()
-    assert len(vec.split(",")) == 64 and "3.5000" in vec
+    caption = page.locator("#latent-caption").inner_text()
+    assert "by the D of epoch 2" in caption and "by the final epoch's (3) D" in caption
+    v0 = vector(page)
+    assert len(v0) == 64 and v0[dim] == 3.5
     page.screenshot(path=str(SHOTS / "2-sliders.png"), full_page=True)
+
+    # Nudge moves the point on screen a little (the slider's value included), not a stale one
+    shown = page.locator("#vector textarea").input_value()
+    page.get_by_role("button", name="Nudge").click()
+    page.wait_for_function("(v) => document.querySelector('#vector textarea').value !== v", arg=shown)
+    v1 = vector(page)
+    assert abs(v1[dim] - 3.5) < 1.5 and sum(abs(a - b) for a, b in zip(v0, v1)) / 64 < 0.6
 
     # a pasted vector with words in it: a clear message, nothing breaks
     page.locator("#vector textarea").fill("1, 2, banana")
     page.get_by_role("button", name="Apply pasted vector").click()
     page.get_by_text("words in it").first.wait_for()
+    page.locator(".toast-close").first.click()  # read it; close it (it would linger 10 s)
     page.get_by_role("button", name="Random point").click()
     page.wait_for_function(
         "() => document.querySelector('#vector textarea').value.split(',').length === 64")
@@ -135,6 +202,7 @@ def test_browser_walkthrough(page, server):
     page.locator("#interp-btn").click()
     page.locator("#strip img").wait_for()
     page.locator("#gif img").wait_for()
+    page.locator("#gif-file").get_by_text(".gif").first.wait_for()
     page.screenshot(path=str(SHOTS / "3-interpolation.png"), full_page=True)
 
     # 4. Compare: a grid with epochs as rows and the best epoch named
@@ -142,9 +210,20 @@ def test_browser_walkthrough(page, server):
     page.locator("#compare-btn").click()
     page.locator("#compare-grid img").wait_for()
     page.locator("#best-epoch").get_by_text("Best epoch by FCD").wait_for()
+    assert "the 3 snapshot(s) on disk" in page.locator("#best-epoch").inner_text()
     page.screenshot(path=str(SHOTS / "4-compare.png"), full_page=True)
 
-    # 5. Train: start a short run from the button, watch it, stop it
+    # ... and a run whose best epoch was not kept: plots of every epoch, a grid of those on disk
+    pick(page, "#run-dd", "gappy")
+    page.wait_for_function("() => document.querySelector('#run-dd input').value.startsWith('gappy')")
+    page.locator("#compare-btn").click()
+    page.locator("#best-epoch").get_by_text("was not kept on disk").wait_for()
+    best = page.locator("#best-epoch").inner_text()
+    assert "Plots cover all 3 epochs" in best and "the 2 snapshot(s) on disk" in best
+    assert "not kept on disk" in page.locator("#epoch-table").inner_text()
+    page.screenshot(path=str(SHOTS / "4b-compare-pruned-epochs.png"), full_page=True)
+
+    # 5. Train: start a short run from the button, watch it, stop it, resume it, stop it again
     page.get_by_role("tab", name="Train").click()
     page.locator("#train-name textarea, #train-name input").first.fill("from-browser")
     page.locator("#train-epochs input").fill("200")
@@ -152,20 +231,40 @@ def test_browser_walkthrough(page, server):
     page.locator("#train-data textarea, #train-data input").first.fill(str(MNIST))
     page.locator("#train-btn").click()
     page.locator("#train-status").get_by_text("process running").wait_for(timeout=60_000)
+
+    # the rest of the app stays responsive while it trains
+    page.get_by_role("tab", name="Latent sliders").click()
+    before = latent_src(page)
+    page.locator("#dim-slider-1 input[type=range]").fill("-2.5")
+    page.wait_for_function(
+        "(b) => { const i = document.querySelector('#latent-image'); return i && i.src !== b; }",
+        arg=before, timeout=30_000)
+    page.get_by_role("tab", name="Train").click()
+
     page.locator("#train-status").get_by_text("epoch ").first.wait_for(timeout=90_000)
     run = runs / "from-browser"
-    deadline = time.time() + 90
-    while time.time() < deadline and not (run / "epochs" / "epoch-0001").is_dir():
-        time.sleep(0.5)
+    page.locator("#train-status").get_by_text("latest samples: epoch").wait_for(timeout=120_000)
+    page.locator("#train-samples img").wait_for()
     assert (run / "epochs" / "epoch-0001").is_dir()
     page.screenshot(path=str(SHOTS / "5-train.png"), full_page=True)
     page.locator("#stop-btn").click()
     page.locator("#train-status").get_by_text("status: stopped").wait_for(timeout=90_000)
-    info = json.loads((run / "run.json").read_text())
-    assert info["status"] == "stopped" and 1 <= info["epochs_done"] < 200
+    first = json.loads((run / "run.json").read_text())
+    assert first["status"] == "stopped" and 1 <= first["epochs_done"] < 200
+
+    first_pid = json.loads((run / "progress.json").read_text())["pid"]
+    page.locator("#resume-btn").click()  # at once: the stopping process is waited for
+    page.locator("#train-status").get_by_text("status: training").wait_for(timeout=120_000)
+    assert "process running" in page.locator("#train-status").inner_text()
+    assert json.loads((run / "progress.json").read_text())["pid"] != first_pid
+    page.locator("#stop-btn").click()
+    page.locator("#train-status").get_by_text("status: stopped").wait_for(timeout=90_000)
+    second = json.loads((run / "run.json").read_text())
+    assert second["status"] == "stopped" and first["epochs_done"] <= second["epochs_done"] < 200
     # the new run shows up in the run picker without a restart
     page.locator("#run-dd input").click()
     page.get_by_role("option", name="from-browser", exact=False).wait_for(timeout=20_000)
+    page.keyboard.press("Escape")
 
 
 def test_gradio_client_named_endpoints(server):
@@ -187,6 +286,96 @@ def test_gradio_client_named_endpoints(server):
     assert Path(strip).is_file() and Path(gif).read_bytes()[:3] == b"GIF"
     grid, best, *_ = client.predict("tiny", 4, 0, False, api_name="/compare")
     assert Path(grid).is_file() and "Best epoch by FCD" in best
+    # the API's slider endpoint moves the measured top dimensions (no browser state needed)
+    a = client.predict("tiny", 3, -3.0, *[0.0] * 13, api_name="/slide")
+    b = client.predict("tiny", 3, 3.0, *[0.0] * 13, api_name="/slide")
+    assert a[0] != b[0] and a[2] != b[2] and 0 <= a[1]["confidences"][0]["confidence"] <= 1
+
+
+def plot_rows(plot: dict) -> list[dict]:
+    return [dict(zip(plot["columns"], row)) for row in plot["data"]]
+
+
+def test_every_frame_is_scored_by_its_epochs_d_and_by_the_final_d(server):
+    from gradio_client import Client
+
+    client = Client(server[0], verbose=False)
+    a, b = ", ".join(["0.3"] * 64), ", ".join(["-0.3", "0.5"] * 32)
+    _, plot, _, _ = client.predict("tiny", 2, a, b, 6, "spherical", api_name="/interpolate")
+    rows = plot_rows(plot)
+    by = {r["judged by"] for r in rows}
+    assert by == {"D of epoch 2", "D of final epoch 3"} and len(rows) == 12
+    assert all(0 <= r["P(real)"] <= 1 for r in rows)
+    img, p = client.predict("tiny", 2, a, api_name="/generate")
+    first = next(r for r in rows if r["judged by"] == "D of epoch 2" and r["step"] == 0)
+    assert first["P(real)"] == pytest.approx(p, abs=1e-4)  # frame 0 is A, scored by epoch 2's D
+
+
+def test_compare_on_a_run_with_pruned_epochs(server):
+    from gradio_client import Client
+
+    url, runs = server
+    client = Client(url, verbose=False)
+    best = best_epoch_by_fcd(runs / "gappy")
+    on_disk = sorted({1, 2, 3} - {best})
+    grid, text, loss, acc, fcd, score, table = client.predict("gappy", 4, 0, False, api_name="/compare")
+    # the plots hold every epoch of metrics.jsonl, the best one marked
+    assert sorted({r["epoch"] for r in plot_rows(loss)}) == [1, 2, 3]
+    assert sorted({r["epoch"] for r in plot_rows(acc)}) == [1, 2, 3]
+    assert sorted({r["epoch"] for r in plot_rows(score)}) == [1, 2, 3]
+    fcd_rows = plot_rows(fcd)
+    assert sorted(r["epoch"] for r in fcd_rows if r["series"] == "FCD") == [1, 2, 3]
+    marker = [r for r in fcd_rows if r["series"] == f"best: epoch {best}"]
+    assert len(marker) == 2 and {r["epoch"] for r in marker} == {best}
+    # the text names the best epoch, says it is gone, and names the best one on disk
+    assert f"Best epoch by FCD: {best}" in text and f"Epoch {best} was not kept on disk" in text
+    assert "the 2 snapshot(s) on disk" in text and f"epochs {on_disk[0]}, {on_disk[1]}" in text
+    rows = [dict(zip(table["headers"], r)) for r in table["data"]]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert {r["epoch"]: r["snapshot"] for r in rows}[best] == "not kept on disk"
+    assert [r["epoch"] for r in rows if r["best"]] == [best]
+    # the grid has one row per epoch on disk: 2 rows against tiny's 3
+    from PIL import Image
+
+    full = client.predict("tiny", 4, 0, False, api_name="/compare")[0]
+    h2, h3 = Image.open(grid).height, Image.open(full).height
+    assert h2 < h3 and (h2 - 6) / (h3 - 6) == pytest.approx(2 / 3, abs=0.01)
+
+
+def test_runs_written_after_start_are_usable_over_the_api(server):
+    from gradio_client import Client
+
+    url, runs = server
+    link_copy(runs / "tiny", runs / "late")
+    client = Client(url, verbose=False)
+    assert "late" in {r["name"] for r in json.loads(client.predict(api_name="/list_runs"))}
+    img, p = client.predict("late", 2, ", ".join(["0.2"] * 64), api_name="/generate")
+    assert 0 <= p <= 1
+    v = ", ".join(["0.1"] * 64)
+    strip, *_ = client.predict("late", 1, v, v, 3, "linear", api_name="/interpolate")
+    grid, text, *_ = client.predict("late", 2, 0, False, api_name="/compare")
+    assert Path(strip).is_file() and "the 3 snapshot(s) on disk" in text
+
+
+def test_broken_runs_are_marked_refused_clearly_and_do_not_hurt_the_others(server):
+    from gradio_client import Client
+
+    client = Client(server[0], verbose=False)
+    runs = {r["name"]: r for r in json.loads(client.predict(api_name="/list_runs"))}
+    assert runs["broken-json"]["status"] == "broken" and "run.json unreadable" in runs["broken-json"]["broken"]
+    trunc = {e["epoch"]: e["broken"] for e in runs["trunc"]["epochs"]}
+    assert trunc[1] is None and trunc[2] is None and "generator.keras is truncated" in trunc[3]
+    vec = ", ".join(["0"] * 64)
+    with pytest.raises(Exception, match="generator.keras is truncated"):
+        client.predict("trunc", 3, vec, api_name="/generate")
+    with pytest.raises(Exception, match="run.json unreadable"):
+        client.predict("broken-json", 1, vec, api_name="/generate")
+    with pytest.raises(Exception, match="run.json unreadable"):
+        client.predict("broken-json", 4, 0, False, api_name="/compare")
+    grid, text, *_ = client.predict("trunc", 4, 0, False, api_name="/compare")
+    assert "the 2 snapshot(s) on disk" in text and "Left out: epoch 3" in text
+    assert 0 <= client.predict("trunc", 2, vec, api_name="/generate")[1] <= 1
+    assert 0 <= client.predict("tiny", 3, vec, api_name="/generate")[1] <= 1
 
 
 @pytest.mark.parametrize("args,needle", [
@@ -206,6 +395,52 @@ def test_hostile_api_input_is_a_clear_error_and_the_server_keeps_serving(server,
         client.predict(*args, api_name="/generate")
     img, p = client.predict("tiny", 3, ", ".join(["0"] * 64), api_name="/generate")
     assert 0 <= p <= 1
+
+
+def raw_call(url: str, endpoint: str, body: str) -> str:
+    """POST a raw JSON body (NaN and Infinity literals included, which clients cannot send)."""
+    req = urllib.request.Request(f"{url}gradio_api/call/{endpoint}", data=body.encode(),
+                                 headers={"Content-Type": "application/json"})
+    event = json.loads(urllib.request.urlopen(req, timeout=10).read())["event_id"]
+    return urllib.request.urlopen(f"{url}gradio_api/call/{endpoint}/{event}", timeout=60).read().decode()
+
+
+@pytest.mark.parametrize("endpoint,body,needle", [
+    ("generate", '{"data": ["tiny", NaN, "0"]}', "epoch must be a number"),
+    ("generate", '{"data": ["tiny", 1e300, "0"]}', "epoch must be a number"),
+    ("generate", '{"data": ["tiny", 3, "<img src=x onerror=alert(1)>"]}', "&lt;img"),
+    ("slide", '{"data": ["tiny", 3, NaN, 0,0,0,0,0,0,0,0,0,0,0,0,0]}', "finite"),
+    ("slide", '{"data": ["tiny", 3, 0, 0,0,0,0,0,0,0, NaN,0,0,0,0,0]}', "finite"),
+    ("slide", '{"data": ["tiny", 3, Infinity, 0,0,0,0,0,0,0,0,0,0,0,0,0]}', "maximum"),
+    ("slide", '{"data": ["tiny", "3; rm -rf /", 0, 0,0,0,0,0,0,0,0,0,0,0,0,0]}', "epoch must be a number"),
+    ("compare", '{"data": ["tiny", 4, 1e30, false]}', "seed must be a whole number"),
+    ("compare", '{"data": ["/etc", 4, 0, false]}', "unknown run"),
+    ("interpolate", '{"data": ["tiny", 3, "1, NaN", "0", 5, "linear"]}', "has 2 numbers"),
+])
+def test_raw_hostile_values_are_clear_errors(server, endpoint, body, needle):
+    out = raw_call(server[0], endpoint, body)
+    assert "event: error" in out and needle in out, out[:500]
+    assert "<img" not in out
+    ok = raw_call(server[0], "generate", json.dumps({"data": ["tiny", 3, ", ".join(["0"] * 64)]}))
+    assert "event: complete" in ok
+
+
+@pytest.mark.parametrize("name", ["../evil", "/tmp/evil", "a/b", ".hidden", "x" * 65, "", "..", "~root"])
+def test_train_tab_names_never_leave_the_runs_folder(server, name):
+    from gradio_client import Client
+
+    url, runs = server
+    client = Client(url, verbose=False)
+    before = set(runs.parent.iterdir())
+    with pytest.raises(Exception, match="run name"):
+        client.predict(name, "dcgan", 1, 64, 10, "", api_name="/train")
+    with pytest.raises(Exception, match="run name"):
+        client.predict(name, 1, api_name="/resume")
+    with pytest.raises(Exception, match="run name"):
+        client.predict(name, api_name="/stop")
+    assert set(runs.parent.iterdir()) == before and not Path("/tmp/evil").exists()
+    with pytest.raises(Exception, match="no run 'nope'"):
+        client.predict("nope", 1, api_name="/resume")
 
 
 @pytest.mark.parametrize("steps", [0, 1, 1_000_000])
