@@ -811,12 +811,6 @@ def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
         dims_btn.click(point_handler("dims"), with_vals, point_outputs, api_visibility="undocumented")
         dims_txt.submit(point_handler("dims"), with_vals, point_outputs, api_visibility="undocumented")
 
-        def on_run_change(run):
-            ep = default_epoch(run)
-            return gr.update(choices=epoch_choices(run), value=ep)
-
-        run_dd.input(on_run_change, run_dd, epoch_dd, api_visibility="undocumented")
-
         epoch_outputs = [facts_md, samples_img, quality_md, hist_plot, *point_outputs]
 
         def on_epoch_change(run, epoch, base, dims):
@@ -833,6 +827,15 @@ def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
         epoch_dd.change(on_epoch_change, [run_dd, epoch_dd, base_state, dims_state], epoch_outputs,
                         api_visibility="undocumented")
 
+        def on_run_change(run, base, dims):
+            # the views are refreshed here too: the new run's default epoch may carry the same
+            # number as the old one, and then the epoch picker's change event does not fire
+            ep = default_epoch(run)
+            return [gr.update(choices=epoch_choices(run), value=ep), *on_epoch_change(run, ep, base, dims)]
+
+        run_dd.input(on_run_change, [run_dd, base_state, dims_state], [epoch_dd, *epoch_outputs],
+                     api_visibility="undocumented")
+
         def on_refresh(run, epoch):
             runs = run_choices()
             names = [v for _, v in runs]
@@ -842,16 +845,26 @@ def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
             ep_v = epoch if epoch in ep_vals else default_epoch(run_v)
             return gr.update(choices=runs, value=run_v), gr.update(choices=eps, value=ep_v)
 
-        refresh_btn.click(on_refresh, [run_dd, epoch_dd], [run_dd, epoch_dd], api_visibility="undocumented")
+        def refresh_views(run, epoch, base, dims):
+            """Dropdowns as on disk now; the views too when the run changed but the epoch number
+            did not (a change of epoch number refreshes them through the epoch picker)."""
+            run_up, ep_up = on_refresh(run, epoch)
+            if run_up["value"] != run and ep_up["value"] == epoch:
+                return [run_up, ep_up, *on_epoch_change(run_up["value"], epoch, base, dims)]
+            return [run_up, ep_up, *[gr.skip()] * len(epoch_outputs)]
 
-        def on_tick(run, epoch, seen):
+        refresh_inputs = [run_dd, epoch_dd, base_state, dims_state]
+        refresh_btn.click(refresh_views, refresh_inputs, [run_dd, epoch_dd, *epoch_outputs],
+                          api_visibility="undocumented")
+
+        def on_tick(run, epoch, base, dims, seen):
             """New runs and epochs appear without a restart; per session, only when they change."""
             sig = json.dumps([run_choices(), epoch_choices(run)], default=str)
             if sig == seen:
-                return gr.skip(), gr.skip(), seen
-            return (*on_refresh(run, epoch), sig)
+                return [gr.skip(), gr.skip(), *[gr.skip()] * len(epoch_outputs), seen]
+            return [*refresh_views(run, epoch, base, dims), sig]
 
-        refresh_timer.tick(on_tick, [run_dd, epoch_dd, seen_state], [run_dd, epoch_dd, seen_state],
+        refresh_timer.tick(on_tick, [*refresh_inputs, seen_state], [run_dd, epoch_dd, *epoch_outputs, seen_state],
                            show_progress="hidden", api_visibility="undocumented")
 
         def on_load(run, epoch, base, dims):

@@ -78,6 +78,7 @@ def server(trained_runs, tmp_path_factory):
     shutil.rmtree(gappy / "epochs" / f"epoch-{best_epoch_by_fcd(gappy):04d}")
     broken = link_copy(runs / "tiny", runs / "broken-json")
     replace_file(broken / "run.json", b'{"latent_dim": 64, "pixel')
+    link_copy(runs / "tiny", runs / "demo")  # what a fresh clone opens on
     trunc = link_copy(runs / "tiny", runs / "trunc")
     g = trunc / "epochs" / "epoch-0003" / "generator.keras"
     replace_file(g, g.read_bytes()[:5000])
@@ -139,11 +140,18 @@ def vector(page) -> list[float]:
 
 def test_browser_walkthrough(page, server):
     url, runs = server
-    # 0. the run picker lists every run, the broken ones marked as such
-    page.locator("#facts").get_by_text("preset", exact=False).wait_for()
+    # 0. it opens on the demo run; the run picker lists every run, the broken ones marked
+    wait_text(page, "#facts", "demo · completed")
+    assert page.locator("#run-dd input").input_value().startswith("demo")
     page.locator("#run-dd input").click()
     page.get_by_role("option", name="broken-json  (broken: run.json unreadable", exact=False).wait_for()
     page.get_by_role("option", name="trunc  (completed, 2 epoch(s), 1 broken)", exact=False).wait_for()
+
+    # a broken snapshot: marked in the epoch picker, and choosing it says why
+    pick(page, "#run-dd", "trunc")
+    wait_text(page, "#facts", "trunc · completed")
+    pick(page, "#epoch-dd", "epoch 3 (broken: generator.keras is truncated")
+    wait_text(page, "#quality", "Epoch 3 is broken: generator.keras is truncated")
 
     # 1. Snapshot: pick the run; its facts, its samples (scored) and quality figures
     pick(page, "#run-dd", "tiny")

@@ -491,3 +491,19 @@ def test_strips_wrap_and_caption_every_frame(n, per_row, two_scores):
     px = np.asarray(im.convert("L"))[6: 6 + cell, 6: 6 + cell]
     expect = np.asarray(render.digit(imgs[0], cell))
     np.testing.assert_array_equal(px, expect)
+
+
+def test_keras_safe_mode_itself_refuses_a_lambda_layer_with_a_clear_message(runs_copy):
+    """Below the registry's look inside the file, loading runs in Keras' safe mode as well."""
+    import keras
+
+    from explorer.engine import _load_model
+
+    inp = keras.Input((64,))
+    out = keras.layers.Reshape((28, 28, 1))(keras.layers.Lambda(lambda t: t * 0 + 1)(
+        keras.layers.Dense(784)(inp)))
+    path = runs_copy / "lambda.keras"
+    keras.Model(inp, out).save(path)
+    run = RunRegistry([runs_copy]).get("tiny")
+    with pytest.raises(SnapshotError, match="custom code .* safe mode refuses"):
+        _load_model(run, 2, path)
