@@ -52,9 +52,16 @@ def start_app(runs: Path, *extra) -> tuple[subprocess.Popen, str]:
     raise AssertionError("app did not start within 120 s")
 
 
+def _link_or_copy(src, dst):
+    try:
+        os.link(src, dst)
+    except OSError:  # another filesystem
+        shutil.copy2(src, dst)
+
+
 def link_copy(src: Path, dst: Path) -> Path:
     """A copy made of hard links (no disk space); replace a file with `replace_file`, never in place."""
-    shutil.copytree(src, dst, copy_function=os.link)
+    shutil.copytree(src, dst, copy_function=_link_or_copy)
     return dst
 
 
@@ -502,3 +509,58 @@ def test_bad_app_arguments_are_clear(tmp_path):
     r = subprocess.run([sys.executable, "app.py", "--auth", "nopassword", "--no-browser"], cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "user:password" in r.stderr
+
+
+DEMO = ROOT / "runs" / "demo"
+
+
+def test_the_bundled_demo_run_in_the_browser(tmp_path):
+    """What a fresh clone opens on: the demo run keeps a few epochs on disk, metrics.jsonl has all."""
+    if not (DEMO / "run.json").is_file():
+        pytest.skip("no bundled demo run in runs/demo")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed")
+    from playwright.sync_api import sync_playwright
+
+    runs = tmp_path / "runs"
+    link_copy(DEMO, runs / "demo")  # the app never writes into the repository's runs/
+    on_disk = sorted(int(p.name.split("-")[1]) for p in (DEMO / "epochs").glob("epoch-*"))
+    logged = sorted({json.loads(l)["epoch"] for l in (DEMO / "metrics.jsonl").read_text().splitlines()
+                     if '"kind": "epoch"' in l})
+    proc, url = start_app(runs)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.set_default_timeout(60_000)
+            page.goto(url)
+            facts = wait_text(page, "#facts", "demo · ")
+            assert f"snapshots on disk: epochs {', '.join(map(str, on_disk))}" in facts
+            wait_text(page, "#quality", f"Epoch {on_disk[-1]}")
+            page.locator("#samples img").wait_for()
+            page.screenshot(path=str(SHOTS / "demo-1-snapshot.png"), full_page=True)
+
+            page.get_by_role("tab", name="Latent sliders").click()
+            page.locator("#latent-caption").get_by_text(f"D of epoch {on_disk[-1]}").wait_for()
+            before = latent_src(page)
+            page.locator("#pca-slider-0 input[type=range]").fill("3")
+            page.wait_for_function(
+                "(b) => { const i = document.querySelector('#latent-image'); return i && i.src !== b; }",
+                arg=before, timeout=30_000)
+            page.screenshot(path=str(SHOTS / "demo-2-sliders.png"), full_page=True)
+
+            page.get_by_role("tab", name="Compare epochs").click()
+            page.locator("#compare-btn").click()
+            text = wait_text(page, "#best-epoch", "Best epoch by FCD")
+            assert f"Plots cover all {len(logged)} epochs" in text
+            assert f"the {len(on_disk)} snapshot(s) on disk (epochs {', '.join(map(str, on_disk))})" in text
+            table = page.locator("#epoch-table").inner_text()
+            assert table.count("not kept on disk") == len(set(logged) - set(on_disk))
+            page.locator("#compare-grid img").wait_for()
+            page.screenshot(path=str(SHOTS / "demo-4-compare.png"), full_page=True)
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    assert not (runs / "demo" / ".logs").exists()
