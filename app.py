@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
+import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -33,6 +36,9 @@ def main(argv=None) -> int:
             print("error: --auth takes user:password (both non-empty)", file=sys.stderr)
             return 2
         auth = (user, pw)
+    if not 0 <= args.port <= 65535:
+        print(f"error: --port must be from 0 to 65535 (got {args.port})", file=sys.stderr)
+        return 2
     runs = Path(args.runs_dir).expanduser().resolve()
     if runs.exists() and not runs.is_dir():
         print(f"error: --runs-dir {runs} is not a folder", file=sys.stderr)
@@ -42,6 +48,9 @@ def main(argv=None) -> int:
     from explorer.ui import build_app
 
     app = build_app([runs], runs)
+    # the interpolation GIFs live in a private temporary folder: gone when the app ends
+    atexit.register(shutil.rmtree, app.gif_dir, ignore_errors=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # SIGTERM ends as cleanly as Ctrl-C
     app.queue(default_concurrency_limit=8)
     app.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth,
                inbrowser=not args.no_browser and not os.environ.get("CI"),

@@ -509,6 +509,14 @@ def test_bad_app_arguments_are_clear(tmp_path):
     r = subprocess.run([sys.executable, "app.py", "--auth", "nopassword", "--no-browser"], cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "user:password" in r.stderr
+    r = subprocess.run([sys.executable, "app.py", "--port", "70000", "--no-browser"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "--port must be from 0 to 65535" in r.stderr
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    r = subprocess.run([sys.executable, "app.py", "--runs-dir", str(not_a_dir), "--no-browser"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "is not a folder" in r.stderr
 
 
 DEMO = ROOT / "runs" / "demo"
