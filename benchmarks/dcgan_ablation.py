@@ -50,6 +50,9 @@ def main() -> int:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "mnist"))
     ap.add_argument("--max-images", type=int)
     args = ap.parse_args()
+    from models.tf_runtime import import_tensorflow
+
+    import_tensorflow()
 
     import models.presets as presets
     from training.loop import TrainConfig, train

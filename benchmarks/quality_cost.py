@@ -25,6 +25,9 @@ def main() -> int:
     ap.add_argument("--run-dir", default=str(ROOT / "runs" / "demo"))
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
+    from models.tf_runtime import import_tensorflow
+
+    import_tensorflow()
     import keras
     import numpy as np
 

@@ -106,7 +106,9 @@ def main() -> int:
     ap.add_argument("--max-images", type=int, default=10000)
     ap.add_argument("--data", default=str(MNIST))
     args = ap.parse_args()
-    import tensorflow as tf
+    from models.tf_runtime import import_tensorflow
+
+    tf = import_tensorflow()
 
     from training.data import load_dataset
 
