@@ -208,6 +208,7 @@ def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
     gif_dir = Path(tempfile.mkdtemp(prefix="latent-explorer-gif-"))
     gif_lock = threading.Lock()
     train_samples_cache: dict[tuple, object] = {}
+    finals: dict[str, int | None] = {}  # run -> its final loadable epoch (shared by sessions)
 
     # ------------------------------------------------------------------ helpers
     def run_choices():
@@ -290,10 +291,24 @@ def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
                 latent.format_vector(z))
 
     # ------------------------------------------------------------------ handlers
+    def loadable_final(run: str):
+        """The final epoch whose D also scores the slider image, its snapshot loaded, or None."""
+        final = final_epoch(run)
+        if final is not None:
+            try:
+                engine.snapshot(run, final)
+            except ExplorerError:
+                final = None
+        finals[run] = final
+        return final
+
     @_err
-    def on_slide(run, epoch, base, dims, final, *vals):
+    def on_slide(run, epoch, base, dims, *vals):
         run, epoch = need(run, epoch)
         _, z = compose(run, epoch, base, dims, vals[:N_DIM_SLIDERS], vals[N_DIM_SLIDERS:])
+        # the final epoch is a fact of the run, kept server-side (set when a point or snapshot is
+        # chosen, refreshed by the run-list timer): no disk access here after the first time
+        final = finals[run] if run in finals else loadable_final(run)
         return render_point(run, epoch, z, final)
 
     def slider_updates(run, epoch, base, dims, pca_reset=True):
@@ -339,14 +354,9 @@ def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
             if not chosen or any(not 0 <= c < dim for c in chosen):
                 raise ExplorerError(f"choose dimensions between 0 and {dim - 1}")
             dims = (chosen + [d for d in dims if d not in chosen])[:N_DIM_SLIDERS]
-        final = final_epoch(run)
-        if final is not None and final != epoch:
-            try:
-                engine.snapshot(run, final)  # load the final D now, not on the first slider move
-            except ExplorerError:
-                final = None
+        final = loadable_final(run)  # loads the final D now, not on the first slider move
         html_, label, text = render_point(run, epoch, base, final)
-        return [html_, label, text, base.tolist(), dims, final, ", ".join(map(str, dims)),
+        return [html_, label, text, base.tolist(), dims, ", ".join(map(str, dims)),
                 *slider_updates(run, epoch, base, dims)]
 
     def new_gif_path(run, epoch) -> Path:
@@ -659,7 +669,6 @@ def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
             refresh_btn = gr.Button("↻ Refresh runs", scale=1)
         base_state = gr.State([])
         dims_state = gr.State([])
-        final_state = gr.State(None)
         seen_state = gr.State(None)
         refresh_timer = gr.Timer(3.0)
 
@@ -784,9 +793,9 @@ def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
 
         # ------------------------------------------------------------------ wiring
         all_sliders = [*dim_sliders, *pca_sliders]
-        slider_inputs = [run_dd, epoch_dd, base_state, dims_state, final_state, *all_sliders]
+        slider_inputs = [run_dd, epoch_dd, base_state, dims_state, *all_sliders]
         slide_outputs = [image_html, score_lbl, vec_txt]
-        point_outputs = [image_html, score_lbl, vec_txt, base_state, dims_state, final_state, dims_txt,
+        point_outputs = [image_html, score_lbl, vec_txt, base_state, dims_state, dims_txt,
                          *all_sliders]
         for i, s in enumerate(all_sliders):
             # .input fires while dragging (not on programmatic updates, so no loops); always_last
@@ -819,17 +828,18 @@ def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
             except gr.Error as exc:
                 if run and epoch not in (None, ""):
                     gr.Warning(exc.message)
-                pt = [f"<p>{exc.message}</p>", None, "", base, dims, None, "",
+                pt = [f"<p>{exc.message}</p>", None, "", base, dims, "",
                       *[gr.skip()] * (N_DIM_SLIDERS + N_PCA_SLIDERS)]
             facts, samples, q, hist = on_snapshot_view(run, epoch)
             return [facts, samples, q, hist, *pt]
 
-        epoch_dd.change(on_epoch_change, [run_dd, epoch_dd, base_state, dims_state], epoch_outputs,
-                        api_visibility="undocumented")
+        # .input (a person's choice), not .change: handlers that set the epoch themselves (run
+        # change, refresh, page load) render the views too, so no view is rendered twice and no
+        # late duplicate overwrites a newer choice
+        epoch_dd.input(on_epoch_change, [run_dd, epoch_dd, base_state, dims_state], epoch_outputs,
+                       api_visibility="undocumented")
 
         def on_run_change(run, base, dims):
-            # the views are refreshed here too: the new run's default epoch may carry the same
-            # number as the old one, and then the epoch picker's change event does not fire
             ep = default_epoch(run)
             return [gr.update(choices=epoch_choices(run), value=ep), *on_epoch_change(run, ep, base, dims)]
 
@@ -846,11 +856,12 @@ def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
             return gr.update(choices=runs, value=run_v), gr.update(choices=eps, value=ep_v)
 
         def refresh_views(run, epoch, base, dims):
-            """Dropdowns as on disk now; the views too when the run changed but the epoch number
-            did not (a change of epoch number refreshes them through the epoch picker)."""
+            """Dropdowns as on disk now; the views too when the chosen run or epoch changed."""
             run_up, ep_up = on_refresh(run, epoch)
-            if run_up["value"] != run and ep_up["value"] == epoch:
-                return [run_up, ep_up, *on_epoch_change(run_up["value"], epoch, base, dims)]
+            if run_up["value"] != run or ep_up["value"] != epoch:
+                return [run_up, ep_up, *on_epoch_change(run_up["value"], ep_up["value"], base, dims)]
+            if run_up["value"]:
+                loadable_final(run_up["value"])  # a new epoch may have become the final one
             return [run_up, ep_up, *[gr.skip()] * len(epoch_outputs)]
 
         refresh_inputs = [run_dd, epoch_dd, base_state, dims_state]

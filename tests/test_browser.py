@@ -99,19 +99,31 @@ def server(trained_runs, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def browser():
+    """One headless Chromium for the module (Playwright's sync API allows one at a time)."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does it)")
     from playwright.sync_api import sync_playwright
 
     SHOTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
-        pg = browser.new_page(viewport={"width": 1400, "height": 1000})
-        pg.set_default_timeout(60_000)
-        pg.goto(server[0])
-        yield pg
-        browser.close()
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
+        yield b
+        b.close()
+
+
+def new_page(browser, url: str):
+    pg = browser.new_page(viewport={"width": 1400, "height": 1000})
+    pg.set_default_timeout(60_000)
+    pg.goto(url)
+    return pg
+
+
+@pytest.fixture(scope="module")
+def page(server, browser):
+    pg = new_page(browser, server[0])
+    yield pg
+    pg.close()
 
 
 def latent_src(page) -> str:
@@ -488,8 +500,11 @@ def test_auth_protects_pages_and_api(trained_runs, tmp_path):
     proc, url = start_app(runs, "--auth", "alice:s3cret")
     try:
         body = json.dumps({"data": ["tiny", 3, ", ".join(["0"] * 64)]}).encode()
-        for path, data in [("config", None), ("gradio_api/info", None),
-                           ("gradio_api/call/generate", body), ("gradio_api/call/slide", body)]:
+        for path, data in [("config", None), ("gradio_api/info", None), ("gradio_api/openapi.json", None),
+                           ("gradio_api/call/generate", body), ("gradio_api/call/slide", body),
+                           ("gradio_api/call/train", body), ("gradio_api/queue/join", body),
+                           ("gradio_api/upload", body), ("gradio_api/queue/status", None),
+                           ("gradio_api/file=" + str(runs / "tiny" / "run.json"), None)]:
             req = urllib.request.Request(url + path, data=data,
                                          headers={"Content-Type": "application/json"})
             with pytest.raises(urllib.error.HTTPError) as err:
@@ -522,53 +537,45 @@ def test_bad_app_arguments_are_clear(tmp_path):
 DEMO = ROOT / "runs" / "demo"
 
 
-def test_the_bundled_demo_run_in_the_browser(tmp_path):
+def test_the_bundled_demo_run_in_the_browser(tmp_path, browser):
     """What a fresh clone opens on: the demo run keeps a few epochs on disk, metrics.jsonl has all."""
     if not (DEMO / "run.json").is_file():
         pytest.skip("no bundled demo run in runs/demo")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed")
-    from playwright.sync_api import sync_playwright
-
     runs = tmp_path / "runs"
     link_copy(DEMO, runs / "demo")  # the app never writes into the repository's runs/
     on_disk = sorted(int(p.name.split("-")[1]) for p in (DEMO / "epochs").glob("epoch-*"))
     logged = sorted({json.loads(l)["epoch"] for l in (DEMO / "metrics.jsonl").read_text().splitlines()
                      if '"kind": "epoch"' in l})
+    files = sorted(p.relative_to(runs) for p in runs.rglob("*"))
     proc, url = start_app(runs)
-    SHOTS.mkdir(parents=True, exist_ok=True)
     try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROME_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.set_default_timeout(60_000)
-            page.goto(url)
-            facts = wait_text(page, "#facts", "demo · ")
-            assert f"snapshots on disk: epochs {', '.join(map(str, on_disk))}" in facts
-            wait_text(page, "#quality", f"Epoch {on_disk[-1]}")
-            page.locator("#samples img").wait_for()
-            page.screenshot(path=str(SHOTS / "demo-1-snapshot.png"), full_page=True)
+        page = new_page(browser, url)
+        facts = wait_text(page, "#facts", "demo · ")
+        assert f"snapshots on disk: epochs {', '.join(map(str, on_disk))}" in facts
+        wait_text(page, "#quality", f"Epoch {on_disk[-1]}")
+        page.locator("#samples img").wait_for()
+        page.screenshot(path=str(SHOTS / "demo-1-snapshot.png"), full_page=True)
 
-            page.get_by_role("tab", name="Latent sliders").click()
-            page.locator("#latent-caption").get_by_text(f"D of epoch {on_disk[-1]}").wait_for()
-            before = latent_src(page)
-            page.locator("#pca-slider-0 input[type=range]").fill("3")
-            page.wait_for_function(
-                "(b) => { const i = document.querySelector('#latent-image'); return i && i.src !== b; }",
-                arg=before, timeout=30_000)
-            page.screenshot(path=str(SHOTS / "demo-2-sliders.png"), full_page=True)
+        page.get_by_role("tab", name="Latent sliders").click()
+        page.locator("#latent-caption").get_by_text(f"D of epoch {on_disk[-1]}").wait_for()
+        before = latent_src(page)
+        page.locator("#pca-slider-0 input[type=range]").fill("3")
+        page.wait_for_function(
+            "(b) => { const i = document.querySelector('#latent-image'); return i && i.src !== b; }",
+            arg=before, timeout=30_000)
+        page.screenshot(path=str(SHOTS / "demo-2-sliders.png"), full_page=True)
 
-            page.get_by_role("tab", name="Compare epochs").click()
-            page.locator("#compare-btn").click()
-            text = wait_text(page, "#best-epoch", "Best epoch by FCD")
-            assert f"Plots cover all {len(logged)} epochs" in text
-            assert f"the {len(on_disk)} snapshot(s) on disk (epochs {', '.join(map(str, on_disk))})" in text
-            table = page.locator("#epoch-table").inner_text()
-            assert table.count("not kept on disk") == len(set(logged) - set(on_disk))
-            page.locator("#compare-grid img").wait_for()
-            page.screenshot(path=str(SHOTS / "demo-4-compare.png"), full_page=True)
-            browser.close()
+        page.get_by_role("tab", name="Compare epochs").click()
+        page.locator("#compare-btn").click()
+        text = wait_text(page, "#best-epoch", "Best epoch by FCD")
+        assert f"Plots cover all {len(logged)} epochs" in text
+        assert f"the {len(on_disk)} snapshot(s) on disk (epochs {', '.join(map(str, on_disk))})" in text
+        table = page.locator("#epoch-table").inner_text()
+        assert table.count("not kept on disk") == len(set(logged) - set(on_disk))
+        page.locator("#compare-grid img").wait_for()
+        page.screenshot(path=str(SHOTS / "demo-4-compare.png"), full_page=True)
+        page.close()
     finally:
         proc.terminate()
         proc.wait(20)
-    assert not (runs / "demo" / ".logs").exists()
+    assert sorted(p.relative_to(runs) for p in runs.rglob("*")) == files  # the explorer only reads
