@@ -860,9 +860,11 @@ def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
             run_up, ep_up = on_refresh(run, epoch)
             if run_up["value"] != run or ep_up["value"] != epoch:
                 return [run_up, ep_up, *on_epoch_change(run_up["value"], ep_up["value"], base, dims)]
-            if run_up["value"]:
-                loadable_final(run_up["value"])  # a new epoch may have become the final one
-            return [run_up, ep_up, *[gr.skip()] * len(epoch_outputs)]
+            if not run_up["value"]:
+                return [run_up, ep_up, *[gr.skip()] * len(epoch_outputs)]
+            loadable_final(run_up["value"])  # a new epoch may have become the final one
+            facts = on_snapshot_view(run_up["value"], None)[0]  # epochs done / on disk, status
+            return [run_up, ep_up, facts, *[gr.skip()] * (len(epoch_outputs) - 1)]
 
         refresh_inputs = [run_dd, epoch_dd, base_state, dims_state]
         refresh_btn.click(refresh_views, refresh_inputs, [run_dd, epoch_dd, *epoch_outputs],

@@ -274,6 +274,16 @@ def test_browser_walkthrough(page, server):
     page.locator("#train-samples img").wait_for()
     assert (run / "epochs" / "epoch-0001").is_dir()
     page.screenshot(path=str(SHOTS / "5-train.png"), full_page=True)
+
+    # the run in training is in the picker; its facts follow new epochs without a reload
+    pick(page, "#run-dd", "from-browser")
+    page.get_by_role("tab", name="Snapshot").click()
+    facts = wait_text(page, "#facts", "from-browser · training")
+    done = int(facts.split("epochs done ", 1)[1].split(" ", 1)[0])
+    page.wait_for_function(
+        "(n) => { const m = document.querySelector('#facts').innerText.match(/epochs done (\\d+)/);"
+        " return m && Number(m[1]) > n; }", arg=done, timeout=60_000)
+    page.get_by_role("tab", name="Train").click()
     page.locator("#stop-btn").click()
     page.locator("#train-status").get_by_text("status: stopped").wait_for(timeout=90_000)
     first = json.loads((run / "run.json").read_text())
