@@ -45,6 +45,9 @@ def main(argv=None) -> int:
         return 2
     runs.mkdir(parents=True, exist_ok=True)
 
+    from models.tf_runtime import import_tensorflow
+
+    import_tensorflow()  # without its C++ start-up notices on the console
     from explorer.ui import build_app
 
     app = build_app([runs], runs)

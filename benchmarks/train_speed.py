@@ -34,7 +34,7 @@ import numpy as np  # noqa: E402
 
 from benchmarks._reference import BATCH_SIZE, PRESET, Reference  # noqa: E402
 
-SHORT = {"float32": "f32", "mixed_bfloat16": "bf16"}
+SHORT = {"float32": "f32", "mixed_bfloat16": "bf16", "onednn_bfloat16": "onednn-bf16"}
 
 
 class Ours:
@@ -46,13 +46,13 @@ class Ours:
         import tensorflow as tf
 
         from models import get_preset
-        from training.loop import make_strategy, make_train_step
+        from training.loop import keras_policy, make_strategy, make_train_step
 
         p = get_preset(preset_name)
         self.name = f"{preset_name} {SHORT[precision]} spc{steps_per_call}"
         self.steps_per_call, self.batch_size = steps_per_call, batch_size
         strategy = make_strategy(1)
-        keras.mixed_precision.set_global_policy(precision)  # layers keep the policy they are built in
+        keras.mixed_precision.set_global_policy(keras_policy(precision))  # layers keep theirs
         try:
             keras.utils.set_random_seed(seed)
             g, d = p.build_generator(p.latent_dim), p.build_discriminator()
@@ -68,7 +68,8 @@ class Ours:
         d_opt.build(d.trainable_variables)
         rng = tf.random.Generator.from_seed(seed)
         self._steps = make_train_step(strategy, g, d, g_opt, d_opt, rng, p.latent_dim, batch_size,
-                                      ema_generator=ema_g, ema_decay=p.ema)
+                                      ema_generator=ema_g, ema_decay=p.ema,
+                                      graph_bf16=precision == "onednn_bfloat16")
         # as loop.py feeds it: uint8 digits on the device, batches gathered by index and prefetched
         images = tf.constant(images_u8)
         lo, hi = p.pixel_range
@@ -102,7 +103,7 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=100, help="timed steps per configuration per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps-per-call", default="10,50", help="comma-separated values to try")
-    ap.add_argument("--precisions", default="float32,mixed_bfloat16")
+    ap.add_argument("--precisions", default="float32,mixed_bfloat16,onednn_bfloat16")
     ap.add_argument("--max-images", type=int, default=10000)
     ap.add_argument("--data", default=str(MNIST))
     args = ap.parse_args()
@@ -159,10 +160,12 @@ def main() -> int:
 
     dcgan_f32 = img_s([c.name for c in dcgan if " f32 " in c.name])
     dcgan_bf16 = img_s([c.name for c in dcgan if " bf16 " in c.name])
+    dcgan_onednn = img_s([c.name for c in dcgan if " onednn-bf16 " in c.name])
     print(f"ratio={ratio:.2f} ours_img_s={med[best]:.0f} ref_img_s={med[ref_name]:.0f} "
           f"ours_f32_img_s={img_s([best_f32] if best_f32 else [])} "
           f"ours_config={best.split(' ', 1)[1].replace(' ', '/')} "
           f"dcgan_f32_img_s={dcgan_f32} dcgan_bf16_img_s={dcgan_bf16} "
+          f"dcgan_onednn_bf16_img_s={dcgan_onednn} "
           f"steps={args.steps} rounds={args.rounds}")
     return 0
 

@@ -32,10 +32,10 @@ import pandas as pd
 from explorer import figures, latent, render
 from explorer.engine import Engine
 from explorer.registry import ExplorerError, RunRegistry
+from models.presets import DEFAULT_PRESET, PRESETS  # names only: keras loads when a net is built
 
 N_DIM_SLIDERS = 8
 N_PCA_SLIDERS = 6
-PRESETS = ("dcgan", "keras-io", "tf-tutorial")
 ROOT = Path(__file__).resolve().parents[1]
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 IMAGE_PX = 336  # the slider view's large image
@@ -766,7 +766,7 @@ def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
                 with gr.Row():
                     tr_name = gr.Textbox(label="Run name", value=f"run-{time.strftime('%Y%m%d-%H%M%S')}",
                                          elem_id="train-name")
-                    tr_preset = gr.Dropdown(list(PRESETS), value="dcgan", label="Preset")
+                    tr_preset = gr.Dropdown(list(PRESETS), value=DEFAULT_PRESET, label="Preset")
                     tr_epochs = gr.Number(value=15, precision=0, label="Epochs (Resume: new total)",
                                           elem_id="train-epochs")
                     tr_batch = gr.Number(value=64, precision=0, label="Batch size")

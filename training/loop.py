@@ -29,7 +29,15 @@ import numpy as np
 from training import snapshot as snap
 from training.data import DataError, load_dataset
 
-PRECISIONS = ("float32", "mixed_bfloat16")
+# float32; Keras' mixed_bfloat16 policy (bf16 layers, float32 variables); or onednn_bfloat16:
+# float32 models whose training step TensorFlow's oneDNN graph rewrite runs in bfloat16 (the
+# fastest here; snapshots stay plain float32 models, scoring and samples stay float32)
+PRECISIONS = ("float32", "mixed_bfloat16", "onednn_bfloat16")
+
+
+def keras_policy(precision: str) -> str:
+    """The Keras dtype policy the models are built under for a --precision."""
+    return "mixed_bfloat16" if precision == "mixed_bfloat16" else "float32"
 N_SAMPLES = 64  # the fixed latent batch drawn into samples.png every epoch
 
 
@@ -153,13 +161,16 @@ def make_strategy(devices: int):
 # ----------------------------------------------------------------------------- the step
 def make_train_step(strategy, generator, discriminator, g_opt, d_opt, rng, latent_dim: int,
                     global_batch: int, label_noise: float = 0.0, ema_generator=None,
-                    ema_decay: float = 0.0):
+                    ema_decay: float = 0.0, graph_bf16: bool = False):
     """Return ``train_steps(iterator, n)``: n DCGAN steps in one tf.function call.
 
     Returns the mean over the n steps of [d_loss, g_loss, d_acc_real, d_acc_fake].
     With ``ema_generator``, its variables track an exponential moving average of the
     generator's (decay ``ema_decay``, warmed up over the first steps): the averaged generator
     is the one snapshotted, a cheap and large gain in sample quality.
+    With ``graph_bf16``, each call runs with TensorFlow's oneDNN auto-mixed-precision rewrite
+    on (bfloat16 convolutions and matmuls), switched off again after it, so nothing else in
+    the process (quality scoring, sample grids) is affected.
     """
     import tensorflow as tf
 
@@ -216,7 +227,19 @@ def make_train_step(strategy, generator, discriminator, g_opt, d_opt, rng, laten
                 update_ema()
         return total / tf.cast(n, tf.float32)
 
-    return train_steps
+    if not graph_bf16:
+        return train_steps
+    option = "auto_mixed_precision_onednn_bfloat16"
+
+    def train_steps_bf16(iterator, n):
+        tf.config.optimizer.set_experimental_options({option: True})
+        try:
+            return train_steps(iterator, n)
+        finally:
+            tf.config.optimizer.set_experimental_options({option: False})
+
+    train_steps_bf16.experimental_get_tracing_count = train_steps.experimental_get_tracing_count
+    return train_steps_bf16
 
 
 # ----------------------------------------------------------------------------- checkpoint
@@ -386,7 +409,7 @@ def _train_locked(cfg, run_dir, existing, images_u8, source, should_stop, on_epo
     preset = get_preset(cfg.preset)
     snap.clean_temporaries(run_dir)
     strategy = make_strategy(cfg.devices)
-    keras.mixed_precision.set_global_policy(cfg.precision)
+    keras.mixed_precision.set_global_policy(keras_policy(cfg.precision))
     keras.utils.set_random_seed(cfg.seed)
     with strategy.scope():
         generator = preset.build_generator(preset.latent_dim)
@@ -460,7 +483,8 @@ def _train_locked(cfg, run_dir, existing, images_u8, source, should_stop, on_epo
 
     train_steps = make_train_step(strategy, generator, discriminator, g_opt, d_opt, rng,
                                   preset.latent_dim, cfg.batch_size, cfg.label_noise,
-                                  ema_generator, cfg.ema)
+                                  ema_generator, cfg.ema,
+                                  graph_bf16=cfg.precision == "onednn_bfloat16")
     score = _quality_fn(cfg.quality_samples)
     tb = tf.summary.create_file_writer(str(run_dir / "tensorboard")) if cfg.tensorboard else None
     progress_path = run_dir / "progress.json"
