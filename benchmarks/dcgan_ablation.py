@@ -14,33 +14,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import sys
 import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def discriminator_with_head(units: int):
-    def build():
-        import keras
-        from keras import layers
-
-        from models.presets import IMAGE_SHAPE
-
-        img = keras.Input(IMAGE_SHAPE, name="image")
-        x = layers.Conv2D(64, 4, strides=2, padding="same")(img)
-        x = layers.LeakyReLU(0.2)(x)
-        x = layers.Conv2D(128, 4, strides=2, padding="same")(x)
-        x = layers.LeakyReLU(0.2)(x)
-        x = layers.Flatten()(x)
-        if units:
-            x = layers.Dense(units)(x)
-            x = layers.LeakyReLU(0.2)(x)
-        return keras.Model(img, layers.Dense(1, dtype="float32", name="logit")(x),
-                           name="discriminator")
-    return build
 
 
 def main() -> int:
@@ -53,7 +33,6 @@ def main() -> int:
     from models.tf_runtime import import_tensorflow
 
     import_tensorflow()
-
     import models.presets as presets
     from training.loop import TrainConfig, train
 
@@ -61,7 +40,7 @@ def main() -> int:
     final = {}
     for units in args.heads:
         presets.PRESETS["dcgan"] = dataclasses.replace(
-            base, build_discriminator=discriminator_with_head(units))
+            base, build_discriminator=functools.partial(presets._dcgan_discriminator, units))
         with tempfile.TemporaryDirectory() as tmp:
             res = train(TrainConfig(run_dir=str(Path(tmp) / "run"), data=args.data,
                                     epochs=args.epochs, max_images=args.max_images,

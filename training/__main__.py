@@ -13,6 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # grappler prints harmless "
 
 def build_parser() -> argparse.ArgumentParser:
     from models.presets import DEFAULT_PRESET, PRESETS
+    from training.loop import PRECISIONS
 
     p = argparse.ArgumentParser(
         prog="python -m training",
@@ -31,11 +32,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", help="local data: a folder of IDX files (gz or not) or an .npz with x_train")
     p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion_mnist"],
                    help="dataset for Keras' loader when --data is not given")
-    p.add_argument("--precision", default="float32",
-                   choices=["float32", "mixed_bfloat16", "onednn_bfloat16"],
-                   help="float32 (default); mixed_bfloat16: Keras' policy; onednn_bfloat16: float32 "
-                        "models, the training step rewritten to bfloat16 by oneDNN (fastest on "
-                        "CPUs with avx512_bf16 or AMX)")
+    p.add_argument("--precision", default="float32", choices=PRECISIONS,
+                   help="float32 (default); mixed_bfloat16: Keras' policy, bf16 snapshots; "
+                        "onednn_bfloat16: float32 models whose training step oneDNN runs in "
+                        "bfloat16. Both bf16 options pay off only on CPUs with avx512_bf16 or AMX")
     p.add_argument("--devices", type=int, default=1,
                    help="devices for MirroredStrategy (GPUs, or the CPU split in logical devices)")
     p.add_argument("--steps-per-call", type=int, default=10, help="train steps per tf.function call")

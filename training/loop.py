@@ -29,16 +29,16 @@ import numpy as np
 from training import snapshot as snap
 from training.data import DataError, load_dataset
 
-# float32; Keras' mixed_bfloat16 policy (bf16 layers, float32 variables); or onednn_bfloat16:
-# float32 models whose training step TensorFlow's oneDNN graph rewrite runs in bfloat16 (the
-# fastest here; snapshots stay plain float32 models, scoring and samples stay float32)
+# float32; Keras' mixed_bfloat16 policy (bf16 layers, float32 variables, bf16 snapshots); or
+# onednn_bfloat16: float32 models whose training step TensorFlow's oneDNN graph rewrite runs in
+# bfloat16 (about as fast as the Keras policy here; snapshots stay plain float32 models)
 PRECISIONS = ("float32", "mixed_bfloat16", "onednn_bfloat16")
+N_SAMPLES = 64  # the fixed latent batch drawn into samples.png every epoch
 
 
 def keras_policy(precision: str) -> str:
     """The Keras dtype policy the models are built under for a --precision."""
     return "mixed_bfloat16" if precision == "mixed_bfloat16" else "float32"
-N_SAMPLES = 64  # the fixed latent batch drawn into samples.png every epoch
 
 
 class ConfigError(ValueError):
