@@ -163,6 +163,12 @@ class Trainer:
         target = Path(args[args.index("--run-dir") + 1])
         return pid if (cwd / target).resolve() == run_dir else None
 
+    def is_training(self, name: str) -> bool:
+        """Is a trainer of this run alive right now (started here or elsewhere)?"""
+        with self.lock:
+            p = self.procs.get(name)
+        return (p is not None and p.poll() is None) or self.lock_holder(name) is not None
+
     def stop(self, name: str) -> bool:
         with self.lock:
             p = self.procs.get(name)
@@ -639,7 +645,9 @@ def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
         samples = latest[0] if latest else None
         if latest:
             lines.append(f"latest samples: epoch {latest[1]}, captions P(real) by that epoch's D")
-        running = state.startswith("running")
+        # decided afresh at the end: a poll that began before a Resume click must not switch the
+        # timer off after the Resume has switched it on (its answer can arrive second)
+        running = trainer.is_training(name)
         bar = (f'<div style="background:#eee;border-radius:4px;height:14px;width:100%">'
                f'<div id="train-progress" style="background:#4a7;height:14px;border-radius:4px;width:{pct:.1f}%"></div></div>')
         return ("\n\n".join(lines), bar, _frame(rows[-2000:], ["step", "loss", "series"]),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -96,6 +97,22 @@ def server(trained_runs, tmp_path_factory):
         proc.wait(20)
     except subprocess.TimeoutExpired:
         proc.kill()
+    kill_trainers(runs)
+
+
+def kill_trainers(runs: Path) -> None:
+    """Training started from the Train tab outlives the app by design; a test must not leave
+    one behind (a failed test would otherwise leave it eating the CPU of the tests after it)."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            args = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "training" in args and any(a.startswith(str(runs)) for a in args):
+            try:
+                os.kill(int(cmdline.parent.name), signal.SIGKILL)
+            except OSError:
+                pass
 
 
 @pytest.fixture(scope="module")
