@@ -174,6 +174,13 @@ def make_train_step(strategy, generator, discriminator, g_opt, d_opt, rng, laten
     """
     import tensorflow as tf
 
+    from models.fast_ops import accelerate
+
+    # same layers and weights, faster kernels where oneDNN is slow (models/fast_ops.py)
+    for model in (generator, discriminator, ema_generator):
+        if model is not None:
+            accelerate(model)
+
     def xent(labels, logits):
         return tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)[:, 0]
 
