@@ -193,13 +193,13 @@ def main() -> int:
             ("http /slide, browser protocol (SSE)", push, 60)]
     print(f"run {name}: {len(epochs)} epochs, latent {info.latent_dim}, {os.cpu_count()} CPUs")
     for label, xs, bound in rows:
-        print(f"{label:34s} n={len(xs):5d}  p50 {pct(xs, 50):7.2f} ms  p95 {pct(xs, 95):7.2f} ms  "
+        print(f"{label:36s} n={len(xs):5d}  p50 {pct(xs, 50):7.2f} ms  p95 {pct(xs, 95):7.2f} ms  "
               f"bound p95 <= {bound} ms  {'OK' if pct(xs, 95) <= bound else 'OVER'}")
-    print(f"{'http /list_runs via gradio_client':34s} n={len(floor):5d}  p50 {pct(floor, 50):7.2f} ms  "
+    print(f"{'http /list_runs, gradio_client no-TLS':36s} n={len(floor):5d}  p50 {pct(floor, 50):7.2f} ms  "
           f"p95 {pct(floor, 95):7.2f} ms  (the client's own floor: a no-op-sized endpoint)")
-    print(f"{'compare 10x8 warm':34s} n={len(warm):5d}  p50 {pct(warm, 50):7.1f} ms  "
+    print(f"{'compare 10x8 warm':36s} n={len(warm):5d}  p50 {pct(warm, 50):7.1f} ms  "
           f"bound <= 300 ms  {'OK' if pct(warm, 50) <= 300 else 'OVER'}")
-    print(f"{'compare 10x8 cold':34s} n={len(cold):5d}  p50 {pct(cold, 50):7.1f} ms  "
+    print(f"{'compare 10x8 cold':36s} n={len(cold):5d}  p50 {pct(cold, 50):7.1f} ms  "
           f"bound <= 2000 ms  {'OK' if pct(cold, 50) <= 2000 else 'OVER'}")
     print(f"logic_p50_ms={pct(logic, 50):.2f} logic_p95_ms={pct(logic, 95):.2f} "
           f"http_p50_ms={pct(http, 50):.1f} http_p95_ms={pct(http, 95):.1f} "

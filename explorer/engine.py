@@ -31,6 +31,7 @@ class Snapshot:
     discriminator: object
     _gen_score: object = None
     _score: object = None
+    _make_score: object = None  # builds _score on first use
     _extras: dict = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -41,8 +42,15 @@ class Snapshot:
         return img.numpy(), p.numpy()
 
     def score(self, images01: np.ndarray) -> np.ndarray:
-        """P(real) of images in [0,1] (N,28,28) by this snapshot's discriminator."""
+        """P(real) of images in [0,1] (N,28,28) by this snapshot's discriminator.
+
+        Its graph is traced on first use, not at load: Compare loads every epoch and never
+        needs it for most of them."""
         x = np.asarray(images01, np.float32).reshape(-1, 28, 28)
+        if self._score is None:
+            with self.lock:
+                if self._score is None:
+                    self._score = self._make_score()
         return self._score(x).numpy()
 
     def extra(self, key, make):
@@ -130,6 +138,9 @@ def _load_snapshot(run: RunInfo, epoch: int) -> Snapshot:
             f"run {run.name!r} epoch {epoch}: expected a generator making 28x28x1 images, "
             f"got {g_out}")
     _check_d(run, epoch, d)
+    from models.fast_ops import accelerate
+
+    accelerate(g)  # the training step's faster kernels for the same layers (keras-io's last conv)
     lo, hi = run.pixel_range
     to_prob = _prob_fn(bool(run.info.get("d_outputs_logits", True)))
 
@@ -140,11 +151,10 @@ def _load_snapshot(run: RunInfo, epoch: int) -> Snapshot:
         img = (tf.cast(x, tf.float32)[..., 0] - lo) / (hi - lo)
         return tf.clip_by_value(img, 0.0, 1.0), p
 
-    score = _score_fn(d, lo, hi, to_prob)
-    snap = Snapshot(run.name, epoch, dim, (lo, hi), g, d, gen_score, score)
+    snap = Snapshot(run.name, epoch, dim, (lo, hi), g, d, gen_score,
+                    _make_score=lambda: _score_fn(d, lo, hi, to_prob))
     for n in (1, 8):  # trace once and warm up (shape [None, dim] covers every batch size)
         snap.generate(np.zeros((n, dim), np.float32))
-    snap.score(np.zeros((1, 28, 28), np.float32))
     return snap
 
 
