@@ -203,6 +203,27 @@ def test_bfloat16_precisions_train_and_snapshot_loadable_models(tmp_path, precis
     assert x.shape == (4, 28, 28, 1) and np.all(np.isfinite(x)) and np.abs(x).max() <= 1
 
 
+def test_keras_io_preset_trains_with_the_fast_conv_and_snapshots_stock_layers(tmp_path):
+    """keras-io's one-map last conv runs on models/fast_ops.py's kernels while training; the
+    snapshot is still stock Keras: its last layer a plain Conv2D giving the same images as the
+    accelerated copy the explorer makes of it."""
+    import keras
+
+    from models.fast_ops import accelerate
+
+    run = tmp_path / "kerasio"
+    run_training(*small_args(run, "--preset", "keras-io", epochs=1))
+    s = json.loads((run / "epochs/epoch-0001/summary.json").read_text())
+    assert np.isfinite(s["d_loss"]) and np.isfinite(s["g_loss"]) and np.isfinite(s["quality"]["fcd"])
+    path = run / "epochs/epoch-0001/generator.keras"
+    g, fast = load_model(path), load_model(path)
+    last_conv = [l for l in g.layers if isinstance(l, keras.layers.Conv2D)][-1]
+    assert type(last_conv) is keras.layers.Conv2D and last_conv.filters == 1
+    assert accelerate(fast) == 1
+    z = np.random.default_rng(0).standard_normal((6, 128)).astype("float32")
+    np.testing.assert_allclose(np.asarray(fast(z)), np.asarray(g(z)), atol=1e-5)
+
+
 # ----------------------------------------------------------------------------- bad input
 def _bad_inputs(tmp: Path):
     garbage = tmp / "garbage"
