@@ -223,6 +223,18 @@ def test_keras_io_preset_trains_with_the_fast_conv_and_snapshots_stock_layers(tm
     z = np.random.default_rng(0).standard_normal((6, 128)).astype("float32")
     np.testing.assert_allclose(np.asarray(fast(z)), np.asarray(g(z)), atol=1e-5)
 
+    # the explorer loads it (accelerated) and draws what the stock model draws
+    from explorer.engine import Engine
+    from explorer.registry import RunRegistry
+
+    engine = Engine(RunRegistry([tmp_path]))
+    epochs, imgs, scores = engine.compare("kerasio", 6, seed=1)
+    assert epochs == [1] and imgs.shape == (1, 6, 28, 28)
+    assert np.all((scores > 0) & (scores < 1))
+    img, p = engine.generate("kerasio", 1, z[0])
+    np.testing.assert_allclose(img, np.clip(np.asarray(g(z[:1]))[0, ..., 0], 0, 1), atol=1e-5)
+    assert 0 < p < 1
+
 
 # ----------------------------------------------------------------------------- bad input
 def _bad_inputs(tmp: Path):
