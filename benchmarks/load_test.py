@@ -5,7 +5,8 @@
 Every client alternates slider moves (/slide, mostly) and interpolations (/interpolate, every
 10th request) on the run's epochs, so the model cache is exercised too. Counts failed requests,
 reports p50/p95 latency and the server's peak RSS (sampled from /proc). Traffic goes only to
-127.0.0.1. Last line: name=value pairs.
+127.0.0.1 (plain http, so the clients use ssl_verify=False and do not load the CA bundle per
+request on the same 2 cores as the server). Last line: name=value pairs.
 """
 from __future__ import annotations
 
@@ -74,7 +75,7 @@ def main() -> int:
 
     def client_loop(i: int):
         rng = np.random.default_rng(i)
-        c = Client(url, verbose=False)
+        c = Client(url, verbose=False, ssl_verify=False)  # plain http: see explorer_latency.py
         n = 0
         while time.time() < stop:
             ep = int(rng.choice(epochs))
