@@ -68,9 +68,14 @@ def _fast_convolution_op(self, inputs, kernel):
 
 def accelerate(model) -> int:
     """Swap in the faster kernel on every qualifying layer of ``model``; returns how many."""
+    def walk(m):  # nested models included
+        for layer in getattr(m, "layers", []):
+            yield layer
+            yield from walk(layer)
+
     n = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if _qualifies(layer):
+    for layer in walk(model):
+        if _qualifies(layer) and "convolution_op" not in vars(layer):
             layer.convolution_op = types.MethodType(_fast_convolution_op, layer)
             n += 1
     return n

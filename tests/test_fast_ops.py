@@ -76,3 +76,11 @@ def test_layers_that_do_not_qualify_are_left_alone():
     x = keras.layers.Conv2D(1, 3, padding="valid")(x)
     x = keras.layers.Conv2DTranspose(1, 3, padding="same")(x)
     assert accelerate(keras.Model(z, x)) == 0
+
+
+def test_nested_models_are_walked_and_accelerating_twice_changes_nothing():
+    inner = _stock_net()
+    z = keras.Input((4,))
+    outer = keras.Model(z, inner(z))
+    assert accelerate(outer) == 1
+    assert accelerate(outer) == 0  # already done
