@@ -273,6 +273,7 @@ def test_browser_walkthrough(page, server):
     page.locator("#train-epochs input").fill("200")
     page.locator("#train-max input").fill("256")
     page.locator("#train-data textarea, #train-data input").first.fill(str(MNIST))
+    pick(page, "#train-precision", "onednn_bfloat16")
     page.locator("#train-btn").click()
     page.locator("#train-status").get_by_text("process running").wait_for(timeout=60_000)
 
@@ -305,6 +306,7 @@ def test_browser_walkthrough(page, server):
     page.locator("#train-status").get_by_text("status: stopped").wait_for(timeout=90_000)
     first = json.loads((run / "run.json").read_text())
     assert first["status"] == "stopped" and 1 <= first["epochs_done"] < 200
+    assert first["config"]["precision"] == "onednn_bfloat16"
 
     first_pid = json.loads((run / "progress.json").read_text())["pid"]
     page.locator("#resume-btn").click()  # at once: the stopping process is waited for
@@ -315,6 +317,7 @@ def test_browser_walkthrough(page, server):
     page.locator("#train-status").get_by_text("status: stopped").wait_for(timeout=90_000)
     second = json.loads((run / "run.json").read_text())
     assert second["status"] == "stopped" and first["epochs_done"] <= second["epochs_done"] < 200
+    assert second["config"]["precision"] == "onednn_bfloat16"  # Resume keeps the run's settings
     # the new run shows up in the run picker without a restart
     page.locator("#run-dd input").click()
     page.get_by_role("option", name="from-browser", exact=False).wait_for(timeout=20_000)
@@ -495,6 +498,16 @@ def test_train_tab_names_never_leave_the_runs_folder(server, name):
     assert set(runs.parent.iterdir()) == before and not Path("/tmp/evil").exists()
     with pytest.raises(Exception, match="no run 'nope'"):
         client.predict("nope", 1, api_name="/resume")
+
+
+def test_train_refuses_an_unknown_precision_and_starts_nothing(server):
+    from gradio_client import Client
+
+    url, runs = server
+    client = Client(url, verbose=False)
+    with pytest.raises(Exception, match="precision|not in the list of choices"):
+        client.predict("prec-x", "dcgan", 1, 64, 10, "", "float16", api_name="/train")
+    assert not (runs / "prec-x").exists()
 
 
 @pytest.mark.parametrize("steps", [0, 1, 1_000_000])
