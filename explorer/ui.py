@@ -299,11 +299,12 @@ def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
 
     # ------------------------------------------------------------------ handlers
     def loadable_final(run: str):
-        """The final epoch whose D also scores the slider image, its snapshot loaded, or None."""
+        """The final epoch whose D also scores the slider image, its snapshot loaded and its
+        scoring graph traced (so no slider move pays for either), or None."""
         final = final_epoch(run)
         if final is not None:
             try:
-                engine.snapshot(run, final)
+                engine.snapshot(run, final).score(np.zeros((1, 28, 28), np.float32))
             except ExplorerError:
                 final = None
         finals[run] = final
@@ -314,7 +315,7 @@ def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
         run, epoch = need(run, epoch)
         _, z = compose(run, epoch, base, dims, vals[:N_DIM_SLIDERS], vals[N_DIM_SLIDERS:])
         # the final epoch is a fact of the run, kept server-side (set when a point or snapshot is
-        # chosen, refreshed by the run-list timer): no disk access here after the first time
+        # chosen, refreshed by the run-list timer): no disk access or tracing here after that
         final = finals[run] if run in finals else loadable_final(run)
         return render_point(run, epoch, z, final)
 
