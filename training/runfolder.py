@@ -1,0 +1,360 @@
+"""The run folder (training/CONTRACT.md): its names, atomic JSON/JSONL, the lock. ONE module.
+
+Both sides import this and nothing else spells a run folder's paths: ``training/`` writes
+through it, ``explorer/`` reads through it. It needs only the standard library and NumPy
+(no TensorFlow, no Gradio), so the explorer can import it without importing the loop.
+
+Reading is defensive: whatever is on disk is input like any other. Every reader here either
+returns plain JSON values or raises ``RunFolderError`` with a one-line reason (missing,
+too large, not UTF-8, not JSON, nested too deeply); callers validate the values' types.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import math
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+# ----------------------------------------------------------------------------- names
+RUN_JSON = "run.json"
+METRICS = "metrics.jsonl"
+PROGRESS = "progress.json"
+LOCK = "run.lock"
+EPOCHS = "epochs"
+CHECKPOINT = "checkpoint"
+SUMMARY = "summary.json"
+SAMPLES = "samples.png"
+GENERATOR = "generator.keras"
+DISCRIMINATOR = "discriminator.keras"
+EPOCH_FILES = (GENERATOR, DISCRIMINATOR, SAMPLES, SUMMARY)
+
+MAX_EPOCH = 999_999
+_EPOCH_RE = re.compile(r"^epoch-(\d{4,6})$")
+
+MAX_JSON_BYTES = 4 * 1024 * 1024  # run.json, summary.json, progress.json: a few KB when sane
+MAX_LINE_BYTES = 256 * 1024  # one metrics.jsonl line
+MAX_DEPTH = 32  # deeper JSON than this is not something training wrote
+
+
+class RunFolderError(RuntimeError):
+    """The run folder (or a file in it) cannot be used as asked; the message says why and what to do."""
+
+
+def epoch_dirname(epoch: int) -> str:
+    """epoch 3 -> 'epoch-0003' (the one place this name is spelled)."""
+    epoch = int(epoch)
+    if not 0 <= epoch <= MAX_EPOCH:
+        raise ValueError(f"epoch {epoch} is outside 0..{MAX_EPOCH}")
+    return f"epoch-{epoch:04d}"
+
+
+def parse_epoch_dirname(name: str) -> int | None:
+    """'epoch-0003' -> 3; anything else (hidden temporaries included) -> None."""
+    m = _EPOCH_RE.match(name)
+    return int(m.group(1)) if m else None
+
+
+def epoch_path(run_dir: str | os.PathLike, epoch: int) -> Path:
+    return Path(run_dir) / EPOCHS / epoch_dirname(epoch)
+
+
+def epoch_paths(run_dir: str | os.PathLike) -> dict[int, Path]:
+    """{epoch: folder} of every epochs/epoch-NNNN folder on disk (sorted by epoch)."""
+    out: dict[int, Path] = {}
+    try:
+        entries = list((Path(run_dir) / EPOCHS).iterdir())
+    except OSError:
+        return out
+    for p in entries:
+        e = parse_epoch_dirname(p.name)
+        if e is not None and p.is_dir():
+            out[e] = p
+    return dict(sorted(out.items()))
+
+
+def list_epochs(run_dir: str | os.PathLike) -> list[int]:
+    return list(epoch_paths(run_dir))
+
+
+# ----------------------------------------------------------------------------- writing
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
+    """Write to a hidden temporary beside ``path``, fsync, rename over it: all or nothing."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
+
+
+def clean_json(obj):
+    """JSON cannot hold NaN/inf: write them as null; NumPy scalars as Python numbers."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): clean_json(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean_json(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return clean_json(obj.item())
+    return obj
+
+
+def dumps(obj) -> str:
+    return json.dumps(clean_json(obj), allow_nan=False)
+
+
+def write_json_atomic(path: str | os.PathLike, obj) -> None:
+    write_bytes_atomic(path, (json.dumps(clean_json(obj), indent=2, allow_nan=False) + "\n").encode())
+
+
+# ----------------------------------------------------------------------------- reading
+def _depth_ok(text: str, limit: int = MAX_DEPTH) -> bool:
+    """Nesting depth of JSON text without parsing it (brackets inside strings are skipped)."""
+    if text.count("[") + text.count("{") <= limit:
+        return True
+    depth, in_str, esc = 0, False, False
+    for ch in text:
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "[{":
+            depth += 1
+            if depth > limit:
+                return False
+        elif ch in "]}":
+            depth -= 1
+    return True
+
+
+def parse_json(data: bytes | str, what: str = "JSON"):
+    """Bytes or text -> JSON values, or RunFolderError with the reason (never RecursionError)."""
+    if isinstance(data, bytes):
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise RunFolderError(f"{what} is not UTF-8 text (byte {exc.start})") from None
+    if not _depth_ok(data):
+        raise RunFolderError(f"{what} is nested more than {MAX_DEPTH} levels deep")
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise RunFolderError(f"{what} is not valid JSON ({str(exc).splitlines()[0][:120]})") from None
+
+
+def read_json(path: str | os.PathLike, max_bytes: int = MAX_JSON_BYTES):
+    """One JSON file -> values. Missing, unreadable, oversized or malformed: RunFolderError."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(max_bytes + 1)
+    except FileNotFoundError:
+        raise RunFolderError(f"{path.name} is missing") from None
+    except OSError as exc:
+        raise RunFolderError(f"{path.name} cannot be read ({exc.strerror or exc})") from None
+    if len(data) > max_bytes:
+        raise RunFolderError(f"{path.name} is larger than {max_bytes // 1024} KB")
+    return parse_json(data, path.name)
+
+
+def read_json_dict(path: str | os.PathLike, max_bytes: int = MAX_JSON_BYTES) -> dict:
+    obj = read_json(path, max_bytes)
+    if not isinstance(obj, dict):
+        raise RunFolderError(f"{Path(path).name} holds a {type(obj).__name__}, not a JSON object")
+    return obj
+
+
+def read_jsonl(path: str | os.PathLike) -> list[dict]:
+    """Every whole, valid object line of a JSON-lines file; [] when the file is missing.
+
+    A torn last line (a killed writer), a line that is not UTF-8, not JSON, not an object,
+    too long or too deep is skipped: one bad line never hides the good ones. Other read
+    errors (permissions, I/O) raise RunFolderError.
+    """
+    rows: list[dict] = []
+    try:
+        with open(path, "rb") as fh:
+            for raw in fh:
+                if len(raw) > MAX_LINE_BYTES:
+                    continue
+                try:
+                    row = parse_json(raw, "line")
+                except RunFolderError:
+                    continue
+                if isinstance(row, dict):
+                    rows.append(row)
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise RunFolderError(f"{Path(path).name} cannot be read ({exc.strerror or exc})") from None
+    return rows
+
+
+def as_epoch(value) -> int | None:
+    """A row's 'epoch' field as a whole epoch number, or None when it is not one."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        return None
+    e = int(value)
+    return e if 0 <= e <= MAX_EPOCH else None
+
+
+class MetricsLog:
+    """metrics.jsonl: appended a line at a time, flushed; rewritten atomically on resume."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+
+    def append(self, row: dict) -> None:
+        line = dumps(row) + "\n"
+        needs_nl = False  # a torn line from a killed writer must not glue onto ours
+        if self.path.exists() and self.path.stat().st_size:
+            with open(self.path, "rb") as fh:
+                fh.seek(-1, os.SEEK_END)
+                needs_nl = fh.read(1) != b"\n"
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(("\n" if needs_nl else "") + line)
+            fh.flush()
+
+    def rows(self) -> list[dict]:
+        return read_jsonl(self.path)
+
+    def truncate_after(self, epoch: int) -> None:
+        """Drop the lines of epochs after ``epoch`` (they are about to be trained again).
+
+        Only called for epochs the caller will re-write; lines with no readable epoch are
+        kept, so nothing that cannot be re-made is dropped.
+        """
+        rows = [r for r in read_jsonl(self.path) if (as_epoch(r.get("epoch")) or 0) <= epoch]
+        write_bytes_atomic(self.path, "".join(dumps(r) + "\n" for r in rows).encode())
+
+
+def clean_temporaries(run_dir: str | os.PathLike) -> None:
+    """Remove leftovers of a killed writer.
+
+    Deletes only hidden names containing '.tmp-' or '.old-': a temporary is never the only
+    copy of anything (it is renamed into place when whole), and an '.old-' folder exists only
+    after its replacement was renamed into place.
+    """
+    run_dir = Path(run_dir)
+    for parent in (run_dir, run_dir / EPOCHS):
+        if not parent.is_dir():
+            continue
+        for p in parent.iterdir():
+            if p.name.startswith(".") and (".tmp-" in p.name or ".old-" in p.name):
+                shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+
+
+# ----------------------------------------------------------------------------- the lock
+class RunLock:
+    """An exclusive flock on run.lock: a second trainer refuses; a dead one holds nothing."""
+
+    def __init__(self, run_dir: str | os.PathLike):
+        self.path = Path(run_dir) / LOCK
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                try:
+                    pid = self.path.read_text().strip() or "?"
+                except OSError:
+                    pid = "?"
+                raise RunFolderError(
+                    f"run folder {self.path.parent} is being trained by another process "
+                    f"(pid {pid}); wait for it to finish or stop it first"
+                ) from None
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+
+    def release(self) -> None:
+        if self.fd is not None:
+            # the file stays (unlinking a lock file races with the next taker); the lock goes
+            try:
+                os.ftruncate(self.fd, 0)
+            finally:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+                os.close(self.fd)
+                self.fd = None
+
+
+def is_locked(run_dir: str | os.PathLike) -> bool:
+    """True while some process holds the run's lock (a trainer is alive)."""
+    path = Path(run_dir) / LOCK
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def lock_holder(run_dir: str | os.PathLike) -> int | None:
+    """pid of the process training this run folder, or None when nobody holds its lock.
+
+    The pid written in run.lock is trusted only when the lock is held AND /proc shows a
+    ``training`` process whose --run-dir resolves to this folder (a recycled pid is not).
+    """
+    run_dir = Path(run_dir).resolve()
+    if not is_locked(run_dir):
+        return None
+    try:
+        pid = int((run_dir / LOCK).read_text().strip())
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except (OSError, ValueError):
+        return None
+    if "training" not in args or "--run-dir" not in args[:-1]:
+        return None
+    target = Path(args[args.index("--run-dir") + 1])
+    return pid if (cwd / target).resolve() == run_dir else None
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
