@@ -181,7 +181,7 @@ class Engine:
         self._scorers: OrderedDict[tuple[str, int], object] = OrderedDict()  # D only, small
 
     @staticmethod
-    def _epoch_number(epoch) -> int:
+    def epoch_number(epoch) -> int:
         try:
             e = int(epoch)
             if e != float(epoch) or not 0 <= e <= 999_999:
@@ -191,7 +191,7 @@ class Engine:
         return e
 
     def snapshot(self, run: str, epoch: int | str) -> Snapshot:
-        epoch = self._epoch_number(epoch)
+        epoch = self.epoch_number(epoch)
         key = (run, epoch)
         with self._lock:
             snap = self._cache.get(key)
@@ -223,7 +223,7 @@ class Engine:
         """P(real) of images in [0,1] by one epoch's D. Uses the loaded snapshot when cached;
         otherwise loads only that D into a small separate cache (the Train tab scores every new
         epoch of a run in progress without evicting the snapshots being explored)."""
-        epoch = self._epoch_number(epoch)
+        epoch = self.epoch_number(epoch)
         key = (run, epoch)
         with self._lock:
             snap = self._cache.get(key)

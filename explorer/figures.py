@@ -16,7 +16,7 @@ QUALITY = (("fcd", "fcd"), ("classifier_score", "classifier_score"),
            ("confident_share", "confident_share"), ("modes", "mode_coverage"))
 
 
-def _num(v):
+def num(v):
     try:
         f = float(v)
     except (TypeError, ValueError):
@@ -41,8 +41,8 @@ def epoch_rows(info: RunInfo, metrics: list[dict]) -> list[dict]:
     for ep in sorted(by_epoch):
         s = by_epoch[ep]
         q = s.get("quality") if isinstance(s.get("quality"), dict) else {}
-        row = {"epoch": ep, **{k: _num(s.get(k)) for k in FIELDS},
-               **{k: _num(q.get(src)) for k, src in QUALITY}}
+        row = {"epoch": ep, **{k: num(s.get(k)) for k in FIELDS},
+               **{k: num(q.get(src)) for k, src in QUALITY}}
         e = disk.get(ep)
         row["snapshot"] = ("not kept on disk" if e is None else
                            f"broken: {e.broken}" if e.broken else "on disk")
@@ -62,6 +62,6 @@ def fcd_floor(metrics: list[dict], info: RunInfo) -> float | None:
     sources = [r for r in metrics if r.get("kind") == "epoch"] + [e.summary or {} for e in info.epochs]
     for s in reversed(sources):
         q = s.get("quality") if isinstance(s.get("quality"), dict) else {}
-        if _num(q.get("fcd_floor")) is not None:
-            return _num(q["fcd_floor"])
+        if num(q.get("fcd_floor")) is not None:
+            return num(q["fcd_floor"])
     return None

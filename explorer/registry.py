@@ -191,7 +191,7 @@ class RunRegistry:
         self._lock = threading.Lock()
 
     @staticmethod
-    def _stamp(path: Path) -> tuple:
+    def stamp(path: Path) -> tuple:
         try:
             st = path.stat()
             return (str(path), st.st_size, st.st_mtime_ns)
@@ -200,7 +200,7 @@ class RunRegistry:
 
     def inspect(self, path: Path) -> tuple[str | None, list | None]:
         """inspect_keras, memoised per file version (the registry re-lists every few seconds)."""
-        key = self._stamp(path)
+        key = self.stamp(path)
         with self._lock:
             hit = self._inspected.get(key)
         if hit is None:
@@ -212,7 +212,7 @@ class RunRegistry:
         return hit
 
     def _epoch_stamp(self, path: Path) -> tuple:
-        return tuple(self._stamp(path / f) for f in ("generator.keras", "discriminator.keras"))
+        return tuple(self.stamp(path / f) for f in ("generator.keras", "discriminator.keras"))
 
     def mark_broken(self, epoch_path: Path, reason: str) -> None:
         """A snapshot that failed to load: shown as broken until its files change."""

@@ -265,7 +265,7 @@ def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
             raise ExplorerError("pick a run first (top of the page)")
         if epoch is None or epoch == "":
             raise ExplorerError(f"run {run[:80]!r} has no loadable epoch yet; pick another run or wait")
-        return run, engine._epoch_number(epoch)
+        return run, engine.epoch_number(epoch)
 
     def compose(run, epoch, base, dims, dim_vals, pca_vals):
         snap = engine.snapshot(run, epoch)
@@ -519,7 +519,7 @@ def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
         samples, qtxt, hist_df = None, "", empty
         if epoch not in (None, ""):
             try:
-                e = info.epoch(engine._epoch_number(epoch))
+                e = info.epoch(engine.epoch_number(epoch))
             except ExplorerError as exc:
                 return "\n".join(facts), None, f"**{exc}**", empty
             samples, note = scored_samples(run, e)
@@ -605,7 +605,7 @@ def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
         if not good:
             return None
         e = good[-1]
-        key = (name, e.epoch, registry._stamp(e.path / "samples.png"))
+        key = (name, e.epoch, registry.stamp(e.path / "samples.png"))
         if key not in train_samples_cache:
             img, _ = scored_samples(name, e)
             train_samples_cache.clear()  # one picture per run is all the tab shows
@@ -949,7 +949,7 @@ def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
                 out.append({"name": r.name, "status": r.status, "broken": r.broken,
                              "latent_dim": r.info.get("latent_dim"),
                              "epochs": [{"epoch": e.epoch, "broken": e.broken,
-                                         "fcd": figures._num(((e.summary or {}).get("quality") or {}).get("fcd"))
+                                         "fcd": figures.num(((e.summary or {}).get("quality") or {}).get("fcd"))
                                          if isinstance((e.summary or {}).get("quality"), dict) else None}
                                         for e in r.epochs]})
             return json.dumps(out)
