@@ -34,6 +34,8 @@ class Snapshot:
     _make_score: object = None  # builds _score on first use
     _extras: dict = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    stamp: tuple = ()  # the G and D files' version when loaded (RunRegistry.snapshot_stamp)
+    path: object = None  # the epoch folder
 
     def generate(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """z (N, dim) -> (images in [0,1] (N,28,28), P(real) from this epoch's D (N,))."""
@@ -108,15 +110,18 @@ def _score_fn(d, lo: float, hi: float, to_prob):
 
 
 def _load_scorer(run: RunInfo, epoch: int):
-    """Only the discriminator of a snapshot: images in [0,1] (N,28,28) -> P(real) (N,)."""
+    """Only the discriminator of a snapshot: images in [0,1] (N,28,28) -> P(real) (N,).
+
+    Returns (score function, the epoch folder, its files' stamp at load)."""
     info = run.epoch(epoch)
     if info.broken:
         raise SnapshotError(f"run {run.name!r} epoch {epoch} is broken: {info.broken}")
+    stamp = RunRegistry.snapshot_stamp(info.path)
     d = _load_model(run, epoch, info.path / "discriminator.keras")
     _check_d(run, epoch, d)
     lo, hi = run.pixel_range
-    score = _score_fn(d, lo, hi, _prob_fn(bool(run.info.get("d_outputs_logits", True))))
-    return lambda x: score(np.asarray(x, np.float32).reshape(-1, 28, 28)).numpy()
+    score = _score_fn(d, lo, hi, _prob_fn(run.d_outputs_logits))
+    return (lambda x: score(np.asarray(x, np.float32).reshape(-1, 28, 28)).numpy()), info.path, stamp
 
 
 def _load_snapshot(run: RunInfo, epoch: int) -> Snapshot:
@@ -125,6 +130,7 @@ def _load_snapshot(run: RunInfo, epoch: int) -> Snapshot:
     info = run.epoch(epoch)
     if info.broken:
         raise SnapshotError(f"run {run.name!r} epoch {epoch} is broken: {info.broken}")
+    stamp = RunRegistry.snapshot_stamp(info.path)  # before loading: a change during it reloads next time
     g = _load_model(run, epoch, info.path / "generator.keras")
     d = _load_model(run, epoch, info.path / "discriminator.keras")
     dim = run.latent_dim
@@ -142,7 +148,7 @@ def _load_snapshot(run: RunInfo, epoch: int) -> Snapshot:
 
     accelerate(g)  # the training step's faster kernels for the same layers (keras-io's last conv)
     lo, hi = run.pixel_range
-    to_prob = _prob_fn(bool(run.info.get("d_outputs_logits", True)))
+    to_prob = _prob_fn(run.d_outputs_logits)
 
     @tf.function(input_signature=[tf.TensorSpec([None, dim], tf.float32)])
     def gen_score(z):
@@ -152,7 +158,7 @@ def _load_snapshot(run: RunInfo, epoch: int) -> Snapshot:
         return tf.clip_by_value(img, 0.0, 1.0), p
 
     snap = Snapshot(run.name, epoch, dim, (lo, hi), g, d, gen_score,
-                    _make_score=lambda: _score_fn(d, lo, hi, to_prob))
+                    _make_score=lambda: _score_fn(d, lo, hi, to_prob), stamp=stamp, path=info.path)
     for n in (1, 8):  # trace once and warm up (shape [None, dim] covers every batch size)
         snap.generate(np.zeros((n, dim), np.float32))
     return snap
@@ -190,14 +196,33 @@ class Engine:
             raise ExplorerError(f"epoch must be a number from 1 to 999999, got {str(epoch)[:40]!r}") from None
         return e
 
+    def _current(self, cache: OrderedDict, key: tuple, path, stamp: tuple) -> bool:
+        """Is a cached model still what is on disk? Two os.stat calls (microseconds), no loading.
+
+        A snapshot whose files changed is evicted (the caller loads it afresh); one whose files
+        are gone is evicted and refused: memory never answers for what the disk no longer holds.
+        """
+        now = RunRegistry.snapshot_stamp(path)
+        if now == stamp:
+            return True
+        with self._lock:
+            cache.pop(key, None)
+        if any(s[1] is None for s in now):
+            raise SnapshotError(f"run {key[0]!r} epoch {key[1]} is no longer on disk (its files were deleted "
+                                "or moved after it was loaded); pick an epoch from the list")
+        return False
+
     def snapshot(self, run: str, epoch: int | str) -> Snapshot:
         epoch = self.epoch_number(epoch)
         key = (run, epoch)
         with self._lock:
             snap = self._cache.get(key)
-            if snap is not None:
-                self._cache.move_to_end(key)
-                return snap
+        if snap is not None and self._current(self._cache, key, snap.path, snap.stamp):
+            with self._lock:
+                if key in self._cache:
+                    self._cache.move_to_end(key)
+            return snap
+        with self._lock:
             load_lock = self._loading.setdefault(key, threading.Lock())
         with load_lock:  # one loader per snapshot; others wait for it
             with self._lock:
@@ -227,16 +252,16 @@ class Engine:
         key = (run, epoch)
         with self._lock:
             snap = self._cache.get(key)
-            fn = self._scorers.get(key)
-        if snap is not None:
+            hit = self._scorers.get(key)
+        if snap is not None and self._current(self._cache, key, snap.path, snap.stamp):
             return snap.score(images01)
-        if fn is None:
-            fn = _load_scorer(self.registry.get(run), epoch)
+        if hit is None or not self._current(self._scorers, key, hit[1], hit[2]):
+            hit = _load_scorer(self.registry.get(run), epoch)
             with self._lock:
-                self._scorers[key] = fn
+                self._scorers[key] = hit
                 while len(self._scorers) > 3:
                     self._scorers.popitem(last=False)
-        return fn(images01)
+        return hit[0](images01)
 
     def cached(self) -> list[tuple[str, int]]:
         with self._lock:

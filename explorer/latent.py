@@ -118,6 +118,9 @@ def pca_directions(features: np.ndarray, z: np.ndarray, k: int) -> tuple[np.ndar
     Returns (directions (k, dim) orthonormal in z-space, explained variance ratios (k,)).
     """
     f = np.asarray(features, np.float64)
+    if not np.all(np.isfinite(f)):
+        raise ExplorerError("this generator's features hold NaN or infinity (its weights are broken); "
+                            "no directions can be found: pick another epoch")
     f = f - f.mean(0)
     # randomized SVD (a few power iterations): the top k components of a wide feature matrix
     # in well under a second, where a full SVD of 1000 x 6272 takes seconds

@@ -6,15 +6,17 @@ A broken snapshot is listed with the reason, not hidden.
 """
 from __future__ import annotations
 
-import json
+import os
 import re
 import threading
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-EPOCH_FILES = ("generator.keras", "discriminator.keras", "samples.png", "summary.json")
-_EPOCH_RE = re.compile(r"^epoch-(\d{1,6})$")
+from explorer.facts import EpochSummary, FactsError, RunFacts, epoch_summary, metrics_row, plain, run_facts
+from training.runfolder import (DISCRIMINATOR, EPOCH_FILES, GENERATOR, METRICS, PROGRESS, RUN_JSON, SUMMARY,
+                                RunFolderError, epoch_paths, parse_json, read_json, read_json_dict, read_jsonl)
+
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -27,36 +29,53 @@ class EpochInfo:
     epoch: int
     path: Path
     broken: str | None = None  # the reason, or None when the snapshot looks whole
-    summary: dict | None = None
+    facts: EpochSummary | None = None  # summary.json, validated
+
+    @property
+    def summary(self) -> dict | None:
+        """summary.json as CLEANED plain values (typed fields only); prefer ``facts``."""
+        return None if self.facts is None else self.facts.as_dict()
+
+    @property
+    def fcd(self) -> float | None:
+        return self.facts.quality.fcd if self.facts and self.facts.quality else None
 
     @property
     def label(self) -> str:
-        q = (self.summary or {}).get("quality") or {}
         if self.broken:
             return f"epoch {self.epoch} (broken: {self.broken})"
-        return f"epoch {self.epoch}" + (f"  FCD {q['fcd']:.1f}" if q.get("fcd") is not None else "")
+        return f"epoch {self.epoch}" + (f"  FCD {self.fcd:.1f}" if self.fcd is not None else "")
 
 
 @dataclass
 class RunInfo:
     name: str
     path: Path
-    info: dict = field(default_factory=dict)
+    facts: RunFacts | None = None  # run.json, validated; None when it is broken
     broken: str | None = None
     epochs: list[EpochInfo] = field(default_factory=list)
+    info: dict = field(default_factory=dict)  # run.json as CLEANED plain values, for display
 
     @property
     def status(self) -> str:
-        return self.broken and "broken" or str(self.info.get("status", "unknown"))
+        return "broken" if self.broken else (self.facts.status if self.facts else "unknown")
+
+    def _facts(self) -> RunFacts:
+        if self.facts is None:
+            raise ExplorerError(f"run {self.name!r} is broken: {self.broken or 'run.json unreadable'}")
+        return self.facts
 
     @property
     def latent_dim(self) -> int:
-        return int(self.info["latent_dim"])
+        return self._facts().latent_dim
 
     @property
     def pixel_range(self) -> tuple[float, float]:
-        lo, hi = self.info.get("pixel_range", [0.0, 1.0])
-        return float(lo), float(hi)
+        return self._facts().pixel_range
+
+    @property
+    def d_outputs_logits(self) -> bool:
+        return self._facts().d_outputs_logits
 
     def good_epochs(self) -> list[EpochInfo]:
         return [e for e in self.epochs if not e.broken]
@@ -67,27 +86,6 @@ class RunInfo:
                 return e
         have = ", ".join(str(e.epoch) for e in self.epochs) or "none"
         raise ExplorerError(f"run {self.name!r} has no epoch {epoch} (epochs on disk: {have})")
-
-
-def _read_json(path: Path):
-    with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    rows = []
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    continue  # a torn last line of a killed writer
-                if isinstance(row, dict):
-                    rows.append(row)
-    except OSError:
-        pass
-    return rows
 
 
 _UNSAFE_CLASSES = {"Lambda", "TFOpLambda", "__lambda__", "SlicingOpLambda"}
@@ -120,7 +118,9 @@ def inspect_keras(path: Path) -> tuple[str | None, list | None]:
                 return f"{name} is not a Keras model file (no config.json / weights inside)", None
             if zf.getinfo("config.json").file_size > _MAX_CONFIG:
                 return f"{name} has an oversized config", None
-            config = json.loads(zf.read("config.json"))
+            config = parse_json(zf.read("config.json"), f"{name}'s config.json")
+    except RunFolderError as exc:
+        return str(exc), None
     except (zipfile.BadZipFile, EOFError):
         return f"{name} is truncated or not a .keras file", None
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
@@ -148,7 +148,8 @@ def inspect_keras(path: Path) -> tuple[str | None, list | None]:
     return None, shape
 
 
-def _check_epoch(path: Path, inspect=inspect_keras) -> tuple[str | None, dict | None]:
+def _check_epoch(path: Path, inspect=inspect_keras) -> tuple[str | None, EpochSummary | None]:
+    """(reason the snapshot cannot be used or None, its validated summary or None)."""
     missing = [f for f in EPOCH_FILES if not (path / f).is_file()]
     if missing:
         return f"missing {', '.join(missing)}", None
@@ -156,29 +157,14 @@ def _check_epoch(path: Path, inspect=inspect_keras) -> tuple[str | None, dict | 
     if empty:
         return f"empty {', '.join(empty)}", None
     try:
-        summary = _read_json(path / "summary.json")
-        if not isinstance(summary, dict):
-            raise ValueError("not an object")
-    except (OSError, ValueError) as exc:
-        return f"summary.json unreadable ({exc.__class__.__name__})", None
-    for f in ("generator.keras", "discriminator.keras"):
+        summary = epoch_summary(read_json(path / SUMMARY))
+    except (RunFolderError, FactsError) as exc:
+        return f"summary.json unreadable: {exc}", None
+    for f in (GENERATOR, DISCRIMINATOR):
         reason, _ = inspect(path / f)
         if reason:
             return reason, summary
     return None, summary
-
-
-def _check_run_json(info) -> str | None:
-    if not isinstance(info, dict):
-        return "run.json is not a JSON object"
-    try:
-        dim = int(info["latent_dim"])
-        lo, hi = (float(v) for v in info.get("pixel_range", [0, 1]))
-    except (KeyError, TypeError, ValueError):
-        return "run.json lacks latent_dim/pixel_range"
-    if not 1 <= dim <= 4096 or not lo < hi:
-        return "run.json has an impossible latent_dim or pixel_range"
-    return None
 
 
 class RunRegistry:
@@ -192,11 +178,12 @@ class RunRegistry:
 
     @staticmethod
     def stamp(path: Path) -> tuple:
+        """A file's version: changes when it is rewritten, replaced or removed (one os.stat)."""
         try:
-            st = path.stat()
-            return (str(path), st.st_size, st.st_mtime_ns)
+            st = os.stat(path)
+            return (str(path), st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
         except OSError:
-            return (str(path), None, None)
+            return (str(path), None, None, None, None)
 
     def inspect(self, path: Path) -> tuple[str | None, list | None]:
         """inspect_keras, memoised per file version (the registry re-lists every few seconds)."""
@@ -212,7 +199,12 @@ class RunRegistry:
         return hit
 
     def _epoch_stamp(self, path: Path) -> tuple:
-        return tuple(self.stamp(path / f) for f in ("generator.keras", "discriminator.keras"))
+        return self.snapshot_stamp(path)
+
+    @classmethod
+    def snapshot_stamp(cls, path: Path) -> tuple:
+        """The version of an epoch's generator and discriminator files (two os.stat calls)."""
+        return tuple(cls.stamp(Path(path) / f) for f in (GENERATOR, DISCRIMINATOR))
 
     def mark_broken(self, epoch_path: Path, reason: str) -> None:
         """A snapshot that failed to load: shown as broken until its files change."""
@@ -224,14 +216,18 @@ class RunRegistry:
         for root in self.roots:
             if not root.is_dir():
                 continue
-            for p in sorted(root.iterdir()):
-                if p.is_dir() and not p.name.startswith(".") and _NAME_RE.match(p.name):
-                    if (p / "run.json").exists() or (p / "epochs").is_dir():
-                        found.setdefault(p.name, p)
+            try:
+                entries = sorted(root.iterdir())
+            except OSError:
+                continue
+            for p in entries:
+                try:
+                    if p.is_dir() and not p.name.startswith(".") and _NAME_RE.match(p.name):
+                        if (p / RUN_JSON).exists() or (p / "epochs").is_dir():
+                            found.setdefault(p.name, p)
+                except OSError:
+                    continue  # a folder this process may not look into is not a run it can show
         return found
-
-    def run_names(self) -> list[str]:
-        return list(self._run_dirs())
 
     def list_runs(self) -> list[RunInfo]:
         return [self._load(name, path) for name, path in self._run_dirs().items()]
@@ -246,46 +242,56 @@ class RunRegistry:
         return self._load(name, dirs[name])
 
     def _load(self, name: str, path: Path) -> RunInfo:
+        """One run as listed; whatever is wrong on disk marks only this run or one epoch broken."""
         run = RunInfo(name=name, path=path)
         try:
-            run.info = _read_json(path / "run.json")
-            run.broken = _check_run_json(run.info)
-        except FileNotFoundError:
-            run.broken = "run.json missing"
-        except (OSError, ValueError) as exc:
-            run.broken = f"run.json unreadable ({exc.__class__.__name__})"
-        if run.broken:
-            run.info = run.info if isinstance(run.info, dict) else {}
-        epochs_dir = path / "epochs"
-        if epochs_dir.is_dir():
-            for p in epochs_dir.iterdir():
-                m = _EPOCH_RE.match(p.name)
-                if not m or not p.is_dir():
-                    continue  # .tmp- folders of a writer, stray files
-                broken, summary = _check_epoch(p, self.inspect)
-                if not broken and not run.broken:
-                    broken = self._latent_mismatch(p, run)
-                if not broken:
-                    with self._lock:
-                        failed = self._failed.get(p)
-                    if failed and failed[0] == self._epoch_stamp(p):
-                        broken = failed[1]
-                run.epochs.append(EpochInfo(int(m.group(1)), p, broken or run.broken, summary))
-        run.epochs.sort(key=lambda e: e.epoch)
+            raw = read_json(path / RUN_JSON)
+            run.info = plain_info(raw)
+            run.facts = run_facts(raw)
+            run.info = run.facts.info
+        except (RunFolderError, FactsError) as exc:
+            run.broken = str(exc)
+        for e, p in epoch_paths(path).items():
+            try:
+                run.epochs.append(self._load_epoch(e, p, run))
+            except OSError as exc:  # a folder removed while listed, no permission: this epoch only
+                run.epochs.append(EpochInfo(e, p, f"unreadable ({exc.strerror or exc.__class__.__name__})"))
         return run
 
+    def _load_epoch(self, e: int, p: Path, run: RunInfo) -> EpochInfo:
+        broken, summary = _check_epoch(p, self.inspect)
+        if not broken and not run.broken:
+            broken = self._latent_mismatch(p, run)
+        if not broken:
+            with self._lock:
+                failed = self._failed.get(p)
+            if failed and failed[0] == self._epoch_stamp(p):
+                broken = failed[1]
+        return EpochInfo(e, p, broken or run.broken, summary)
+
     def _latent_mismatch(self, p: Path, run: RunInfo) -> str | None:
-        _, shape = self.inspect(p / "generator.keras")
-        if shape and shape[-1] is not None and int(shape[-1]) != run.latent_dim:
-            return (f"its generator takes {shape[-1]} latent values but run.json says "
-                    f"latent_dim={run.latent_dim}")
+        _, shape = self.inspect(p / GENERATOR)
+        want = run.latent_dim
+        if shape and shape[-1] is not None and shape[-1] != want:
+            return (f"its generator takes {str(shape[-1])[:20]} latent values but run.json says "
+                    f"latent_dim={want}")
         return None
 
     def metrics(self, name: str) -> list[dict]:
-        return read_jsonl(self.get(name).path / "metrics.jsonl")
+        """metrics.jsonl as clean rows (see facts.metrics_row); [] when it cannot be read."""
+        try:
+            raw = read_jsonl(self.get(name).path / METRICS)
+        except RunFolderError:
+            return []
+        return [r for r in map(metrics_row, raw) if r is not None]
 
     def progress(self, name: str) -> dict | None:
         try:
-            return _read_json(self.get(name).path / "progress.json")
-        except (OSError, ValueError):
+            return plain_info(read_json_dict(self.get(name).path / PROGRESS))
+        except RunFolderError:
             return None
+
+
+def plain_info(raw) -> dict:
+    """A broken run.json's values, cleaned, for display (empty when it is not an object)."""
+    return plain(raw) if isinstance(raw, dict) else {}

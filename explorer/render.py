@@ -22,8 +22,11 @@ def digit(img01: np.ndarray, size: int = 280) -> Image.Image:
 
 
 def _score_color(p: float) -> tuple[int, int, int]:
-    # red (fake-looking) -> green (real-looking)
-    p = float(np.clip(p, 0, 1))
+    # red (fake-looking) -> green (real-looking); grey when there is no number to show
+    p = float(p)
+    if not np.isfinite(p):
+        return 120, 120, 120
+    p = min(max(p, 0.0), 1.0)
     return int(200 * (1 - p) + 20 * p), int(40 * (1 - p) + 140 * p), 40
 
 
