@@ -249,7 +249,9 @@ class RunRegistry:
             run.info = plain_info(raw)
             run.facts = run_facts(raw)
             run.info = run.facts.info
-        except (RunFolderError, FactsError) as exc:
+        except RunFolderError as exc:
+            run.broken = f"run.json unreadable: {exc}"
+        except FactsError as exc:
             run.broken = str(exc)
         for e, p in epoch_paths(path).items():
             try:
