@@ -135,7 +135,8 @@ def test_pixel_range_up_to_1e308_marks_the_run_broken_and_nan_scores_draw(engine
 @pytest.mark.parametrize("line", [b'{"kind": "epoch", "epoch": 2, "d_loss": 1.0, "note": "\xff\xfe"}',
                                   b'{"kind": "epoch", "epoch": 1e400, "d_loss": 1.0}',
                                   b'{"kind": "epoch", "epoch": 2, "x": ' + DEEP + b"}",
-                                  b'{"kind": "epoch", "epoch": 2, "d_loss": 1e400, "quality": {"fcd": "bad"}}'])
+                                  b'{"kind": "epoch", "epoch": 2, "d_loss": 1e400, "quality": {"fcd": "bad"}}'],
+                         ids=["non-utf8", "epoch-1e400", "deep", "inf-and-bad-quality"])
 def test_bad_metrics_lines_are_skipped_or_cleaned_and_compare_works(engine, bad, line):
     # before: UnicodeDecodeError / OverflowError / RecursionError out of Compare
     m = bad / "metrics.jsonl"
