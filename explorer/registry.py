@@ -3,6 +3,11 @@
 Names from the UI or the API are looked up among the runs listed here, never joined onto a
 path, so no name ('..', '/etc', an absolute path) can reach outside the runs folders.
 A broken snapshot is listed with the reason, not hidden.
+
+Files are read through training/runfolder.py and validated once, here, by explorer/facts.py:
+a corrupt run.json marks only its run broken, a corrupt summary.json only its epoch; what the
+rest of the explorer sees (``RunInfo.facts``/``.info``, ``EpochInfo.facts``/``.summary``,
+``metrics()``) is typed, finite and plain.
 """
 from __future__ import annotations
 
@@ -14,8 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from explorer.facts import EpochSummary, FactsError, RunFacts, epoch_summary, metrics_row, plain, run_facts
-from training.runfolder import (DISCRIMINATOR, EPOCH_FILES, GENERATOR, METRICS, PROGRESS, RUN_JSON, SUMMARY,
-                                RunFolderError, epoch_paths, parse_json, read_json, read_json_dict, read_jsonl)
+from training.runfolder import (DISCRIMINATOR, EPOCH_FILES, GENERATOR, METRICS, PROGRESS, RUN_JSON,
+                                SUMMARY, RunFolderError, epoch_paths, parse_json, read_json, read_json_dict,
+                                read_jsonl)
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
