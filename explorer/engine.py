@@ -202,6 +202,8 @@ class Engine:
         A snapshot whose files changed is evicted (the caller loads it afresh); one whose files
         are gone is evicted and refused: memory never answers for what the disk no longer holds.
         """
+        if path is None:  # not loaded from a run folder (nothing on disk to compare with)
+            return True
         now = RunRegistry.snapshot_stamp(path)
         if now == stamp:
             return True
