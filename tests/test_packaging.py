@@ -1,5 +1,6 @@
 """Packaging as a newcomer meets it: one set of pins, console scripts that resolve, package data
 that ships what the code loads."""
+
 from __future__ import annotations
 
 import importlib
@@ -18,10 +19,12 @@ def requirement_lines(name: str) -> list[str]:
 
 def test_requirement_files_pin_exactly_what_pyproject_pins():
     project = PYPROJECT["project"]
-    assert requirement_lines("requirements.txt") == project["dependencies"], \
+    assert requirement_lines("requirements.txt") == project["dependencies"], (
         "requirements.txt drifted from pyproject.toml's [project] dependencies: copy the pins over"
-    assert requirement_lines("requirements-dev.txt") == project["optional-dependencies"]["dev"], \
+    )
+    assert requirement_lines("requirements-dev.txt") == project["optional-dependencies"]["dev"], (
         "requirements-dev.txt drifted from pyproject.toml's dev extra: copy the pins over"
+    )
     assert "-r requirements.txt" in (ROOT / "requirements-dev.txt").read_text()
     for req in project["optional-dependencies"]["dev"]:
         assert re.fullmatch(r"[A-Za-z0-9_.-]+==[0-9][0-9A-Za-z.]*", req), f"dev tool not pinned: {req}"
