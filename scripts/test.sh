@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite: set-up (idempotent), then pytest. Extra arguments go to pytest.
+# The whole test suite: set-up (idempotent: .venv with the pinned set, Debian's chromium for
+# the browser tests, installed when missing), then pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/need_chromium.sh
 export TF_CPP_MIN_LOG_LEVEL=3
 exec .venv/bin/python -m pytest "$@"

@@ -14,13 +14,20 @@ MNIST = ROOT.parent / "shared" / "data" / "mnist"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
+# How the shared run 'tiny' is trained (after --run-dir). A test that needs a trained run folder,
+# or an uninterrupted run to compare a resumed one against, can use `trained_runs` (copy it
+# first if it writes) and these arguments instead of training another run of its own: every
+# training process costs several CPU-seconds of TensorFlow start-up and tracing.
+TINY_ARGS = ("--data", str(MNIST), "--max-images", "512", "--epochs", "3", "--batch-size", "32",
+             "--quality-samples", "500", "--quiet", "--no-tensorboard")
+
+
 @pytest.fixture(scope="session")
 def trained_runs(tmp_path_factory) -> Path:
-    """A runs folder holding 'tiny': 3 epochs of the default preset on 512 real digits."""
+    """A runs folder holding 'tiny': 3 epochs of the default preset on 512 real digits (seed 0),
+    trained once per session and shared by every module (read-only: see `runs_copy`)."""
     runs = tmp_path_factory.mktemp("explorer-runs")
-    cmd = [sys.executable, "-m", "training", "--run-dir", str(runs / "tiny"), "--data", str(MNIST),
-           "--max-images", "512", "--epochs", "3", "--batch-size", "32", "--quality-samples", "500",
-           "--quiet", "--no-tensorboard"]
+    cmd = [sys.executable, "-m", "training", "--run-dir", str(runs / "tiny"), *TINY_ARGS]
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
                           env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     assert proc.returncode == 0, proc.stderr[-3000:]

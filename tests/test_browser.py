@@ -119,7 +119,7 @@ def kill_trainers(runs: Path) -> None:
 def browser():
     """One headless Chromium for the module (Playwright's sync API allows one at a time)."""
     if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium; .ci/run does it)")
+        pytest.fail("Debian's chromium is not installed (apt-get install chromium; scripts/test.sh does it)")
     from playwright.sync_api import sync_playwright
 
     SHOTS.mkdir(parents=True, exist_ok=True)
