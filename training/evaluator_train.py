@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 
 from training.data import DataError, load_dataset
-from training.snapshot import write_bytes_atomic
+from training.runfolder import write_bytes_atomic
 
 N_TRAIN = 8000
 MIN_ACC = 0.98

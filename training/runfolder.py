@@ -30,6 +30,9 @@ PROGRESS = "progress.json"
 LOCK = "run.lock"
 EPOCHS = "epochs"
 CHECKPOINT = "checkpoint"
+CHECKPOINT_STATE = "state.json"  # inside checkpoint/: epoch, global_step, elapsed_s, summaries
+CHECKPOINT_ARRAYS = "state.npz"  # inside checkpoint/: weights, optimizer slots, RNG state
+TENSORBOARD = "tensorboard"
 SUMMARY = "summary.json"
 SAMPLES = "samples.png"
 GENERATOR = "generator.keras"
@@ -234,10 +237,12 @@ def as_epoch(value) -> int | None:
 
 
 class MetricsLog:
-    """metrics.jsonl: appended a line at a time, flushed; rewritten atomically on resume."""
+    """metrics.jsonl: appended a line at a time, flushed; an epoch re-trained on resume is replaced whole."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self._mark = 0  # bytes before this offset were written by an earlier process
+        self._stale: set[int] = set()  # epochs those earlier lines speak of
 
     def append(self, row: dict) -> None:
         line = dumps(row) + "\n"
@@ -253,14 +258,49 @@ class MetricsLog:
     def rows(self) -> list[dict]:
         return read_jsonl(self.path)
 
-    def truncate_after(self, epoch: int) -> None:
-        """Drop the lines of epochs after ``epoch`` (they are about to be trained again).
+    def mark(self) -> None:
+        """From here on the lines are this writer's; the lines before were an earlier writer's."""
+        self._mark = self.path.stat().st_size if self.path.exists() else 0
+        self._stale = {e for e in map(_line_epoch, self._old_lines()) if e is not None}
 
-        Only called for epochs the caller will re-write; lines with no readable epoch are
-        kept, so nothing that cannot be re-made is dropped.
+    def _old_lines(self) -> list[bytes]:
+        if not self._mark:
+            return []
+        with open(self.path, "rb") as fh:
+            return fh.read(self._mark).splitlines(keepends=True)
+
+    def append_epoch(self, row: dict) -> None:
+        """Append an epoch's summary line and replace an EARLIER writer's lines of that epoch.
+
+        A resumed run re-trains epochs an earlier (killed) writer may have logged in part. Those
+        stale lines are dropped only here, in one atomic rewrite that also holds the new step
+        lines and the new summary of the same epoch, so lines are only ever replaced, never
+        lost: nothing is dropped for an epoch that is not being written right now, and a line
+        whose epoch cannot be read is kept. Stale lines of later epochs stay (after the new
+        ones) until their own epoch is written.
         """
-        rows = [r for r in read_jsonl(self.path) if (as_epoch(r.get("epoch")) or 0) <= epoch]
-        write_bytes_atomic(self.path, "".join(dumps(r) + "\n" for r in rows).encode())
+        epoch = as_epoch(row.get("epoch"))
+        if epoch not in self._stale:
+            self.append(row)
+        else:
+            old = [(line if line.endswith(b"\n") else line + b"\n", _line_epoch(line))
+                   for line in self._old_lines()]
+            with open(self.path, "rb") as fh:
+                fh.seek(self._mark)
+                mine = b"".join(line for line in fh if line.strip())
+            before = b"".join(line for line, e in old if e is None or e < epoch)
+            later = b"".join(line for line, e in old if e is not None and e > epoch)
+            write_bytes_atomic(self.path, before + mine + (dumps(row) + "\n").encode() + later)
+            self._stale.discard(epoch)
+        self._mark = self.path.stat().st_size
+
+
+def _line_epoch(line: bytes) -> int | None:
+    try:
+        row = parse_json(line, "line")
+    except RunFolderError:
+        return None
+    return as_epoch(row.get("epoch")) if isinstance(row, dict) else None
 
 
 def clean_temporaries(run_dir: str | os.PathLike) -> None:
