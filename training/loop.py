@@ -14,7 +14,6 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Callable
 
 import numpy as np

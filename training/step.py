@@ -123,8 +123,13 @@ def make_train_step(strategy, generator, discriminator, g_opt, d_opt, rng, laten
                 update_ema()
         return total / tf.cast(n, tf.float32)
 
-    if not graph_bf16:
-        return train_steps
+    return _with_onednn_bf16(train_steps) if graph_bf16 else train_steps
+
+
+def _with_onednn_bf16(train_steps):
+    """``train_steps`` run with oneDNN's bfloat16 graph rewrite on, and off again after."""
+    import tensorflow as tf
+
     option = "auto_mixed_precision_onednn_bfloat16"
 
     def train_steps_bf16(iterator, n):
