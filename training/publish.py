@@ -110,7 +110,8 @@ def open_records(s: Session, existing: dict | None, source: str, n_images: int) 
         s.run_info["resumes"] = [*(earlier if isinstance(earlier, list) else []), point.record()]
     s.metrics = rf.MetricsLog(s.run_dir / rf.METRICS)
     if existing is not None:  # summaries the log lacks (it lags the checkpoint when killed)
-        logged = {rf.as_epoch(r.get("epoch")) for r in s.metrics.rows() if r.get("kind") == "epoch"}
+        rows = rf.read_jsonl(s.metrics.path)
+        logged = {rf.as_epoch(r.get("epoch")) for r in rows if r.get("kind") == "epoch"}
         for summary in s.summaries:
             if summary["epoch"] not in logged:
                 s.metrics.append({"kind": "epoch", **summary})

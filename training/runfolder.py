@@ -11,6 +11,7 @@ too large, not UTF-8, not JSON, nested too deeply); callers validate the values'
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -93,12 +94,9 @@ def fsync_dir(path: Path) -> None:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
         return
-    try:
+    with contextlib.suppress(OSError):
         os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    os.close(fd)
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
@@ -255,19 +253,13 @@ class MetricsLog:
             fh.write(("\n" if needs_nl else "") + line)
             fh.flush()
 
-    def rows(self) -> list[dict]:
-        return read_jsonl(self.path)
-
     def mark(self) -> None:
-        """From here on the lines are this writer's; the lines before were an earlier writer's."""
+        """Lines from here on are this writer's; those before, an earlier writer's."""
         self._mark = self.path.stat().st_size if self.path.exists() else 0
         self._stale = {e for e in map(_line_epoch, self._old_lines()) if e is not None}
 
     def _old_lines(self) -> list[bytes]:
-        if not self._mark:
-            return []
-        with open(self.path, "rb") as fh:
-            return fh.read(self._mark).splitlines(keepends=True)
+        return self.path.read_bytes()[: self._mark].splitlines(keepends=True) if self._mark else []
 
     def append_epoch(self, row: dict) -> None:
         """Append an epoch's summary line and replace an EARLIER writer's lines of that epoch.
@@ -307,15 +299,20 @@ def clean_temporaries(run_dir: str | os.PathLike) -> None:
     """Remove leftovers of a killed writer.
 
     Deletes only hidden names containing '.tmp-' or '.old-': a temporary is never the only
-    copy of anything (it is renamed into place when whole), and an '.old-' folder exists only
-    after its replacement was renamed into place.
+    copy of anything (it is renamed into place when whole). An '.old-' copy is deleted only when
+    its replacement is in place; a writer killed between its two renames left none, so the
+    '.old-' copy is renamed back instead.
     """
     run_dir = Path(run_dir)
-    for parent in (run_dir, run_dir / EPOCHS):
-        if not parent.is_dir():
-            continue
-        for p in parent.iterdir():
-            if p.name.startswith(".") and (".tmp-" in p.name or ".old-" in p.name):
+    for parent in (p for p in (run_dir, run_dir / EPOCHS) if p.is_dir()):
+        leftovers = sorted((p for p in parent.iterdir() if p.name.startswith(".")
+                            and (".tmp-" in p.name or ".old-" in p.name)),
+                           key=lambda p: ".old-" not in p.name)  # .old- first: it may be put back
+        for p in leftovers:
+            final = parent / p.name[1:].split(".old-")[0]
+            if ".old-" in p.name and not final.exists():
+                os.replace(p, final)
+            else:
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
