@@ -83,3 +83,42 @@ def test_resume_from_a_corrupt_last_epoch_refuses_and_changes_nothing(demo_copy)
     assert "epoch-0015" in errors[0] and "generator.keras" in errors[0]
     assert _tree_hash(run) == before
     assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == names_before
+
+
+def test_metrics_lines_of_an_epoch_are_replaced_only_when_that_epoch_is_written(tmp_path):
+    """A killed writer's lines of epochs 2 and 3 stay until the re-trained epoch replaces them."""
+    from training.runfolder import MetricsLog, read_jsonl
+
+    path = tmp_path / "metrics.jsonl"
+    old = [{"kind": "step", "epoch": 1, "step": 1}, {"kind": "epoch", "epoch": 1},
+           {"kind": "step", "epoch": 2, "step": 2}, {"kind": "epoch", "epoch": 2},
+           {"kind": "step", "epoch": 3, "step": 3}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in old) + '{"kind": "st')  # torn by a kill
+    log = MetricsLog(path)
+    log.mark()
+    log.append({"kind": "step", "epoch": 2, "step": 20})
+    assert read_jsonl(path)[:5] == old  # nothing dropped while epoch 2 is being re-trained
+    log.append_epoch({"kind": "epoch", "epoch": 2, "new": True})
+    rows = read_jsonl(path)
+    assert rows == [old[0], old[1], {"kind": "step", "epoch": 2, "step": 20},
+                    {"kind": "epoch", "epoch": 2, "new": True}, old[4]]  # epoch 3's line kept
+    log.append({"kind": "step", "epoch": 3, "step": 30})
+    log.append_epoch({"kind": "epoch", "epoch": 3})
+    assert [(r["epoch"], r.get("step")) for r in read_jsonl(path)] == [
+        (1, 1), (1, None), (2, 20), (2, None), (3, 30), (3, None)]
+
+
+def test_a_writer_killed_between_its_two_renames_loses_no_epoch(tmp_path):
+    """epochs/.epoch-0002.old-PID with no epoch-0002 beside it is the only copy: it goes back."""
+    from training.runfolder import clean_temporaries, list_epochs
+
+    epochs = tmp_path / "epochs"
+    (epochs / ".epoch-0002.old-7").mkdir(parents=True)
+    (epochs / ".epoch-0002.old-7" / "summary.json").write_text("{}")
+    (epochs / ".epoch-0002.tmp-7").mkdir()  # maybe partial: never trusted
+    (epochs / "epoch-0001").mkdir()
+    (epochs / ".epoch-0001.old-7").mkdir()  # its replacement landed: a leftover
+    clean_temporaries(tmp_path)
+    assert list_epochs(tmp_path) == [1, 2]
+    assert (epochs / "epoch-0002" / "summary.json").read_text() == "{}"
+    assert sorted(p.name for p in epochs.iterdir()) == ["epoch-0001", "epoch-0002"]
