@@ -60,7 +60,8 @@ def train(cfg: TrainConfig, stop: threading.Event | Callable[[], bool] | None = 
             f"only {len(images_u8)} images for a batch of {cfg.batch_size}; "
             "lower --batch-size or raise --max-images"
         )
-    n_saved = (existing or {}).get("dataset", {}).get("n_images")
+    saved_data = (existing or {}).get("dataset")
+    n_saved = saved_data.get("n_images") if isinstance(saved_data, dict) else None
     if existing is not None and n_saved not in (None, len(images_u8)):
         raise DataError(
             f"--resume: the run was trained on {n_saved} images but its data "
