@@ -28,9 +28,10 @@ def run_training(*args, timeout=300, check=True) -> subprocess.CompletedProcess:
     return proc
 
 
-def small_args(run_dir, *extra, images=320, epochs=2):
+def small_args(run_dir, *extra, images=320, epochs=2, quality=200):
+    """A small real run; quality=0 where the test does not look at the quality scores."""
     return ["--run-dir", str(run_dir), "--data", str(MNIST), "--max-images", str(images),
-            "--epochs", str(epochs), "--batch-size", "32", "--quality-samples", "200", *extra]
+            "--epochs", str(epochs), "--batch-size", "32", "--quality-samples", str(quality), *extra]
 
 
 def load_model(path):
@@ -118,7 +119,7 @@ def _wait_for(pred, timeout, proc=None):
 def test_sigkill_mid_epoch_leaves_whole_epochs_and_resume_completes(tmp_path):
     run = tmp_path / "killed"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    args = small_args(run, "--steps-per-call", "1", images=640, epochs=4)
+    args = small_args(run, "--steps-per-call", "1", images=640, epochs=3, quality=0)
     proc = subprocess.Popen([sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
@@ -137,16 +138,22 @@ def test_sigkill_mid_epoch_leaves_whole_epochs_and_resume_completes(tmp_path):
     assert_whole_epoch(run / "epochs/epoch-0001")
     run_training("--run-dir", str(run), "--resume")
     info = json.loads((run / "run.json").read_text())
-    assert info["status"] == "completed" and info["epochs_done"] == 4
-    for e in range(1, 5):
+    assert info["status"] == "completed" and info["epochs_done"] == 3
+    for e in range(1, 4):
         assert_whole_epoch(run / "epochs" / f"epoch-{e:04d}")
     assert not [p for p in (run / "epochs").iterdir() if p.name.startswith(".")]
+    # the killed writer's step lines of epoch 2 were replaced by the re-trained epoch's, once
+    from training.runfolder import read_jsonl
+
+    rows = read_jsonl(run / "metrics.jsonl")
+    assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [1, 2, 3]
+    assert [r["step"] for r in rows if r["kind"] == "step"] == list(range(1, 61))
 
 
 def test_sigterm_stops_between_steps_and_keeps_whole_epochs(tmp_path):
     run = tmp_path / "stopped"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    args = small_args(run, "--steps-per-call", "1", images=640, epochs=50)
+    args = small_args(run, "--steps-per-call", "1", images=640, epochs=50, quality=0)
     proc = subprocess.Popen([sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert _wait_for(lambda: (run / "epochs/epoch-0001").is_dir(), 120, proc)
@@ -162,7 +169,7 @@ def test_sigterm_stops_between_steps_and_keeps_whole_epochs(tmp_path):
 def test_second_trainer_on_the_same_run_folder_is_refused(tmp_path):
     run = tmp_path / "locked"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    args = small_args(run, "--steps-per-call", "1", images=640, epochs=50)
+    args = small_args(run, "--steps-per-call", "1", images=640, epochs=50, quality=0)
     first = subprocess.Popen([sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -179,7 +186,7 @@ def test_second_trainer_on_the_same_run_folder_is_refused(tmp_path):
 
 def test_two_logical_devices_under_mirrored_strategy_train_an_epoch(tmp_path):
     run = tmp_path / "mirrored"
-    proc = run_training(*small_args(run, "--devices", "2", epochs=1))
+    proc = run_training(*small_args(run, "--devices", "2", epochs=1, quality=0))
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "completed" and info["config"]["devices"] == 2
     assert_whole_epoch(run / "epochs/epoch-0001")

@@ -39,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--devices", type=int, default=1,
                    help="devices for MirroredStrategy (GPUs, or the CPU split in logical devices)")
     p.add_argument("--steps-per-call", type=int, default=10, help="train steps per tf.function call")
-    p.add_argument("--quality-samples", type=int, default=2000,
-                   help="generated samples scored per epoch by the evaluator (0: off)")
+    p.add_argument("--quality-samples", type=int,
+                   help="generated samples scored per epoch by the evaluator (0: off; default "
+                        "2000, or the run's own with --resume, where it may be changed)")
     p.add_argument("--label-noise", type=float, default=0.0,
                    help="noise added to D's labels (keras.io uses 0.05)")
     p.add_argument("--ema", type=float,
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from training.data import DataError
     from training.loop import ConfigError, TrainConfig, train
-    from training.snapshot import RunFolderError
+    from training.runfolder import RunFolderError
 
     cfg = TrainConfig(
         run_dir=args.run_dir, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size,

@@ -178,10 +178,3 @@ def load_dataset(
         images = images[:max_images]
         labels = labels[:max_images] if labels is not None else None
     return images, labels, source
-
-
-def to_model_range(images_u8: np.ndarray, pixel_range) -> np.ndarray:
-    """uint8 (N,28,28) -> float32 (N,28,28,1) in the preset's pixel range."""
-    lo, hi = pixel_range
-    x = images_u8.astype(np.float32)[..., None] / 255.0
-    return x * (hi - lo) + lo

@@ -21,7 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import numpy as np
 
 from training.data import DataError, load_dataset
-from training.snapshot import write_bytes_atomic
+from training.runfolder import write_bytes_atomic
 
 N_TRAIN = 8000
 MIN_ACC = 0.98
@@ -56,8 +56,7 @@ def main(argv=None) -> int:
 
     import keras
 
-    from models.evaluator import EVALUATOR_DIR, REAL_STATS, WEIGHTS, build_evaluator
-    from training.quality import QualityScorer, feature_stats, frechet_distance
+    from models.evaluator import EVALUATOR_DIR, WEIGHTS, build_evaluator
 
     keras.utils.set_random_seed(args.seed)
     x = images.astype(np.float32)[..., None] / 255.0
@@ -84,8 +83,20 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(dir=EVALUATOR_DIR) as tmp:
         model.save_weights(Path(tmp) / "w.weights.h5")
         write_bytes_atomic(WEIGHTS, (Path(tmp) / "w.weights.h5").read_bytes())
+    report = _stats_and_report(x, args.seed, {
+        "source": source, "train": f"first {N_TRAIN}", "held_out": len(y_ho), "held_out_accuracy": acc})
+    report.update(command="python -m training.evaluator_train " + " ".join(argv or sys.argv[1:]),
+                  seed=args.seed, epochs=args.epochs)
+    write_bytes_atomic(EVALUATOR_DIR / "report.json", (json.dumps(report, indent=2) + "\n").encode())
+    print(json.dumps(report, indent=2))
+    return 0
 
-    # real statistics and floors, with the weights just written
+
+def _stats_and_report(x: np.ndarray, seed: int, report: dict) -> dict:
+    """Real statistics and FCD floors with the weights just written; the report's figures."""
+    from models.evaluator import REAL_STATS
+    from training.quality import QualityScorer, feature_stats, frechet_distance
+
     QualityScorer._instance = None
     from models.evaluator import load_evaluator
 
@@ -93,7 +104,7 @@ def main(argv=None) -> int:
     _, both = load_evaluator()
     feats = np.concatenate([both(x[i:i + 1000], training=False)[0].numpy() for i in range(0, len(x), 1000)])
     mu, sigma = feature_stats(feats)
-    rng = np.random.default_rng(args.seed)
+    rng = np.random.default_rng(seed)
     perm = rng.permutation(len(x))
     half_a, half_b = perm[: len(x) // 2], perm[len(x) // 2:]
     mu_b, sig_b = feature_stats(feats[half_b])
@@ -115,14 +126,9 @@ def main(argv=None) -> int:
         noisy = np.clip(sample + rng.normal(0, s, sample.shape).astype(np.float32), 0, 1)
         table[f"gaussian noise sd {s}"] = scorer.score(noisy)["fcd"]
     table["uniform noise images"] = scorer.score(rng.random(sample.shape, dtype=np.float32))["fcd"]
-    report = {"source": source, "train": f"first {N_TRAIN}", "held_out": len(y_ho),
-              "held_out_accuracy": acc, "fcd_floor_2000_vs_half": floor_2000,
-              "fcd_floor_half_vs_half": floor_half, "fcd_of_degradations": table,
-              "command": "python -m training.evaluator_train " + " ".join(argv or sys.argv[1:]),
-              "seed": args.seed, "epochs": args.epochs}
-    write_bytes_atomic(EVALUATOR_DIR / "report.json", (json.dumps(report, indent=2) + "\n").encode())
-    print(json.dumps(report, indent=2))
-    return 0
+    report.update(fcd_floor_2000_vs_half=floor_2000, fcd_floor_half_vs_half=floor_half,
+                  fcd_of_degradations=table)
+    return report
 
 
 if __name__ == "__main__":

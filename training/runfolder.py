@@ -11,6 +11,7 @@ too large, not UTF-8, not JSON, nested too deeply); callers validate the values'
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -30,6 +31,9 @@ PROGRESS = "progress.json"
 LOCK = "run.lock"
 EPOCHS = "epochs"
 CHECKPOINT = "checkpoint"
+CHECKPOINT_STATE = "state.json"  # inside checkpoint/: epoch, global_step, elapsed_s, summaries
+CHECKPOINT_ARRAYS = "state.npz"  # inside checkpoint/: weights, optimizer slots, RNG state
+TENSORBOARD = "tensorboard"
 SUMMARY = "summary.json"
 SAMPLES = "samples.png"
 GENERATOR = "generator.keras"
@@ -90,12 +94,9 @@ def fsync_dir(path: Path) -> None:
         fd = os.open(path, os.O_RDONLY)
     except OSError:
         return
-    try:
+    with contextlib.suppress(OSError):
         os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+    os.close(fd)
 
 
 def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> None:
@@ -234,10 +235,12 @@ def as_epoch(value) -> int | None:
 
 
 class MetricsLog:
-    """metrics.jsonl: appended a line at a time, flushed; rewritten atomically on resume."""
+    """metrics.jsonl: appended a line at a time, flushed; an epoch re-trained on resume is replaced whole."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        self._mark = 0  # bytes before this offset were written by an earlier process
+        self._stale: set[int] = set()  # epochs those earlier lines speak of
 
     def append(self, row: dict) -> None:
         line = dumps(row) + "\n"
@@ -250,32 +253,66 @@ class MetricsLog:
             fh.write(("\n" if needs_nl else "") + line)
             fh.flush()
 
-    def rows(self) -> list[dict]:
-        return read_jsonl(self.path)
+    def mark(self) -> None:
+        """Lines from here on are this writer's; those before, an earlier writer's."""
+        self._mark = self.path.stat().st_size if self.path.exists() else 0
+        self._stale = {e for e in map(_line_epoch, self._old_lines()) if e is not None}
 
-    def truncate_after(self, epoch: int) -> None:
-        """Drop the lines of epochs after ``epoch`` (they are about to be trained again).
+    def _old_lines(self) -> list[bytes]:
+        return self.path.read_bytes()[: self._mark].splitlines(keepends=True) if self._mark else []
 
-        Only called for epochs the caller will re-write; lines with no readable epoch are
-        kept, so nothing that cannot be re-made is dropped.
+    def append_epoch(self, row: dict) -> None:
+        """Append an epoch's summary line and replace an EARLIER writer's lines of that epoch.
+
+        A resumed run re-trains epochs an earlier (killed) writer may have logged in part. Those
+        stale lines are dropped only here, in one atomic rewrite that also holds the new step
+        lines and the new summary of the same epoch, so lines are only ever replaced, never
+        lost: nothing is dropped for an epoch that is not being written right now, and a line
+        whose epoch cannot be read is kept. Stale lines of later epochs stay (after the new
+        ones) until their own epoch is written.
         """
-        rows = [r for r in read_jsonl(self.path) if (as_epoch(r.get("epoch")) or 0) <= epoch]
-        write_bytes_atomic(self.path, "".join(dumps(r) + "\n" for r in rows).encode())
+        epoch = as_epoch(row.get("epoch"))
+        if epoch not in self._stale:
+            self.append(row)
+        else:
+            old = [(line if line.endswith(b"\n") else line + b"\n", _line_epoch(line))
+                   for line in self._old_lines()]
+            with open(self.path, "rb") as fh:
+                fh.seek(self._mark)
+                mine = b"".join(line for line in fh if line.strip())
+            before = b"".join(line for line, e in old if e is None or e < epoch)
+            later = b"".join(line for line, e in old if e is not None and e > epoch)
+            write_bytes_atomic(self.path, before + mine + (dumps(row) + "\n").encode() + later)
+            self._stale.discard(epoch)
+        self._mark = self.path.stat().st_size
+
+
+def _line_epoch(line: bytes) -> int | None:
+    try:
+        row = parse_json(line, "line")
+    except RunFolderError:
+        return None
+    return as_epoch(row.get("epoch")) if isinstance(row, dict) else None
 
 
 def clean_temporaries(run_dir: str | os.PathLike) -> None:
     """Remove leftovers of a killed writer.
 
     Deletes only hidden names containing '.tmp-' or '.old-': a temporary is never the only
-    copy of anything (it is renamed into place when whole), and an '.old-' folder exists only
-    after its replacement was renamed into place.
+    copy of anything (it is renamed into place when whole). An '.old-' copy is deleted only when
+    its replacement is in place; a writer killed between its two renames left none, so the
+    '.old-' copy is renamed back instead.
     """
     run_dir = Path(run_dir)
-    for parent in (run_dir, run_dir / EPOCHS):
-        if not parent.is_dir():
-            continue
-        for p in parent.iterdir():
-            if p.name.startswith(".") and (".tmp-" in p.name or ".old-" in p.name):
+    for parent in (p for p in (run_dir, run_dir / EPOCHS) if p.is_dir()):
+        leftovers = sorted((p for p in parent.iterdir() if p.name.startswith(".")
+                            and (".tmp-" in p.name or ".old-" in p.name)),
+                           key=lambda p: ".old-" not in p.name)  # .old- first: it may be put back
+        for p in leftovers:
+            final = parent / p.name[1:].split(".old-")[0]
+            if ".old-" in p.name and not final.exists():
+                os.replace(p, final)
+            else:
                 shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 

@@ -13,22 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from training.runfolder import (  # noqa: F401  (re-exported for the loop)
-    MetricsLog,
-    RunFolderError,
-    RunLock,
-    clean_temporaries,
-    dumps,
-    epoch_dirname,
-    fsync_dir,
-    is_locked,
-    list_epochs,
-    now_iso,
-    read_json,
-    read_jsonl,
-    write_bytes_atomic,
-    write_json_atomic,
-)
+from training import runfolder as rf
 
 
 def image_grid(images01: np.ndarray, cols: int = 8, pad: int = 2) -> Image.Image:
@@ -50,28 +35,33 @@ def image_grid(images01: np.ndarray, cols: int = 8, pad: int = 2) -> Image.Image
 def write_epoch_folder(run_dir: Path, epoch: int, generator, discriminator,
                        samples01: np.ndarray, summary: dict) -> Path:
     """Write epochs/epoch-NNNN whole, or not at all."""
-    epochs_dir = Path(run_dir) / "epochs"
+    epochs_dir = Path(run_dir) / rf.EPOCHS
     epochs_dir.mkdir(parents=True, exist_ok=True)
-    final = epochs_dir / epoch_dirname(epoch)
-    tmp = epochs_dir / f".{epoch_dirname(epoch)}.tmp-{os.getpid()}"
+    name = rf.epoch_dirname(epoch)
+    final = epochs_dir / name
+    tmp = epochs_dir / f".{name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         tmp.mkdir()
-        generator.save(tmp / "generator.keras")
-        discriminator.save(tmp / "discriminator.keras")
-        image_grid(samples01).save(tmp / "samples.png")
-        write_json_atomic(tmp / "summary.json", summary)
+        generator.save(tmp / rf.GENERATOR)
+        discriminator.save(tmp / rf.DISCRIMINATOR)
+        image_grid(samples01).save(tmp / rf.SAMPLES)
+        rf.write_json_atomic(tmp / rf.SUMMARY, summary)
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
-        if final.exists():  # re-written after a resume: swap, never leave a half folder
-            old = epochs_dir / f".{epoch_dirname(epoch)}.old-{os.getpid()}"
+        # Re-written after a resume: the old folder is moved aside only once the new one is
+        # whole, and removed only after the new one is in its place, so it is never deleted
+        # without its replacement (a kill in between leaves the .old- copy, cleaned next time
+        # only because the new folder is already in place).
+        if final.exists():
+            old = epochs_dir / f".{name}.old-{os.getpid()}"
             os.replace(final, old)
             os.replace(tmp, final)
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, final)
-        fsync_dir(epochs_dir)
+        rf.fsync_dir(epochs_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -1,0 +1,124 @@
+"""--resume never deletes what it cannot replace (issue 9, item 1).
+
+The shipped demo run (runs/demo) keeps epochs 1, 3, 7 and 15 and no checkpoint/. Resuming a copy
+of it used to delete every epoch folder and empty metrics.jsonl, then train from scratch.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.test_training import ROOT, assert_whole_epoch, run_training
+
+DEMO = ROOT / "runs" / "demo"
+
+
+def _tree_hash(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def demo_copy(tmp_path) -> Path:
+    if not (DEMO / "epochs" / "epoch-0015").is_dir():
+        pytest.skip("runs/demo is not in this checkout")
+    dst = tmp_path / "demo"
+    shutil.copytree(DEMO, dst)
+    return dst
+
+
+def test_resume_without_checkpoint_continues_from_the_last_epoch_and_keeps_everything(demo_copy):
+    run = demo_copy
+    assert not (run / "checkpoint").exists()
+    before = _tree_hash(run / "epochs")
+    lines_before = (run / "metrics.jsonl").read_bytes().splitlines(keepends=True)
+
+    proc = run_training("--run-dir", str(run), "--resume", "--epochs", "16",
+                        "--quality-samples", "100", timeout=600)
+
+    # every epoch folder that was there is still there, byte for byte
+    after = _tree_hash(run / "epochs")
+    assert {k: v for k, v in after.items() if k in before} == before
+    assert sorted(p.name for p in (run / "epochs").iterdir()) == [
+        "epoch-0001", "epoch-0003", "epoch-0007", "epoch-0015", "epoch-0016"]
+    # every original metrics line is still there, unchanged and in order, then epoch 16's
+    lines_after = (run / "metrics.jsonl").read_bytes().splitlines(keepends=True)
+    assert lines_after[: len(lines_before)] == lines_before
+    new = [json.loads(l) for l in lines_after[len(lines_before):]]
+    assert new and {r["epoch"] for r in new} == {16}
+    assert [r["kind"] for r in new][-1] == "epoch"
+    # epoch 16 is whole and continues the count of steps and time
+    assert_whole_epoch(run / "epochs" / "epoch-0016")
+    s15 = json.loads((run / "epochs/epoch-0015/summary.json").read_text())
+    s16 = json.loads((run / "epochs/epoch-0016/summary.json").read_text())
+    assert s16["global_step"] == s15["global_step"] + s16["steps"]
+    assert s16["elapsed_s"] > s15["elapsed_s"]
+    assert s16["quality"]["n_samples"] == 100
+    # run.json says how it was resumed, and the user was told
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "completed" and info["epochs_done"] == 16
+    assert len(info["resumes"]) == 1
+    assert info["resumes"][0]["from_epoch"] == 15
+    assert info["resumes"][0]["optimizer_state"].startswith("fresh")
+    said = [l for l in proc.stderr.splitlines() if "epoch-0015" in l and "optimizer" in l]
+    assert len(said) == 1, proc.stderr[-2000:]
+
+
+def test_resume_from_a_corrupt_last_epoch_refuses_and_changes_nothing(demo_copy):
+    run = demo_copy
+    gen = run / "epochs/epoch-0015/generator.keras"
+    gen.write_bytes(gen.read_bytes()[: gen.stat().st_size // 2])  # a torn copy
+    before = _tree_hash(run)
+    names_before = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
+
+    proc = run_training("--run-dir", str(run), "--resume", "--epochs", "16", check=False)
+
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
+    assert len(errors) == 1, proc.stderr[-2000:]
+    assert "epoch-0015" in errors[0] and "generator.keras" in errors[0]
+    assert _tree_hash(run) == before
+    assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == names_before
+
+
+def test_metrics_lines_of_an_epoch_are_replaced_only_when_that_epoch_is_written(tmp_path):
+    """A killed writer's lines of epochs 2 and 3 stay until the re-trained epoch replaces them."""
+    from training.runfolder import MetricsLog, read_jsonl
+
+    path = tmp_path / "metrics.jsonl"
+    old = [{"kind": "step", "epoch": 1, "step": 1}, {"kind": "epoch", "epoch": 1},
+           {"kind": "step", "epoch": 2, "step": 2}, {"kind": "epoch", "epoch": 2},
+           {"kind": "step", "epoch": 3, "step": 3}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in old) + '{"kind": "st')  # torn by a kill
+    log = MetricsLog(path)
+    log.mark()
+    log.append({"kind": "step", "epoch": 2, "step": 20})
+    assert read_jsonl(path)[:5] == old  # nothing dropped while epoch 2 is being re-trained
+    log.append_epoch({"kind": "epoch", "epoch": 2, "new": True})
+    rows = read_jsonl(path)
+    assert rows == [old[0], old[1], {"kind": "step", "epoch": 2, "step": 20},
+                    {"kind": "epoch", "epoch": 2, "new": True}, old[4]]  # epoch 3's line kept
+    log.append({"kind": "step", "epoch": 3, "step": 30})
+    log.append_epoch({"kind": "epoch", "epoch": 3})
+    assert [(r["epoch"], r.get("step")) for r in read_jsonl(path)] == [
+        (1, 1), (1, None), (2, 20), (2, None), (3, 30), (3, None)]
+
+
+def test_a_writer_killed_between_its_two_renames_loses_no_epoch(tmp_path):
+    """epochs/.epoch-0002.old-PID with no epoch-0002 beside it is the only copy: it goes back."""
+    from training.runfolder import clean_temporaries, list_epochs
+
+    epochs = tmp_path / "epochs"
+    (epochs / ".epoch-0002.old-7").mkdir(parents=True)
+    (epochs / ".epoch-0002.old-7" / "summary.json").write_text("{}")
+    (epochs / ".epoch-0002.tmp-7").mkdir()  # maybe partial: never trusted
+    (epochs / "epoch-0001").mkdir()
+    (epochs / ".epoch-0001.old-7").mkdir()  # its replacement landed: a leftover
+    clean_temporaries(tmp_path)
+    assert list_epochs(tmp_path) == [1, 2]
+    assert (epochs / "epoch-0002" / "summary.json").read_text() == "{}"
+    assert sorted(p.name for p in epochs.iterdir()) == ["epoch-0001", "epoch-0002"]
