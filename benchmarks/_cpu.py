@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.cpu import configure_cpu, cpu_summary  # noqa: E402
+from models.cpu import configure_cpu, cpu_profile, cpu_summary, isa_name  # noqa: E402,F401
 
 configure_cpu()  # before any benchmark imports TensorFlow: the same choice training makes
 
