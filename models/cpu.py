@@ -22,6 +22,9 @@ NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
 BF16_PRECISIONS = ("mixed_bfloat16", "onednn_bfloat16")
 
 _choice: dict | None = None  # what configure_cpu decided, once per process
+# set alongside TF_ENABLE_ONEDNN_OPTS, so child processes (which inherit both) know the value was
+# configure_cpu's choice, not the user's
+MARK = "LATENT_EXPLORER_ONEDNN_CHOICE"
 
 
 def parse_cpuinfo(text: str) -> dict:
@@ -61,6 +64,8 @@ def decide(flags: set, env: dict, machine: str = "") -> dict:
     """The kernel choice for a CPU's flags, given the environment (pure: changes nothing)."""
     machine = (machine or platform.machine()).lower()
     user = env.get("TF_ENABLE_ONEDNN_OPTS")
+    if user is not None and user == env.get(MARK):
+        user = None  # inherited from a parent process's configure_cpu: the same choice again
     if user is not None:
         on, why = user.strip() not in ("0", "false", "False", ""), "set by the user"
         set_here = None
@@ -87,7 +92,7 @@ def configure_cpu() -> dict:
         choice["onednn_reason"] = "TensorFlow was imported before configure_cpu(); left as it was"
         choice["set_env"] = None
     elif choice["set_env"] is not None:
-        os.environ["TF_ENABLE_ONEDNN_OPTS"] = choice["set_env"]
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = os.environ[MARK] = choice["set_env"]
     _choice = choice
     return choice
 

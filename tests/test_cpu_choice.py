@@ -63,6 +63,10 @@ def test_decide_turns_onednn_on_for_avx2_and_never_overrides_the_user():
     assert c["onednn_max_cpu_isa"] == "AVX2"
     assert cpu.decide(avx2, {}, "aarch64")["set_env"] is None  # ARM: TensorFlow's own choice
     assert cpu.decide(set(), {}, "x86_64")["set_env"] is None  # no AVX2: TensorFlow's own choice
+    inherited = {"TF_ENABLE_ONEDNN_OPTS": "1", cpu.MARK: "1"}  # a child of a configured process
+    assert cpu.decide(avx2, inherited, "x86_64")["onednn_reason"].startswith("AVX2")
+    inherited["TF_ENABLE_ONEDNN_OPTS"] = "0"  # ... whose user then changed it
+    assert cpu.decide(avx2, inherited, "x86_64")["onednn_reason"] == "set by the user"
 
 
 CHILD = """
@@ -85,7 +89,7 @@ print("OUT " + json.dumps(out))
 def run_child(tmp_path, flags: str, env: dict, import_tf: bool = False) -> dict:
     info = tmp_path / "cpuinfo"
     info.write_text(cpuinfo("Fixture CPU", flags))
-    clean = {k: v for k, v in os.environ.items() if k not in ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA")}
+    clean = {k: v for k, v in os.environ.items() if k not in ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA", cpu.MARK)}
     code = CHILD.format(root=str(ROOT), info=str(info), import_tf=import_tf)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                           env={**clean, "TF_CPP_MIN_LOG_LEVEL": "3", **env})
