@@ -42,17 +42,19 @@ def _child(args) -> None:
     from benchmarks.train_speed import Ours
     from training.data import load_dataset
 
-    images_u8, _, _ = load_dataset("mnist", args.data, 2048)
-    t0 = time.perf_counter()
-    ours = Ours(images_u8, "dcgan", "float32", args.spc)
-    losses = [ours._steps(ours._iterator, tf.constant(args.spc, tf.int32)).numpy().tolist()
-              for _ in range(2)]  # trace + warm up; the first 2 calls' losses, for determinism
-    build = time.perf_counter() - t0
-    t = time.perf_counter()
-    n = ours.run(args.steps)
-    step_rate = n / (time.perf_counter() - t)
+    losses, build, step_rate = [[0.0]], 0.0, 0.0
+    if args.steps:  # --steps 0: the explorer's forward only
+        images_u8, _, _ = load_dataset("mnist", args.data, 2048)
+        t0 = time.perf_counter()
+        ours = Ours(images_u8, "dcgan", "float32", args.spc)
+        losses = [ours._steps(ours._iterator, tf.constant(args.spc, tf.int32)).numpy().tolist()
+                  for _ in range(2)]  # trace + warm up; the first 2 calls' losses, for determinism
+        build = time.perf_counter() - t0
+        t = time.perf_counter()
+        n = ours.run(args.steps)
+        step_rate = n / (time.perf_counter() - t)
 
-    g = ours._steps  # noqa: F841  (the explorer's path: EMA generator + D, inference only)
+    # the explorer's path: generator + D, inference only, as explorer.engine's gen_score
     from models import get_preset
 
     p = get_preset("dcgan")
@@ -63,16 +65,17 @@ def _child(args) -> None:
         x = gen(z, training=False)
         return x, tf.sigmoid(disc(x, training=False))
 
-    z = np.random.default_rng(0).standard_normal((8, p.latent_dim)).astype(np.float32)
-    gen_score(z)
-    reps = 50
-    t = time.perf_counter()
-    for _ in range(reps):
-        gen_score(z)[1].numpy()
-    fwd_ms = (time.perf_counter() - t) / reps * 1000
+    zs = [np.random.default_rng(0).standard_normal((n, p.latent_dim)).astype(np.float32) for n in (1, 8)]
+    fwd = {}
+    for z in zs + zs:  # warm-up pass, then timed pass
+        t = time.perf_counter()
+        for _ in range(args.fwd_reps):
+            gen_score(z)[1].numpy()
+        fwd[len(z)] = (time.perf_counter() - t) / args.fwd_reps * 1000
+    fwd_ms = fwd[8]
     from tensorflow.python.util import _pywrap_util_port
 
-    print("RESULT " + json.dumps({"img_s": step_rate, "gen_score_ms": fwd_ms, "build_s": build,
+    print("RESULT " + json.dumps({"img_s": step_rate, "gen_score_ms": fwd_ms, "gen_score_1_ms": fwd[1], "build_s": build,
                                   "losses": losses, "onednn": _pywrap_util_port.IsMklEnabled(),
                                   "loadavg": Path("/proc/loadavg").read_text().split()[:3]}))
 
@@ -83,7 +86,7 @@ def _run_child(cfg: str, args) -> dict:
     if args.isa:
         env["ONEDNN_MAX_CPU_ISA"] = args.isa
     cmd = [sys.executable, __file__, "--child", "--steps", str(args.steps), "--spc", str(args.spc),
-           "--data", args.data] + (["--threads", threads] if threads else [])
+           "--data", args.data, "--fwd-reps", str(args.fwd_reps)] + (["--threads", threads] if threads else [])
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     for line in out.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -101,6 +104,7 @@ def main() -> int:
     ap.add_argument("--data", default=str(MNIST))
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--threads", default="", help=argparse.SUPPRESS)
+    ap.add_argument("--fwd-reps", type=int, default=50, help="timed explorer forwards per batch size")
     args = ap.parse_args()
     if args.child:
         _child(args)
@@ -115,7 +119,7 @@ def main() -> int:
             res[c].append(_run_child(c, args))
             x = res[c][-1]
             print(f"round {r + 1} {c:8s} oneDNN={x['onednn']} {x['img_s']:6.0f} img/s  gen+D(8) "
-                  f"{x['gen_score_ms']:6.2f} ms  build {x['build_s']:4.0f} s  loadavg "
+                  f"{x['gen_score_ms']:6.2f} ms gen+D(1) {x['gen_score_1_ms']:6.2f} ms  build {x['build_s']:4.0f} s  loadavg "
                   f"{' '.join(x['loadavg'])}  losses {[round(v, 6) for v in x['losses'][0][:2]]}",
                   flush=True)
     base = configs[0]
@@ -125,12 +129,14 @@ def main() -> int:
         img = [x["img_s"] for x in res[c]]
         ratio = sum(x["img_s"] / b["img_s"] for x, b in zip(res[c], res[base])) / len(img)
         fwd = sum(b["gen_score_ms"] / x["gen_score_ms"] for x, b in zip(res[c], res[base])) / len(img)
+        fwd1 = sum(b["gen_score_1_ms"] / x["gen_score_1_ms"] for x, b in zip(res[c], res[base])) / len(img)
         diff = max(abs(a - b) for x, y in zip(res[c][0]["losses"], res[base][0]["losses"])
                    for a, b in zip(x, y))
-        print(f"{c:8s} step x{ratio:.2f} vs {base}, gen+D forward x{fwd:.2f}; deterministic across "
+        print(f"{c:8s} step x{ratio:.2f} vs {base}, gen+D forward x{fwd:.2f} (batch 8) "
+              f"x{fwd1:.2f} (batch 1) (speed ratios, mean over rounds); deterministic across "
               f"rounds: {same}; max |loss - {base}'s| {diff:.2e}")
         key = c.replace(":", "_").replace("/", "_")
-        pairs.append(f"{key}_step_ratio={ratio:.2f} {key}_fwd_ratio={fwd:.2f} "
+        pairs.append(f"{key}_step_ratio={ratio:.2f} {key}_fwd_ratio={fwd:.2f} {key}_fwd1_ratio={fwd1:.2f} "
                      f"{key}_deterministic={int(same)} {key}_loss_diff={diff:.1e}")
     print(" ".join(pairs) + f" rounds={args.rounds} steps={args.steps}")
     return 0
