@@ -86,7 +86,7 @@ def _child(args) -> None:
         forms = layers(tf, batch)
         ref = {}
         for name, (fn, x, w) in forms.items():
-            if batch == 128 and not name.startswith("D"):
+            if (batch == 128 and not name.startswith("D")) or args.only not in name:
                 continue
             r = tf.random.Generator.from_seed(1).normal(fn(x, w).shape)
 
@@ -119,6 +119,7 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--configs", default="off,on")
     ap.add_argument("--isa", default="", help="ONEDNN_MAX_CPU_ISA for the children, e.g. AVX2")
+    ap.add_argument("--only", default="", help="time only the layers whose name contains this")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -134,7 +135,8 @@ def main() -> int:
             env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="1" if c == "on" else "0")
             if args.isa:
                 env["ONEDNN_MAX_CPU_ISA"] = args.isa
-            p = subprocess.run([sys.executable, __file__, "--child", "--reps", str(args.reps)],
+            p = subprocess.run([sys.executable, __file__, "--child", "--reps", str(args.reps),
+                                "--only", args.only],
                                env=env, capture_output=True, text=True, timeout=900)
             line = next((x for x in p.stdout.splitlines() if x.startswith("RESULT ")), None)
             if line is None:
