@@ -72,7 +72,8 @@ def decide(flags: set, env: dict, machine: str = "") -> dict:
     elif machine not in ("x86_64", "amd64") or "avx2" not in flags:
         on, why, set_here = None, "left to TensorFlow (not an x86 CPU with AVX2)", None
     elif "avx512f" in flags:
-        on, why, set_here = True, "AVX-512: TensorFlow's own default, made explicit", "1"
+        on, why, set_here = True, ("AVX-512: on, as TensorFlow itself chooses where the CPU also "
+                                   "has AVX512_VNNI / BF16 / AMX; made explicit"), "1"
     else:
         on, why, set_here = True, ("AVX2 without AVX-512: TensorFlow would leave oneDNN off for "
                                    "convolutions; on is faster here (benchmarks/cpu_choice.py)"), "1"
@@ -90,6 +91,7 @@ def configure_cpu() -> dict:
     choice = decide(info["flags"], os.environ)
     if "tensorflow" in sys.modules:  # too late to choose: say what it is
         choice["onednn_reason"] = "TensorFlow was imported before configure_cpu(); left as it was"
+        choice["onednn_opts"] = None  # cpu_profile()'s onednn_active says what TensorFlow runs
         choice["set_env"] = None
     elif choice["set_env"] is not None:
         os.environ["TF_ENABLE_ONEDNN_OPTS"] = os.environ[MARK] = choice["set_env"]
