@@ -115,3 +115,14 @@ def test_tensorflow_runs_onednn_kernels_after_import_tensorflow_on_avx2(tmp_path
     prof = run_child(tmp_path, ZEN3_AVX2, {}, import_tf=True)["profile"]
     assert prof["onednn_active"] is True and prof["onednn_opts"] is True
     assert prof["model"] == "Fixture CPU" and not prof["native_bf16"]
+
+
+def test_configure_cpu_after_tensorflow_changes_nothing_and_says_so(tmp_path):
+    code = ("import json, os, sys, types; sys.path.insert(0, %r); sys.modules['tensorflow'] = "
+            "types.ModuleType('tensorflow'); from models import cpu; c = cpu.configure_cpu(); "
+            "print('OUT ' + json.dumps([c, os.environ.get('TF_ENABLE_ONEDNN_OPTS')]))" % str(ROOT))
+    clean = {k: v for k, v in os.environ.items() if k not in ("TF_ENABLE_ONEDNN_OPTS", cpu.MARK)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          env=clean)
+    choice, env = json.loads(proc.stdout.split("OUT ", 1)[1])
+    assert env is None and choice["onednn_opts"] is None and "imported before" in choice["onednn_reason"]
