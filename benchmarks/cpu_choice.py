@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
+
+from benchmarks._cpu import parse_or_run_child, round_robin, run_child  # noqa: E402  (before TensorFlow)
 
 
 def _child(args) -> None:
@@ -82,16 +83,9 @@ def _child(args) -> None:
 
 def _run_child(cfg: str, args) -> dict:
     onednn, _, threads = cfg.partition(":")
-    env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="1" if onednn == "on" else "0")
-    if args.isa:
-        env["ONEDNN_MAX_CPU_ISA"] = args.isa
-    cmd = [sys.executable, __file__, "--child", "--steps", str(args.steps), "--spc", str(args.spc),
-           "--data", args.data, "--fwd-reps", str(args.fwd_reps)] + (["--threads", threads] if threads else [])
-    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-    for line in out.stdout.splitlines():
-        if line.startswith("RESULT "):
-            return json.loads(line[7:])
-    raise RuntimeError(f"{cfg}: child failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
+    argv = ["--steps", str(args.steps), "--spc", str(args.spc), "--data", args.data,
+            "--fwd-reps", str(args.fwd_reps)] + (["--threads", threads] if threads else [])
+    return run_child(__file__, argv, onednn == "on", args.isa)
 
 
 def main() -> int:
@@ -99,29 +93,21 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--steps", type=int, default=30, help="timed steps per child")
     ap.add_argument("--spc", type=int, default=10, help="steps per call")
-    ap.add_argument("--configs", default="off,on")
-    ap.add_argument("--isa", default="", help="ONEDNN_MAX_CPU_ISA for the children, e.g. AVX2")
     ap.add_argument("--data", default=str(MNIST))
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--threads", default="", help=argparse.SUPPRESS)
     ap.add_argument("--fwd-reps", type=int, default=50, help="timed explorer forwards per batch size")
-    args = ap.parse_args()
-    if args.child:
-        _child(args)
+    args = parse_or_run_child(ap, _child)
+    if args is None:
         return 0
-    from benchmarks._cpu import print_cpu
-
-    print_cpu()
     configs = args.configs.split(",")
     res: dict[str, list[dict]] = {c: [] for c in configs}
-    for r in range(args.rounds):
-        for c in (configs[r % len(configs):] + configs[:r % len(configs)]):
-            res[c].append(_run_child(c, args))
-            x = res[c][-1]
-            print(f"round {r + 1} {c:8s} oneDNN={x['onednn']} {x['img_s']:6.0f} img/s  gen+D(8) "
-                  f"{x['gen_score_ms']:6.2f} ms gen+D(1) {x['gen_score_1_ms']:6.2f} ms  build {x['build_s']:4.0f} s  loadavg "
-                  f"{' '.join(x['loadavg'])}  losses {[round(v, 6) for v in x['losses'][0][:2]]}",
-                  flush=True)
+    for r, c in round_robin(configs, args.rounds):
+        res[c].append(_run_child(c, args))
+        x = res[c][-1]
+        print(f"round {r + 1} {c:8s} oneDNN={x['onednn']} {x['img_s']:6.0f} img/s  gen+D(8) "
+              f"{x['gen_score_ms']:6.2f} ms gen+D(1) {x['gen_score_1_ms']:6.2f} ms  build {x['build_s']:4.0f} s  loadavg "
+              f"{' '.join(x['loadavg'])}  losses {[round(v, 6) for v in x['losses'][0][:2]]}",
+              flush=True)
     base = configs[0]
     pairs = []
     for c in configs:

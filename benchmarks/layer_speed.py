@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from benchmarks._cpu import parse_or_run_child, round_robin, run_child  # noqa: E402  (before TensorFlow)
 
 
 def subpixel_kernel(tf, w):
@@ -117,32 +118,16 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=2)
-    ap.add_argument("--configs", default="off,on")
-    ap.add_argument("--isa", default="", help="ONEDNN_MAX_CPU_ISA for the children, e.g. AVX2")
     ap.add_argument("--only", default="", help="time only the layers whose name contains this")
-    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = ap.parse_args()
-    if args.child:
-        _child(args)
+    args = parse_or_run_child(ap, _child)
+    if args is None:
         return 0
-    from benchmarks._cpu import print_cpu
-
-    print_cpu()
     configs = args.configs.split(",")
     res = {c: [] for c in configs}
-    for r in range(args.rounds):
-        for c in configs[r % len(configs):] + configs[:r % len(configs)]:
-            env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="1" if c == "on" else "0")
-            if args.isa:
-                env["ONEDNN_MAX_CPU_ISA"] = args.isa
-            p = subprocess.run([sys.executable, __file__, "--child", "--reps", str(args.reps),
-                                "--only", args.only],
-                               env=env, capture_output=True, text=True, timeout=900)
-            line = next((x for x in p.stdout.splitlines() if x.startswith("RESULT ")), None)
-            if line is None:
-                raise SystemExit(f"{c}: child failed:\n{p.stderr[-2000:]}")
-            res[c].append(json.loads(line[7:]))
-            print(f"round {r + 1} oneDNN {c}: loadavg {' '.join(res[c][-1]['_loadavg'])}", flush=True)
+    for r, c in round_robin(configs, args.rounds):
+        res[c].append(run_child(__file__, ["--reps", str(args.reps), "--only", args.only], c == "on",
+                                args.isa))
+        print(f"round {r + 1} oneDNN {c}: loadavg {' '.join(res[c][-1]['_loadavg'])}", flush=True)
     names = [k for k in res[configs[0]][0] if not k.startswith("_")]
     print(f"\n{'layer (forward + backward)':34s}" + "".join(f"{'oneDNN ' + c:>14s}" for c in configs)
           + "   max rel. err vs stock")
