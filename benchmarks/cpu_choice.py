@@ -113,7 +113,8 @@ def main() -> int:
     for c in configs:
         same = all(x["losses"] == res[c][0]["losses"] for x in res[c])
         img = [x["img_s"] for x in res[c]]
-        ratio = sum(x["img_s"] / b["img_s"] for x, b in zip(res[c], res[base])) / len(img)
+        ratio = (sum(x["img_s"] / b["img_s"] for x, b in zip(res[c], res[base])) / len(img)
+                 if args.steps else float("nan"))  # --steps 0: forward only
         fwd = sum(b["gen_score_ms"] / x["gen_score_ms"] for x, b in zip(res[c], res[base])) / len(img)
         fwd1 = sum(b["gen_score_1_ms"] / x["gen_score_1_ms"] for x, b in zip(res[c], res[base])) / len(img)
         diff = max(abs(a - b) for x, y in zip(res[c][0]["losses"], res[base][0]["losses"])
