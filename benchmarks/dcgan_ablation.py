@@ -30,6 +30,8 @@ def main() -> int:
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "mnist"))
     ap.add_argument("--max-images", type=int)
     args = ap.parse_args()
+    from benchmarks._cpu import print_cpu  # the CPU and kernel choice, before TensorFlow
+    print_cpu()
     from models.tf_runtime import import_tensorflow
 
     import_tensorflow()

@@ -89,6 +89,8 @@ def main() -> int:
     ap.add_argument("--logic-calls", type=int, default=1000)
     ap.add_argument("--http-calls", type=int, default=200)
     args = ap.parse_args()
+    from benchmarks._cpu import print_cpu  # the CPU and kernel choice, before TensorFlow
+    print_cpu()
     tmp = Path(tempfile.mkdtemp(prefix="latency-"))
     run = Path(args.run_dir).resolve() if args.run_dir else make_run(tmp)
     runs_dir, name = run.parent, run.name

@@ -62,6 +62,8 @@ def main() -> int:
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    from benchmarks._cpu import print_cpu  # the CPU and kernel choice, before TensorFlow
+    print_cpu()
     rnd = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="kill-soak-"))
     run, ref = work / "killed", work / "reference"

@@ -42,6 +42,8 @@ def main() -> int:
     ap.add_argument("--clients", type=int, default=16)
     ap.add_argument("--seconds", type=float, default=60.0)
     args = ap.parse_args()
+    from benchmarks._cpu import print_cpu  # the CPU and kernel choice, before TensorFlow
+    print_cpu()
     run = Path(args.run_dir).resolve()
     from explorer.registry import RunRegistry
 

@@ -25,6 +25,8 @@ def main() -> int:
     ap.add_argument("--run-dir", default=str(ROOT / "runs" / "demo"))
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
+    from benchmarks._cpu import print_cpu  # the CPU and kernel choice, before TensorFlow
+    print_cpu()
     from models.tf_runtime import import_tensorflow
 
     import_tensorflow()

@@ -133,6 +133,8 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--data", default=str(MNIST))
     args = ap.parse_args()
+    from benchmarks._cpu import print_cpu  # the CPU and kernel choice, before TensorFlow
+    print_cpu()
     from models.tf_runtime import import_tensorflow
 
     tf = import_tensorflow()

@@ -1,6 +1,6 @@
 """Training speed: the project's step against the keras.io guide's, same networks, same batch.
 
-    .venv/bin/python benchmarks/train_speed.py [--steps 100] [--rounds 3] [--max-images 10000]
+    .venv/bin/python benchmarks/train_speed.py [--steps 100] [--rounds 3] [--budget 330]
 
 In one process, on the 10,000 shared real digits, batch 64:
 - ref: the keras.io guide's GAN loop (benchmarks/_reference.py): `keras-io` networks, float32,
@@ -8,13 +8,18 @@ In one process, on the 10,000 shared real digits, batch 64:
 - ours: training.loop.make_train_step on the same `keras-io` preset, digits held on the device
   (tf.constant + tf.data gather + prefetch, as loop.py feeds them), for each precision
   (float32, mixed_bfloat16; models built under the policy they run in) and steps per call;
+  bfloat16 only where the CPU has it natively (models/cpu.py fast_precisions; --precisions to force);
 - dcgan: the same step on the default `dcgan` preset as it trains by default (EMA on),
   float32 and mixed_bfloat16, for the README.
 Every configuration is traced and warmed up first (not timed), then timed for --steps steps in
 each of --rounds rounds; the order rotates every round so machine noise hits all alike.
+--budget bounds the whole run: after warm-up, one timed call per configuration measures its
+step time, and the steps per round (and the rounds) are cut to what fits in the time left,
+so the run ends in bounded time on a slow CPU too (at least 1 round of at least 10 steps).
+The first line names the CPU and the kernel choice (benchmarks/_cpu.py).
 images/s = real images consumed / wall time; each figure is the median over rounds, and
 ratio = median over rounds of (best `keras-io` configuration of ours / ref) in that round.
-Goal (issue): ratio >= 2.0. Default run: about 5 minutes on 2 CPU cores.
+Goal (issue): ratio >= 2.0. Default run: at most about 5.5 minutes (--budget 330 s).
 Last line: name=value pairs.
 """
 from __future__ import annotations
@@ -32,6 +37,7 @@ MNIST = ROOT.parent / "shared" / "data" / "mnist"
 
 import numpy as np  # noqa: E402
 
+from benchmarks._cpu import cpu_profile, isa_name, print_cpu  # noqa: E402  (before TensorFlow)
 from benchmarks._reference import BATCH_SIZE, PRESET, Reference  # noqa: E402
 
 SHORT = {"float32": "f32", "mixed_bfloat16": "bf16", "onednn_bfloat16": "onednn-bf16"}
@@ -98,15 +104,36 @@ class Ours:
         return done * self.batch_size
 
 
+def fit_budget(contenders, args, t_start: float) -> tuple[int, int]:
+    """Steps per configuration per round and rounds that fit in what is left of --budget."""
+    per_step = 0.0
+    for c in contenders:  # one timed call each (also the last of the warm-up)
+        n = getattr(c, "steps_per_call", 10)
+        t = time.perf_counter()
+        c.run(n)
+        per_step += (time.perf_counter() - t) / n
+    left = t_start + args.budget - time.perf_counter()
+    rounds = max(1, min(args.rounds, int(left / (per_step * 10))))
+    steps = max(10, min(args.steps, int(left / rounds / per_step)))
+    print(f"budget: {left:.0f} s left after warm-up; one step of every configuration "
+          f"{per_step * 1000:.0f} ms -> {rounds} rounds x {steps} steps", flush=True)
+    return steps, rounds
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=100, help="timed steps per configuration per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps-per-call", default="10,50", help="comma-separated values to try")
-    ap.add_argument("--precisions", default="float32,mixed_bfloat16,onednn_bfloat16")
+    ap.add_argument("--precisions", default="",
+                    help="comma-separated; default: float32 + bfloat16 where the CPU has it natively")
+    ap.add_argument("--budget", type=float, default=330, help="seconds for the whole run")
     ap.add_argument("--max-images", type=int, default=10000)
     ap.add_argument("--data", default=str(MNIST))
     args = ap.parse_args()
+    t_start = time.perf_counter()
+    print_cpu()
+    from models.cpu import fast_precisions
     from models.tf_runtime import import_tensorflow
 
     tf = import_tensorflow()
@@ -116,7 +143,7 @@ def main() -> int:
     tf.get_logger().setLevel("ERROR")  # one trace per contender, each its own tf.function
 
     images_u8, _, source = load_dataset("mnist", args.data, args.max_images)
-    precisions = args.precisions.split(",")
+    precisions = args.precisions.split(",") if args.precisions else fast_precisions()
     spcs = [int(s) for s in args.steps_per_call.split(",")]
     t_build = time.perf_counter()
     contenders = [Reference(images_u8)]
@@ -129,16 +156,19 @@ def main() -> int:
     print(f"{len(images_u8)} digits from {source}; batch {BATCH_SIZE}; {os.cpu_count()} CPUs; "
           f"TF {tf.__version__}; build + trace + warm-up {time.perf_counter() - t_build:.0f} s")
 
+    steps, rounds = fit_budget(contenders, args, t_start)
     rates = {c.name: [] for c in contenders}
-    for r in range(args.rounds):
+    for r in range(rounds):
         k = r % len(contenders)
+        t_round = time.perf_counter()
         for c in contenders[k:] + contenders[:k]:
             t = time.perf_counter()
-            n = c.run(args.steps)
+            n = c.run(steps)
             rates[c.name].append(n / (time.perf_counter() - t))
-        print(f"round {r + 1}/{args.rounds}: " + "  ".join(
+        print(f"round {r + 1}/{rounds}: " + "  ".join(
             f"{name.split(' (')[0]} {v[-1]:.0f}" for name, v in rates.items()), flush=True)
-
+        if time.perf_counter() + (time.perf_counter() - t_round) > t_start + args.budget:
+            break  # the next round would not fit
     retraced = [c.name for c in contenders if c.traces() != traced[c.name]]
     if retraced:
         print(f"warning: traced again while timed (figures include tracing): {retraced}")
@@ -158,6 +188,7 @@ def main() -> int:
     def img_s(names):
         return f"{med[names[0]]:.0f}" if names else "nan"
 
+    prof = cpu_profile()
     dcgan_f32 = img_s([c.name for c in dcgan if " f32 " in c.name])
     dcgan_bf16 = img_s([c.name for c in dcgan if " bf16 " in c.name])
     dcgan_onednn = img_s([c.name for c in dcgan if " onednn-bf16 " in c.name])
@@ -166,7 +197,8 @@ def main() -> int:
           f"ours_config={best.split(' ', 1)[1].replace(' ', '/')} "
           f"dcgan_f32_img_s={dcgan_f32} dcgan_bf16_img_s={dcgan_bf16} "
           f"dcgan_onednn_bf16_img_s={dcgan_onednn} "
-          f"steps={args.steps} rounds={args.rounds}")
+          f"steps={steps} rounds={len(rates[ref_name])} cpu_isa={isa_name(prof).replace(' ', '')} "
+          f"onednn={int(bool(prof['onednn_active']))} wall_s={time.perf_counter() - t_start:.0f}")
     return 0
 
 

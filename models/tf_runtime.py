@@ -6,6 +6,7 @@ TensorFlow 2.21's C++ runtime prints, at import and before absl logging is set u
 line a user needs when something is wrong. ``import_tensorflow()`` imports TensorFlow with
 file descriptor 2 pointed at a temporary file, then replays whatever was printed except
 those known notices, so real warnings and import errors still reach the user.
+Before the import it chooses the CPU kernels (``models.cpu.configure_cpu``).
 """
 from __future__ import annotations
 
@@ -31,6 +32,9 @@ def import_tensorflow():
     """Return the ``tensorflow`` module, imported once with the start-up notices filtered."""
     if "tensorflow" in sys.modules:
         return sys.modules["tensorflow"]
+    from models.cpu import configure_cpu
+
+    configure_cpu()  # the kernels for this CPU (oneDNN on AVX2 too); must precede the import
     try:
         sys.stderr.flush()
         saved = os.dup(2)

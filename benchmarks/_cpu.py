@@ -1,0 +1,67 @@
+"""Every benchmark's first lines: the CPU it ran on and the kernel choice (models/cpu.py)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from models.cpu import configure_cpu, cpu_profile, cpu_summary, isa_name  # noqa: E402,F401
+
+configure_cpu()  # before any benchmark imports TensorFlow: the same choice training makes
+
+
+def print_cpu() -> None:
+    """Print the CPU model, ISA and kernel choice, and the load on the machine, on one line."""
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() \
+        else "n/a"
+    print(f"cpu: {cpu_summary()}; loadavg {load}", flush=True)
+
+
+def round_robin(configs: list[str], rounds: int):
+    """(round, config) pairs, the starting config rotating every round so noise hits all alike."""
+    for r in range(rounds):
+        k = r % len(configs)
+        for c in configs[k:] + configs[:k]:
+            yield r, c
+
+
+def run_child(script: str, argv: list[str], onednn: bool, isa: str = "") -> dict:
+    """Run ``script --child argv`` with oneDNN on/off (chosen at TensorFlow's import, hence a
+    process each; ONEDNN_MAX_CPU_ISA=isa if given); return the JSON of its ``RESULT `` line."""
+    import json
+    import os
+    import subprocess
+
+    env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="1" if onednn else "0")
+    if isa:
+        env["ONEDNN_MAX_CPU_ISA"] = isa
+    out = subprocess.run([sys.executable, script, "--child", *argv], env=env, capture_output=True,
+                         text=True, timeout=900)
+    line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        raise SystemExit(f"{Path(script).name} child (oneDNN {'on' if onednn else 'off'}) failed:\n"
+                         f"{out.stdout[-1500:]}\n{out.stderr[-2000:]}")
+    return json.loads(line[7:])
+
+
+def add_config_args(ap, configs: str = "off,on") -> None:
+    """The options of the benchmarks that compare oneDNN off / on in child processes."""
+    import argparse
+
+    ap.add_argument("--configs", default=configs, help="comma-separated: off, on")
+    ap.add_argument("--isa", default="", help="ONEDNN_MAX_CPU_ISA for the children, e.g. AVX2 "
+                    "(to approach an AVX2-only CPU on an AVX-512 one)")
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+
+
+def parse_or_run_child(ap, child):
+    """Parse the command line; in a child process run ``child(args)`` and return None, else print
+    the CPU line and return the args (for the parent, which runs the children)."""
+    add_config_args(ap)
+    args = ap.parse_args()
+    if args.child:
+        child(args)
+        return None
+    print_cpu()
+    return args

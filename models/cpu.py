@@ -1,0 +1,161 @@
+"""The CPU the program runs on, and the kernels chosen for it, before TensorFlow is imported.
+
+TensorFlow 2.21 turns its oneDNN kernels on by itself only on x86 CPUs with AVX-512 features;
+on an AVX2-only CPU (most laptops and many cloud machines) the convolutions then run on Eigen,
+and the default step trains at a fraction of the speed (issue 15). ``configure_cpu()`` turns
+oneDNN on for every x86 CPU with AVX2, unless the user set ``TF_ENABLE_ONEDNN_OPTS`` themself,
+and records why; ``cpu_profile()`` reports the CPU's ISA and that choice for run.json and every
+benchmark's output. bfloat16 is native only with ``avx512_bf16`` or ``amx_bf16``; elsewhere it is
+emulated and slower than float32, so ``fast_precisions()`` / ``precision_note()`` say so.
+Only the standard library here: it runs before TensorFlow is imported.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from pathlib import Path
+
+CPUINFO = Path("/proc/cpuinfo")
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
+NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
+BF16_PRECISIONS = ("mixed_bfloat16", "onednn_bfloat16")
+
+_choice: dict | None = None  # what configure_cpu decided, once per process
+# set alongside TF_ENABLE_ONEDNN_OPTS, so child processes (which inherit both) know the value was
+# configure_cpu's choice, not the user's
+MARK = "LATENT_EXPLORER_ONEDNN_CHOICE"
+
+
+def parse_cpuinfo(text: str) -> dict:
+    """The model name and flag set of the first processor in a /proc/cpuinfo text."""
+    model, flags = "", set()
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if key in ("model name", "cpu model") and not model:
+            model = value.strip()
+        elif key in ("flags", "features") and not flags:
+            flags = set(value.split())
+    return {"model": model, "flags": flags}
+
+
+def _read_cpuinfo() -> dict:
+    try:
+        return parse_cpuinfo(CPUINFO.read_text(errors="replace"))
+    except OSError:  # not Linux, or /proc not mounted: fall back to what platform knows
+        return {"model": platform.processor() or platform.machine(), "flags": set()}
+
+
+def isa_facts(flags: set) -> dict:
+    facts = {f: f in flags for f in ISA_FLAGS}
+    facts["native_bf16"] = any(f in flags for f in NATIVE_BF16)
+    return facts
+
+
+def _cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def decide(flags: set, env: dict, machine: str = "") -> dict:
+    """The kernel choice for a CPU's flags, given the environment (pure: changes nothing)."""
+    machine = (machine or platform.machine()).lower()
+    user = env.get("TF_ENABLE_ONEDNN_OPTS")
+    if user is not None and user == env.get(MARK):
+        user = None  # inherited from a parent process's configure_cpu: the same choice again
+    if user is not None:
+        on, why = user.strip() not in ("0", "false", "False", ""), "set by the user"
+        set_here = None
+    elif machine not in ("x86_64", "amd64") or "avx2" not in flags:
+        on, why, set_here = None, "left to TensorFlow (not an x86 CPU with AVX2)", None
+    elif "avx512f" in flags:
+        on, why, set_here = True, ("AVX-512: on, as TensorFlow itself chooses where the CPU also "
+                                   "has AVX512_VNNI / BF16 / AMX; made explicit"), "1"
+    else:
+        on, why, set_here = True, ("AVX2 without AVX-512: TensorFlow would leave oneDNN off for "
+                                   "convolutions; on is faster here (benchmarks/cpu_choice.py)"), "1"
+    return {"onednn_opts": on, "onednn_reason": why, "set_env": set_here,
+            "onednn_max_cpu_isa": env.get("ONEDNN_MAX_CPU_ISA")}
+
+
+def configure_cpu() -> dict:
+    """Choose the CPU kernels; call before TensorFlow is imported. Idempotent; a user's explicit
+    environment settings always win. Returns the choice (also in ``cpu_profile()``)."""
+    global _choice
+    if _choice is not None:
+        return _choice
+    info = _read_cpuinfo()
+    choice = decide(info["flags"], os.environ)
+    if "tensorflow" in sys.modules:  # too late to choose: say what it is
+        choice["onednn_reason"] = "TensorFlow was imported before configure_cpu(); left as it was"
+        choice["onednn_opts"] = None  # cpu_profile()'s onednn_active says what TensorFlow runs
+        choice["set_env"] = None
+    elif choice["set_env"] is not None:
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = os.environ[MARK] = choice["set_env"]
+    _choice = choice
+    return choice
+
+
+def _tf_onednn_enabled():
+    """Whether the imported TensorFlow runs oneDNN kernels (None if not imported/unknown)."""
+    if "tensorflow" not in sys.modules:
+        return None
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):
+        return None
+
+
+def cpu_profile(cpuinfo_text: str | None = None) -> dict:
+    """The CPU (model, ISA flags that matter, cores) and the kernel choice, JSON-ready."""
+    info = parse_cpuinfo(cpuinfo_text) if cpuinfo_text is not None else _read_cpuinfo()
+    choice = dict(_choice) if _choice is not None else decide(info["flags"], os.environ)
+    choice.pop("set_env", None)
+    prof = {"model": info["model"] or "unknown", "machine": platform.machine(), "cores": _cores(),
+            **isa_facts(info["flags"]), **choice, "onednn_active": _tf_onednn_enabled()}
+    if "tensorflow" in sys.modules:
+        tf = sys.modules["tensorflow"]
+        try:
+            prof["intra_op_threads"] = tf.config.threading.get_intra_op_parallelism_threads()
+            prof["inter_op_threads"] = tf.config.threading.get_inter_op_parallelism_threads()
+        except AttributeError:
+            pass
+    return prof
+
+
+def isa_name(prof: dict) -> str:
+    if prof.get("amx_bf16"):
+        return "AMX"
+    if prof.get("avx512f"):
+        return "AVX-512" + (" + bf16" if prof.get("avx512_bf16") else "")
+    return "AVX2" if prof.get("avx2") else "no AVX2"
+
+
+def cpu_summary(prof: dict | None = None) -> str:
+    """One line: model, cores, ISA, native bf16 or not, the oneDNN choice and why."""
+    p = prof or cpu_profile()
+    isa = p.get("onednn_max_cpu_isa")
+    onednn = {True: "on", False: "off", None: "TensorFlow's default"}[p["onednn_opts"]]
+    return (f"{p['model']}, {p['cores']} cores, {isa_name(p)}"
+            f"{'' if p['native_bf16'] else ', no native bf16'}; oneDNN {onednn} ({p['onednn_reason']})"
+            + (f"; ONEDNN_MAX_CPU_ISA={isa}" if isa else ""))
+
+
+def fast_precisions(prof: dict | None = None) -> list[str]:
+    """The precisions that are not slower than float32 on this CPU: bf16 only where native."""
+    p = prof or cpu_profile()
+    return ["float32", *BF16_PRECISIONS] if p["native_bf16"] else ["float32"]
+
+
+def precision_note(precision: str, prof: dict | None = None) -> str:
+    """'' when ``precision`` is a sensible choice on this CPU, else a one-line warning."""
+    p = prof or cpu_profile()
+    if precision in BF16_PRECISIONS and not p["native_bf16"]:
+        return (f"{precision}: this CPU ({p['model']}) has no native bfloat16 (no avx512_bf16 / "
+                "amx_bf16 flag), so bfloat16 is emulated and slower than float32; use float32")
+    return ""
