@@ -13,6 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from models.cpu import configure_cpu  # noqa: E402  (before any test imports TensorFlow)
+
+configure_cpu()  # the kernels the app and the CLI pick for this CPU, in-process tests too
+
 
 # How the shared run 'tiny' is trained (after --run-dir). A test that needs a trained run folder,
 # or an uninterrupted run to compare a resumed one against, can use `trained_runs` (copy it

@@ -70,6 +70,10 @@ def main(argv: list[str] | None = None) -> int:
         tensorboard=not args.no_tensorboard, progress_bar=not args.quiet, resume=args.resume,
         command="python -m training " + shlex.join(argv),
     )
+    from models.cpu import precision_note
+
+    if note := precision_note(args.precision):
+        print(f"note: {note}", file=sys.stderr, flush=True)
     stop = threading.Event()
 
     def request_stop(signum, _frame):

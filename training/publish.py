@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from models.cpu import cpu_profile
+
 from training import runfolder as rf
 from training.checkpoint import ResumePoint, save_checkpoint
 from training.config import N_SAMPLES, TrainConfig
@@ -117,7 +119,7 @@ def open_records(s: Session, existing: dict | None, source: str, n_images: int) 
                 s.metrics.append({"kind": "epoch", **summary})
     s.metrics.mark()
     s.write_run_info(status="training", versions=_versions(), error=None, config=cfg.to_json(),
-                     epochs_done=point.epoch)
+                     epochs_done=point.epoch, cpu=cpu_profile())
     s.fixed_z = np.random.default_rng([cfg.seed, 1]).standard_normal(
         (N_SAMPLES, s.preset.latent_dim)).astype(np.float32)
     # killed after the checkpoint but before the epoch folder: write it from the checkpoint
