@@ -55,7 +55,8 @@ def run_facts(info: RunInfo) -> str:
              f"seed {cfg.get('seed', '?')}, {cfg.get('precision', '')}",
              f"- snapshots on disk: epochs {', '.join(map(str, on_disk)) or 'none yet'}{pruned}",
              f"- command: `{i.get('command', '?')}`",
-             f"- created {i.get('created', '?')}, TF {vs.get('tensorflow', '?')}, Keras {vs.get('keras', '?')}"]
+             f"- created {i.get('created', '?')}, TF {vs.get('tensorflow', '?')}, "
+             f"Keras {vs.get('keras', '?')}"]
     if info.broken:
         facts.append(f"- **broken: {info.broken}**")
     return "\n".join(facts)
@@ -106,10 +107,12 @@ def compare_frames(rows: list[dict], best_all) -> dict[str, pd.DataFrame | None]
     acc = frame([{"epoch": r["epoch"], "accuracy": r[k], "series": k}
                  for r in rows for k in ("d_acc_real", "d_acc_fake") if r.get(k) is not None],
                 ["epoch", "accuracy", "series"])
-    fcd_pts = [{"epoch": r["epoch"], "FCD": r["fcd"], "series": "FCD"} for r in rows if r.get("fcd") is not None]
+    fcd_pts = [{"epoch": r["epoch"], "FCD": r["fcd"], "series": "FCD"}
+               for r in rows if r.get("fcd") is not None]
     if best_all and fcd_pts:  # the best-epoch marker: a vertical line at that epoch
         lo, top = min(p["FCD"] for p in fcd_pts), max(p["FCD"] for p in fcd_pts)
-        fcd_pts += [{"epoch": best_all[0], "FCD": v, "series": f"best: epoch {best_all[0]}"} for v in (lo, top)]
+        marker = f"best: epoch {best_all[0]}"
+        fcd_pts += [{"epoch": best_all[0], "FCD": v, "series": marker} for v in (lo, top)]
     score = frame([{"epoch": r["epoch"], "classifier score": r["classifier_score"]}
                    for r in rows if r.get("classifier_score") is not None], ["epoch", "classifier score"])
     return {"loss": loss, "acc": acc, "fcd": frame(fcd_pts, ["epoch", "FCD", "series"]), "score": score}
@@ -121,7 +124,8 @@ def compare_text(rows: list[dict], epochs: list[int], best_all, best_disk, floor
     floor_txt = f"; real digits score about {floor:.1f}" if floor is not None else ""
     parts = []
     if best_all:
-        parts.append(f"**Best epoch by FCD: {best_all[0]}** (FCD {best_all[1]:.2f}; lower is better{floor_txt}).")
+        parts.append(f"**Best epoch by FCD: {best_all[0]}** (FCD {best_all[1]:.2f}; "
+                     f"lower is better{floor_txt}).")
         if best_disk and best_disk[0] != best_all[0]:
             parts.append(f"Epoch {best_all[0]} was not kept on disk; the best snapshot on disk is "
                          f"**epoch {best_disk[0]}** (FCD {best_disk[1]:.2f}), framed in blue below.")
@@ -133,7 +137,8 @@ def compare_text(rows: list[dict], epochs: list[int], best_all, best_disk, floor
                  f"{len(epochs)} snapshot(s) on disk (epochs {', '.join(map(str, epochs))}). "
                  f"Scores under the images are P(real) by {judge}.")
     if skipped:
-        parts.append("Left out: " + "; ".join(f"epoch {e} ({html.escape(str(r))[:160]})" for e, r in skipped) + ".")
+        left = "; ".join(f"epoch {e} ({html.escape(str(r))[:160]})" for e, r in skipped)
+        parts.append(f"Left out: {left}.")
     return " ".join(parts)
 
 
@@ -187,7 +192,7 @@ def step_losses(metrics: list[dict], last: int = 2000) -> pd.DataFrame | None:
     for r in metrics:
         if not isinstance(r, dict) or r.get("kind") != "step":
             continue
-        vals = [num(r.get(k)) if not isinstance(r.get(k), bool) else None for k in ("step", "d_loss", "g_loss")]
+        vals = [None if isinstance(r.get(k), bool) else num(r.get(k)) for k in ("step", "d_loss", "g_loss")]
         if None not in vals:
             rows += [{"step": vals[0], "loss": vals[1], "series": "d_loss"},
                      {"step": vals[0], "loss": vals[2], "series": "g_loss"}]

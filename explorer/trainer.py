@@ -58,7 +58,8 @@ class Trainer:
             try:  # Resume right after Stop: let the old process finish its last whole epoch
                 p.wait(timeout=wait_stopping)
             except subprocess.TimeoutExpired:
-                raise ExplorerError(f"run {name!r} is still stopping (pid {p.pid}); try again in a moment") from None
+                raise ExplorerError(f"run {name!r} is still stopping (pid {p.pid}); "
+                                    "try again in a moment") from None
         if self.lock_holder(name) is not None and (p is None or p.poll() is not None):
             raise ExplorerError(f"run {name!r} is being trained by another process; stop it first")
         with self.lock:

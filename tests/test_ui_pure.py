@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -61,15 +60,18 @@ def test_epoch_quality_and_histogram_of_a_real_summary(tmp_path):
 @pytest.mark.parametrize("bad", BAD_VALUES)
 def test_epoch_quality_never_raises_on_bad_values(bad, tmp_path):
     s = {k: bad for k in ("d_loss", "g_loss", "d_acc_real", "images_per_s", "elapsed_s")}
-    s["quality"] = {"fcd": bad, "confident_share": bad, "classifier_score": bad, "digit_histogram": [bad] * 10}
-    md = tables.epoch_quality(EpochInfo(2, tmp_path, broken="generator.keras missing", summary=s), False, "a note")
+    s["quality"] = {"fcd": bad, "confident_share": bad, "classifier_score": bad,
+                    "digit_histogram": [bad] * 10}
+    e = EpochInfo(2, tmp_path, broken="generator.keras missing", summary=s)
+    md = tables.epoch_quality(e, False, "a note")
     assert "**Epoch 2 is broken: generator.keras missing**" in md and "- a note" in md
     if not isinstance(bad, (int, float)) or not math.isfinite(bad):
         assert "d_loss n/a" in md
     hist = tables.digit_histogram(s["quality"])
     assert hist is not None and len(hist) == 10
     assert tables.digit_histogram({"digit_histogram": bad}) is None
-    assert "no quality figures" in tables.epoch_quality(EpochInfo(3, tmp_path, summary={"quality": bad}), True)
+    no_q = EpochInfo(3, tmp_path, summary={"quality": bad})
+    assert "no quality figures" in tables.epoch_quality(no_q, True)
 
 
 def test_compare_figures_of_the_demo_run(demo):
@@ -112,7 +114,8 @@ def test_train_status_of_a_real_progress_file():
     assert "**r1**: process running" in text and "epoch 2/5 · step 39/156 (25%) · 512 img/s" in text
     assert "status: training" in text and "latest samples: epoch 1" in text
     assert 'width:25.0%' in tables.progress_bar(pct)
-    text, _ = tables.train_status("r1", "exited 1", "ValueError: bad data", {"status": "failed", "error": "boom"})
+    failed = {"status": "failed", "error": "boom"}
+    text, _ = tables.train_status("r1", "exited 1", "ValueError: bad data", failed)
     assert "status: failed · boom" in text and "`ValueError: bad data`" in text
 
 
@@ -132,7 +135,8 @@ def test_step_losses_from_real_metrics_and_bad_lines(demo):
     bad = [{"kind": "step", "step": 1, "d_loss": "x", "g_loss": 1.0}, {"kind": "step", "step": float("nan")},
            "not a dict", {"kind": "step", "step": True, "d_loss": 1, "g_loss": 1}]
     assert tables.step_losses(bad) is None
-    assert list(tables.step_losses([{"kind": "step", "step": 3, "d_loss": 1, "g_loss": 2}])["loss"]) == [1.0, 2.0]
+    one = tables.step_losses([{"kind": "step", "step": 3, "d_loss": 1, "g_loss": 2}])
+    assert list(one["loss"]) == [1.0, 2.0]
 
 
 def test_fmt_and_frame():

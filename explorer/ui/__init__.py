@@ -17,10 +17,11 @@ import gradio as gr
 
 from explorer.engine import Engine
 from explorer.registry import ExplorerError, RunRegistry
-from explorer.trainer import Trainer, check_run_name  # noqa: F401  (check_run_name: importable here)
+from explorer.trainer import Trainer, check_run_name
 from explorer.ui import api, compare, interpolation, pickers, snapshot, sliders, train
 from explorer.ui.context import N_DIM_SLIDERS, N_PCA_SLIDERS, Ctx
 
+__all__ = ["build_app", "check_run_name"]
 INTRO = ("# Latent Explorer\nTrain a DCGAN on digits, then see what it learned. Every generated image "
          "carries the discriminator's verdict, **P(real)** (1 = looks real to D, 0 = looks fake).")
 
@@ -40,8 +41,8 @@ def _warm(ctx: Ctx):
 
 def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
     registry = RunRegistry(runs_dirs)
-    ctx = Ctx(registry=registry, engine=Engine(registry), trainer=Trainer(train_dir), train_dir=Path(train_dir),
-              gif_dir=Path(tempfile.mkdtemp(prefix="latent-explorer-gif-")))
+    ctx = Ctx(registry=registry, engine=Engine(registry), trainer=Trainer(train_dir),
+              train_dir=Path(train_dir), gif_dir=Path(tempfile.mkdtemp(prefix="latent-explorer-gif-")))
     first_run, first_epoch = _warm(ctx)
 
     with gr.Blocks(title="Latent Explorer", delete_cache=(900, 1800)) as app:
@@ -61,7 +62,8 @@ def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
         pickers.wire(ctx, app, top, snap, point)
         api.build(ctx)
 
-    app.engine = ctx.engine  # for tests and benchmarks
+    app.ctx = ctx  # for tests and benchmarks
+    app.engine = ctx.engine
     app.registry = ctx.registry
     app.trainer = ctx.trainer
     app.gif_dir = ctx.gif_dir

@@ -20,8 +20,10 @@ def build(ctx: Ctx) -> None:
     @err
     def list_runs() -> str:
         """All runs on disk with their status and epochs (JSON)."""
-        out = [{"name": r.name, "status": r.status, "broken": r.broken, "latent_dim": r.info.get("latent_dim"),
-                "epochs": [{"epoch": e.epoch, "broken": e.broken, "fcd": epoch_fcd(e.summary)} for e in r.epochs]}
+        out = [{"name": r.name, "status": r.status, "broken": r.broken,
+                "latent_dim": r.info.get("latent_dim"),
+                "epochs": [{"epoch": e.epoch, "broken": e.broken, "fcd": epoch_fcd(e.summary)}
+                           for e in r.epochs]}
                for r in ctx.registry.list_runs()]
         return json.dumps(out)
 

@@ -48,7 +48,9 @@ class Ctx:
         out = []
         for r in self.registry.list_runs():
             good = len(r.good_epochs())
-            note = f"{r.status}, {good} epoch(s)" + (f", {len(r.epochs) - good} broken" if len(r.epochs) > good else "")
+            note = f"{r.status}, {good} epoch(s)"
+            if len(r.epochs) > good:
+                note += f", {len(r.epochs) - good} broken"
             if r.broken:
                 note = f"broken: {r.broken}"
             out.append((f"{r.name}  ({note})", r.name))

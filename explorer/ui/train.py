@@ -34,13 +34,15 @@ def latest_samples(ctx: Ctx, name: str, cache: dict):
 
 def _layout():
     with gr.Row():
-        name = gr.Textbox(label="Run name", value=f"run-{time.strftime('%Y%m%d-%H%M%S')}", elem_id="train-name")
+        name = gr.Textbox(label="Run name", value=f"run-{time.strftime('%Y%m%d-%H%M%S')}",
+                          elem_id="train-name")
         preset = gr.Dropdown(list(PRESETS), value=DEFAULT_PRESET, label="Preset")
         epochs = gr.Number(value=15, precision=0, label="Epochs (Resume: new total)", elem_id="train-epochs")
         batch = gr.Number(value=64, precision=0, label="Batch size")
         max_images = gr.Number(value=None, precision=0, label="Max images (empty: all)", elem_id="train-max")
     with gr.Row():
-        data = gr.Textbox(label="Data: a folder of MNIST IDX files or an .npz (empty: Keras' MNIST, downloads once)",
+        data = gr.Textbox(label="Data: a folder of MNIST IDX files or an .npz "
+                                "(empty: Keras' MNIST, downloads once)",
                           placeholder="../shared/data/mnist", elem_id="train-data", scale=3)
         precision = gr.Dropdown(
             list(PRECISIONS), value="float32", label="Precision", elem_id="train-precision",
@@ -118,7 +120,8 @@ def build(ctx: Ctx, app: gr.Blocks) -> None:
     c["train_btn"].click(start_training, [c[k] for k in ("name", "preset", "epochs", "batch", "max_images",
                                                          "data", "precision")],
                          [c["status"], c["timer"]], api_name="train")
-    c["resume_btn"].click(resume_training, [c["name"], c["epochs"]], [c["status"], c["timer"]], api_name="resume")
+    c["resume_btn"].click(resume_training, [c["name"], c["epochs"]], [c["status"], c["timer"]],
+                          api_name="resume")
     c["stop_btn"].click(stop_training, c["name"], c["status"], api_name="stop")
     c["timer"].tick(show_progress, c["name"], [c["status"], c["bar"], c["loss"], c["samples"], c["timer"]],
                     show_progress="hidden", api_visibility="undocumented")
