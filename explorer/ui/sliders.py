@@ -176,7 +176,8 @@ def _handlers(ctx: Ctx, pts: Points) -> dict:
         run, epoch, _, base = pts.start(run, epoch, base)
         return pts.show(run, epoch, base, ctx.engine.top_dims(run, epoch, N_DIM_SLIDERS))
 
-    return locals()
+    return {"slide": slide, "random_point": random_point, "reset_point": reset_point, "nudge_point": nudge_point,
+            "paste_point": paste_point, "show_dims": show_dims, "snapshot_point": snapshot_point}
 
 
 def build(ctx: Ctx) -> SlidersView:
