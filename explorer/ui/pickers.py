@@ -35,7 +35,9 @@ def build(ctx: Ctx, first_run, first_epoch) -> Pickers:
 
 def wire(ctx: Ctx, app: gr.Blocks, p: Pickers, snap: snapshot.SnapshotView, sliders: SlidersView) -> None:
     views = [*snap.outputs, *sliders.point_outputs(ctx)]  # what a new run/epoch choice updates
-    skip_views = [gr.skip()] * len(views)
+
+    def skip_views() -> list:  # fresh each call: Gradio post-processes (mutates) update dicts
+        return [gr.skip() for _ in views]
 
     def show_epoch(run, epoch, base, dims):
         try:  # first: it loads the snapshot, whose D then scores the samples
@@ -64,15 +66,15 @@ def wire(ctx: Ctx, app: gr.Blocks, p: Pickers, snap: snapshot.SnapshotView, slid
         if run_up["value"] != run or ep_up["value"] != epoch:
             return [run_up, ep_up, *show_epoch(run_up["value"], ep_up["value"], base, dims)]
         if not run_up["value"]:
-            return [run_up, ep_up, *skip_views]
+            return [run_up, ep_up, *skip_views()]
         ctx.loadable_final(run_up["value"])  # a new epoch may have become the final one
-        return [run_up, ep_up, snapshot.run_facts(ctx, run_up["value"]), *skip_views[1:]]
+        return [run_up, ep_up, snapshot.run_facts(ctx, run_up["value"]), *skip_views()[1:]]
 
     def refresh_if_changed(run, epoch, base, dims, seen):
         """New runs and epochs appear without a restart; per session, only when they change."""
         sig = json.dumps([ctx.run_choices(), ctx.epoch_choices(run)], default=str)
         if sig == seen:
-            return [gr.skip(), gr.skip(), *skip_views, seen]
+            return [gr.skip(), gr.skip(), *skip_views(), seen]
         return [*refresh(run, epoch, base, dims), sig]
 
     def open_page(run, epoch, base, dims):
