@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from explorer.registry import RunInfo
+from training.runfolder import as_epoch
 
 FIELDS = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")
 QUALITY = (("fcd", "fcd"), ("classifier_score", "classifier_score"),
@@ -29,10 +30,9 @@ def epoch_rows(info: RunInfo, metrics: list[dict]) -> list[dict]:
     by_epoch: dict[int, dict] = {}
     for r in metrics:
         if r.get("kind") == "epoch":
-            try:
-                by_epoch[int(r["epoch"])] = r  # a later line for the same epoch wins (resume)
-            except (KeyError, TypeError, ValueError):
-                continue
+            e = as_epoch(r.get("epoch"))  # Infinity, NaN, 1.5, "3", true: not an epoch
+            if e is not None:
+                by_epoch[e] = r  # a later line for the same epoch wins (resume)
     disk = {e.epoch: e for e in info.epochs}
     for e in info.epochs:
         if e.epoch not in by_epoch and isinstance(e.summary, dict):

@@ -1,0 +1,70 @@
+"""The Gradio layer: one module per view over explorer.engine / registry / latent / render /
+tables, composed here.
+
+Every handler turns an ExplorerError into a gr.Error (a clear message in the UI, an error
+through the API) and the server keeps serving.
+
+P(real) = sigmoid(D(x)) is shown on every generated image by the SAME epoch's discriminator;
+where it helps (sliders, interpolation, compare) also by the final epoch's discriminator.
+"""
+from __future__ import annotations
+
+import sys
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+
+from explorer.engine import Engine
+from explorer.registry import ExplorerError, RunRegistry
+from explorer.trainer import Trainer, check_run_name
+from explorer.ui import api, compare, interpolation, pickers, snapshot, sliders, train
+from explorer.ui.context import N_DIM_SLIDERS, N_PCA_SLIDERS, Ctx
+
+__all__ = ["build_app", "check_run_name"]
+INTRO = ("# Latent Explorer\nTrain a DCGAN on digits, then see what it learned. Every generated image "
+         "carries the discriminator's verdict, **P(real)** (1 = looks real to D, 0 = looks fake).")
+
+
+def _warm(ctx: Ctx):
+    """The run and epoch the first page opens on, their models, traces and directions loaded."""
+    first_run = ctx.preferred_run([v for _, v in ctx.run_choices()])
+    first_epoch = ctx.default_epoch(first_run) if first_run else None
+    if first_epoch is not None:
+        try:
+            ctx.engine.directions(first_run, first_epoch, N_PCA_SLIDERS)
+            ctx.engine.top_dims(first_run, first_epoch, N_DIM_SLIDERS)
+        except ExplorerError as exc:
+            print(f"note: {exc}", file=sys.stderr)
+    return first_run, first_epoch
+
+
+def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
+    registry = RunRegistry(runs_dirs)
+    ctx = Ctx(registry=registry, engine=Engine(registry), trainer=Trainer(train_dir),
+              train_dir=Path(train_dir), gif_dir=Path(tempfile.mkdtemp(prefix="latent-explorer-gif-")))
+    first_run, first_epoch = _warm(ctx)
+
+    with gr.Blocks(title="Latent Explorer", delete_cache=(900, 1800)) as app:
+        gr.Markdown(INTRO)
+        top = pickers.build(ctx, first_run, first_epoch)
+        with gr.Tabs():
+            with gr.Tab("Snapshot", id="snapshot"):
+                snap = snapshot.build(ctx)
+            with gr.Tab("Latent sliders", id="sliders"):
+                point = sliders.build(ctx)
+            with gr.Tab("Interpolation", id="interp"):
+                interpolation.build(ctx, point.vec_txt)
+            with gr.Tab("Compare epochs", id="compare"):
+                compare.build(ctx)
+            with gr.Tab("Train", id="train"):
+                train.build(ctx, app)
+        pickers.wire(ctx, app, top, snap, point)
+        api.build(ctx)
+
+    app.ctx = ctx  # for tests and benchmarks
+    app.engine = ctx.engine
+    app.registry = ctx.registry
+    app.trainer = ctx.trainer
+    app.gif_dir = ctx.gif_dir
+    return app

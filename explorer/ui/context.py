@@ -1,0 +1,129 @@
+"""What every view shares: the registry, engine and trainer, the run/epoch pickers, and the
+small helpers the views have in common (error wrapping, choices for the pickers, scored samples)."""
+from __future__ import annotations
+
+import functools
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from explorer import render
+from explorer.engine import Engine
+from explorer.registry import EpochInfo, ExplorerError, RunRegistry
+from explorer.trainer import Trainer
+
+N_DIM_SLIDERS = 8
+N_PCA_SLIDERS = 6
+
+
+def err(fn):
+    """Run a handler; explorer errors become clear UI/API errors (escaped: messages quote input)."""
+    @functools.wraps(fn)  # keeps the signature: gr.api builds the API schema from it
+    def wrapped(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except ExplorerError as exc:
+            raise gr.Error(html.escape(str(exc), quote=False), print_exception=False) from None
+    return wrapped
+
+
+@dataclass
+class Ctx:
+    registry: RunRegistry
+    engine: Engine
+    trainer: Trainer
+    train_dir: Path
+    gif_dir: Path
+    finals: dict = field(default_factory=dict)  # run -> its final loadable epoch (shared by sessions)
+    run_dd: gr.Dropdown | None = None  # the pickers (set by explorer.ui.pickers.build)
+    epoch_dd: gr.Dropdown | None = None
+    base_state: gr.State | None = None
+    dims_state: gr.State | None = None
+
+    # ------------------------------------------------------------------ the pickers' choices
+    def run_choices(self) -> list[tuple[str, str]]:
+        out = []
+        for r in self.registry.list_runs():
+            good = len(r.good_epochs())
+            note = f"{r.status}, {good} epoch(s)"
+            if len(r.epochs) > good:
+                note += f", {len(r.epochs) - good} broken"
+            if r.broken:
+                note = f"broken: {r.broken}"
+            out.append((f"{r.name}  ({note})", r.name))
+        return out
+
+    def epoch_choices(self, run: str) -> list[tuple[str, int]]:
+        if not run:
+            return []
+        try:
+            r = self.registry.get(run)
+        except ExplorerError:
+            return []
+        return [(e.label, e.epoch) for e in r.epochs]
+
+    def default_epoch(self, run: str):
+        """The run's last loadable epoch on disk (also the final epoch whose D is the strongest judge)."""
+        try:
+            good = self.registry.get(run).good_epochs()
+        except ExplorerError:
+            return None
+        return good[-1].epoch if good else None
+
+    def preferred_run(self, names: list[str]):
+        """The run to open on: the demo when usable, else the latest-updated usable run."""
+        usable = []
+        for r in self.registry.list_runs():
+            if r.name in names and r.good_epochs():
+                try:
+                    t = (r.path / "run.json").stat().st_mtime
+                except OSError:
+                    t = 0.0
+                usable.append((r.name != "demo", -t, r.name))
+        return min(usable)[2] if usable else (names[0] if names else None)
+
+    # ------------------------------------------------------------------ shared by views
+    def need(self, run, epoch) -> tuple[str, int]:
+        if not run or not isinstance(run, str):
+            raise ExplorerError("pick a run first (top of the page)")
+        if epoch is None or epoch == "":
+            raise ExplorerError(f"run {run[:80]!r} has no loadable epoch yet; pick another run or wait")
+        return run, self.engine.epoch_number(epoch)
+
+    def loadable_final(self, run: str):
+        """The final epoch whose D also scores the slider image, its snapshot loaded and its
+        scoring graph traced (so no slider move pays for either), or None."""
+        final = self.default_epoch(run)
+        if final is not None:
+            try:
+                self.engine.snapshot(run, final).score(np.zeros((1, 28, 28), np.float32))
+            except ExplorerError:
+                final = None
+        self.finals[run] = final
+        return final
+
+    def scored_samples(self, run: str, e: EpochInfo):
+        """samples.png with each cell's P(real) by the same epoch's D -> (image, note)."""
+        from PIL import Image
+
+        try:
+            with Image.open(e.path / "samples.png") as im:
+                im.load()
+                pic = im.convert("L")
+        except (OSError, ValueError) as exc:
+            return None, f"samples.png unreadable ({exc.__class__.__name__})"
+        cells = render.split_samples(pic)
+        if cells is None or e.broken:
+            big = pic.resize((pic.width * 2, pic.height * 2), Image.NEAREST)
+            return big, ("" if cells is not None else "samples.png is not an 8-column grid of 28 px "
+                         "digits; shown without scores")
+        try:
+            p = self.engine.scores(run, e.epoch, cells)
+        except ExplorerError as exc:
+            big = pic.resize((pic.width * 2, pic.height * 2), Image.NEAREST)
+            return big, f"no scores: {exc}"
+        rows = len(cells) // 8
+        return render.grid(cells.reshape(rows, 8, 28, 28), p.reshape(rows, 8), cell=56, pad=5), ""

@@ -1,0 +1,229 @@
+"""The Latent sliders tab: one point in latent space, its image and D's verdict, moved by the
+most influential dimensions and the main directions of variation (PCA, as in GANSpace).
+
+The slider path returns an inline PNG (a data URI in gr.HTML): one traced graph call and one
+small PNG encode, no disk I/O.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import re
+from dataclasses import dataclass
+
+import gradio as gr
+import numpy as np
+
+from explorer import latent, render
+from explorer.registry import ExplorerError
+from explorer.ui.context import N_DIM_SLIDERS, N_PCA_SLIDERS, Ctx, err
+
+IMAGE_PX = 336  # the slider view's large image
+N_SLIDERS = N_DIM_SLIDERS + N_PCA_SLIDERS
+
+
+def png_html(img, caption: str = "", alt: str = "digit") -> str:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", compress_level=1)
+    data = base64.b64encode(buf.getvalue()).decode()
+    cap = f'<div id="latent-caption" style="margin-top:6px;font-size:15px">{caption}</div>' if caption else ""
+    style = (f"image-rendering: pixelated; width: {IMAGE_PX}px; height: {IMAGE_PX}px; border-radius: 6px; "
+             "display: block; margin: 0 auto;")
+    return (f'<div style="text-align:center"><img id="latent-image" alt="{alt}" '
+            f'src="data:image/png;base64,{data}" style="{style}"/>{cap}</div>')
+
+
+@dataclass
+class SlidersView:
+    image_html: gr.HTML
+    score_lbl: gr.Label
+    vec_txt: gr.Textbox
+    dims_txt: gr.Textbox
+    sliders: list  # N_DIM_SLIDERS dimension sliders, then N_PCA_SLIDERS direction sliders
+    snapshot_point: object  # handler: the point view for a newly chosen run/epoch
+
+    def point_outputs(self, ctx: Ctx) -> list:
+        return [self.image_html, self.score_lbl, self.vec_txt, ctx.base_state, ctx.dims_state,
+                self.dims_txt, *self.sliders]
+
+
+class Points:
+    """The point logic over the engine: compose a point from the sliders, render it."""
+
+    def __init__(self, ctx: Ctx):
+        self.ctx = ctx
+        self.engine = ctx.engine
+
+    def compose(self, run, epoch, base, dims, vals):
+        dim_vals, pca_vals = vals[:N_DIM_SLIDERS], vals[N_DIM_SLIDERS:]
+        snap = self.engine.snapshot(run, epoch)
+        z = np.array(base if base is not None else [], np.float32).ravel().copy()
+        if z.shape != (snap.latent_dim,):
+            z = latent.random_vector(snap.latent_dim, 0)
+        if not dims or any(d is None or not 0 <= int(d) < snap.latent_dim for d in dims):
+            dims = self.engine.top_dims(run, epoch, N_DIM_SLIDERS)  # cached per snapshot
+        for d, v in zip(dims, dim_vals):
+            if v is not None:
+                z[int(d)] = float(v)
+        pca = [float(c or 0) for c in pca_vals]
+        if any(c != 0 for c in pca):  # NaN counts too: it is refused below, clearly
+            dirs, _ = self.engine.directions(run, epoch, N_PCA_SLIDERS)
+            z = z + np.asarray(pca[: len(dirs)], np.float32) @ dirs
+        if not np.all(np.isfinite(z)):
+            raise ExplorerError("slider values must be finite numbers")
+        return np.clip(z, -latent.MAX_ABS, latent.MAX_ABS)
+
+    def render(self, run, epoch, z, final=None):
+        img, p = self.engine.generate(run, epoch, z)
+        caption = f"P(real) <b>{p:.2f}</b> by the D of epoch {epoch}"
+        if final is not None and final != epoch:
+            try:
+                pf = float(self.engine.snapshot(run, final).score(img[None])[0])
+                caption += f" &middot; <b>{pf:.2f}</b> by the final epoch's ({final}) D"
+            except ExplorerError:
+                pass
+        label = {f"real (D of epoch {epoch})": float(p), "fake": float(1 - p)}
+        return png_html(render.digit(img, IMAGE_PX), caption), label, latent.format_vector(z)
+
+    def slider_updates(self, run, epoch, base, dims) -> list:
+        dir_labels = []
+        try:
+            _, var = self.engine.directions(run, epoch, N_PCA_SLIDERS)
+            dir_labels = [f"PC{i + 1} ({v * 100:.1f}% of feature variance)" for i, v in enumerate(var)]
+        except ExplorerError:
+            pass
+        ups = [gr.update(label=f"z[{d}]", value=round(float(base[d]), 2)) for d in dims]
+        ups += [gr.update(value=0.0, label=dir_labels[i] if i < len(dir_labels) else f"PC{i + 1}")
+                for i in range(N_PCA_SLIDERS)]
+        return ups
+
+    def start(self, run, epoch, base):
+        """(run, epoch, latent size, the base point as sent or the origin-seeded default)."""
+        run, epoch = self.ctx.need(run, epoch)
+        dim = self.engine.snapshot(run, epoch).latent_dim
+        base = np.array(base if base is not None and len(base) == dim else latent.random_vector(dim, 0),
+                        np.float32)
+        return run, epoch, dim, base
+
+    def valid_dims(self, run, epoch, dims, dim):
+        return self.engine.top_dims(run, epoch, N_DIM_SLIDERS) if not dims or max(dims) >= dim else dims
+
+    def show(self, run, epoch, base, dims) -> list:
+        """Every output of a new base point: image, verdict, vector, state, sliders."""
+        final = self.ctx.loadable_final(run)  # loads the final D now, not on the first slider move
+        html_, label, text = self.render(run, epoch, base, final)
+        return [html_, label, text, base.tolist(), dims, ", ".join(map(str, dims)),
+                *self.slider_updates(run, epoch, base, dims)]
+
+
+def parse_dims(text: str, dim: int, current: list) -> list[int]:
+    """'3, 10 7' -> [3, 10, 7, then the current dims not chosen], N_DIM_SLIDERS in all."""
+    parts = [p for p in re.split(r"[\s,;]+", text or "") if p]
+    try:
+        chosen = list(dict.fromkeys(int(p) for p in parts))
+    except ValueError:
+        raise ExplorerError("dimensions must be whole numbers separated by commas") from None
+    if not chosen or any(not 0 <= c < dim for c in chosen):
+        raise ExplorerError(f"choose dimensions between 0 and {dim - 1}")
+    return (chosen + [d for d in current if d not in chosen])[:N_DIM_SLIDERS]
+
+
+def _handlers(ctx: Ctx, pts: Points) -> dict:
+    @err
+    def slide(run, epoch, base, dims, *vals):
+        run, epoch = ctx.need(run, epoch)
+        z = pts.compose(run, epoch, base, dims, vals)
+        # the final epoch is a fact of the run, kept server-side (set when a point or snapshot is
+        # chosen, refreshed by the run-list timer): no disk access or tracing here after that
+        final = ctx.finals[run] if run in ctx.finals else ctx.loadable_final(run)
+        return pts.render(run, epoch, z, final)
+
+    @err
+    def random_point(run, epoch, base, dims):
+        run, epoch, dim, _ = pts.start(run, epoch, base)
+        return pts.show(run, epoch, latent.random_vector(dim), pts.valid_dims(run, epoch, dims, dim))
+
+    @err
+    def reset_point(run, epoch, base, dims):
+        run, epoch, dim, _ = pts.start(run, epoch, base)
+        return pts.show(run, epoch, latent.random_vector(dim, 0), pts.valid_dims(run, epoch, dims, dim))
+
+    @err
+    def nudge_point(run, epoch, base, dims, pasted="", dims_text="", *vals):
+        """A small step from the point on screen (sliders included)."""
+        run, epoch, dim, base = pts.start(run, epoch, base)
+        if len(vals) == N_SLIDERS:
+            base = pts.compose(run, epoch, base, dims, vals)
+        base = np.clip(base + 0.35 * latent.random_vector(dim), -4, 4).astype(np.float32)
+        return pts.show(run, epoch, base, pts.valid_dims(run, epoch, dims, dim))
+
+    @err
+    def paste_point(run, epoch, base, dims, pasted=""):
+        run, epoch, dim, _ = pts.start(run, epoch, base)
+        return pts.show(run, epoch, latent.parse_vector(pasted, dim), pts.valid_dims(run, epoch, dims, dim))
+
+    @err
+    def show_dims(run, epoch, base, dims, pasted="", dims_text="", *vals):
+        run, epoch, dim, base = pts.start(run, epoch, base)
+        if len(vals) == N_SLIDERS:
+            base = pts.compose(run, epoch, base, dims, vals)
+        dims = parse_dims(dims_text, dim, pts.valid_dims(run, epoch, dims, dim))
+        return pts.show(run, epoch, base, dims)
+
+    @err
+    def snapshot_point(run, epoch, base, dims):
+        """A run or epoch was chosen: same point, that snapshot's most influential dimensions."""
+        run, epoch, _, base = pts.start(run, epoch, base)
+        return pts.show(run, epoch, base, ctx.engine.top_dims(run, epoch, N_DIM_SLIDERS))
+
+    return {"slide": slide, "random_point": random_point, "reset_point": reset_point, "nudge_point": nudge_point,
+            "paste_point": paste_point, "show_dims": show_dims, "snapshot_point": snapshot_point}
+
+
+def build(ctx: Ctx) -> SlidersView:
+    with gr.Row():
+        with gr.Column(scale=1):
+            image_html = gr.HTML(elem_id="latent-image-box")
+            score_lbl = gr.Label(label="Discriminator verdict (this epoch's D)", elem_id="score")
+            with gr.Row():
+                random_btn = gr.Button("Random point", elem_id="random-btn")
+                reset_btn = gr.Button("Reset", elem_id="reset-btn")
+                nudge_btn = gr.Button("Nudge", elem_id="nudge-btn")
+            vec_txt = gr.Textbox(label="Latent vector (copy it, or paste one and press Apply)",
+                                 lines=3, elem_id="vector", buttons=["copy"])
+            paste_btn = gr.Button("Apply pasted vector")
+        with gr.Column(scale=1):
+            gr.Markdown("**Latent dimensions**: the 8 that move the image most (measured); "
+                        "type others under the sliders")
+            sliders = [gr.Slider(-4, 4, value=0, step=0.05, label=f"z[{i}]",
+                                 elem_id=f"dim-slider-{i}") for i in range(N_DIM_SLIDERS)]
+            with gr.Row():
+                dims_txt = gr.Textbox(label="Dimensions shown (0-based, comma separated)", scale=3,
+                                      elem_id="dims-txt")
+                dims_btn = gr.Button("Show these", scale=1)
+            gr.Markdown("**Main directions of variation** (PCA of the generator's first "
+                        "features, mapped back to latent space, as in GANSpace); "
+                        "0 = the point above")
+            sliders += [gr.Slider(-6, 6, value=0, step=0.1, label=f"PC{i + 1}",
+                                  elem_id=f"pca-slider-{i}") for i in range(N_PCA_SLIDERS)]
+
+    h = _handlers(ctx, Points(ctx))
+    v = SlidersView(image_html, score_lbl, vec_txt, dims_txt, sliders, h["snapshot_point"])
+    common = [ctx.run_dd, ctx.epoch_dd, ctx.base_state, ctx.dims_state]
+    for i, s in enumerate(sliders):
+        # .input fires while dragging (not on programmatic updates, so no loops); always_last
+        # drops stale moves and guarantees the released position is rendered
+        s.input(h["slide"], [*common, *sliders], [image_html, score_lbl, vec_txt], trigger_mode="always_last",
+                show_progress="hidden", api_name="slide" if i == 0 else None,
+                api_visibility="public" if i == 0 else "undocumented")
+    with_vals = common + [vec_txt, dims_txt, *sliders]
+    out = v.point_outputs(ctx)
+    hidden = dict(api_visibility="undocumented")
+    random_btn.click(h["random_point"], common, out, **hidden)
+    reset_btn.click(h["reset_point"], common, out, **hidden)
+    nudge_btn.click(h["nudge_point"], with_vals, out, **hidden)
+    paste_btn.click(h["paste_point"], common + [vec_txt], out, **hidden)
+    vec_txt.submit(h["paste_point"], common + [vec_txt], out, **hidden)
+    dims_btn.click(h["show_dims"], with_vals, out, **hidden)
+    dims_txt.submit(h["show_dims"], with_vals, out, **hidden)
+    return v

@@ -1,0 +1,183 @@
+"""The explorer's pure builders (explorer.tables, explorer.figures) and training process
+control (explorer.trainer), on the bundled demo run's real files and on damaged values."""
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from explorer import figures, tables
+from explorer.registry import EpochInfo, ExplorerError, RunInfo, RunRegistry
+from explorer.trainer import Trainer, check_run_name, last_log_line, new_run_args, resume_args
+from tests.conftest import ROOT
+
+DEMO = ROOT / "runs" / "demo"
+BAD_VALUES = [None, "abc", "1e999", float("nan"), float("inf"), [], {}, True, -1]
+
+
+@pytest.fixture(scope="module")
+def demo() -> tuple[RunInfo, list[dict]]:
+    reg = RunRegistry([ROOT / "runs"])
+    return reg.get("demo"), reg.metrics("demo")
+
+
+def _summary() -> dict:
+    return json.loads((DEMO / "epochs" / "epoch-0015" / "summary.json").read_text())
+
+
+def test_run_facts_of_the_demo_run(demo):
+    info, _ = demo
+    md = tables.run_facts(info)
+    assert md.startswith("### demo  ·  completed")
+    assert "preset **dcgan**, latent 64" in md and "10000 images" in md
+    assert "epochs done 15 of 15" in md and "epochs 1, 3, 7, 15 (the others were not kept" in md
+    assert "TF 2.21.0" in md
+
+
+@pytest.mark.parametrize("bad", BAD_VALUES)
+def test_run_facts_never_raise_on_bad_values(bad, tmp_path):
+    info = {"preset": bad, "latent_dim": bad, "config": bad, "dataset": {"n_images": bad}, "versions": bad,
+            "epochs_done": bad, "command": bad, "d_outputs_logits": bad}
+    md = tables.run_facts(RunInfo("x", tmp_path, info, broken="run.json says so",
+                                  epochs=[EpochInfo(1, tmp_path)]))
+    assert md.startswith("### x  ·  broken") and "**broken: run.json says so**" in md
+    assert "?" in tables.run_facts(RunInfo("empty", tmp_path))
+
+
+def test_epoch_quality_and_histogram_of_a_real_summary(tmp_path):
+    s = _summary()
+    md = tables.epoch_quality(EpochInfo(15, tmp_path, summary=s), samples_shown=True)
+    assert md.startswith("### Epoch 15")
+    assert f"**FCD {s['quality']['fcd']:.2f}**" in md and f"d_loss {s['d_loss']:.3f}" in md
+    assert "the samples' captions: P(real) by epoch 15's D" in md
+    hist = tables.digit_histogram(s["quality"])
+    assert list(hist["digit"]) == [str(d) for d in range(10)]
+    assert hist["share"].sum() == pytest.approx(sum(s["quality"]["digit_histogram"]))
+
+
+@pytest.mark.parametrize("bad", BAD_VALUES)
+def test_epoch_quality_never_raises_on_bad_values(bad, tmp_path):
+    s = {k: bad for k in ("d_loss", "g_loss", "d_acc_real", "images_per_s", "elapsed_s")}
+    s["quality"] = {"fcd": bad, "confident_share": bad, "classifier_score": bad,
+                    "digit_histogram": [bad] * 10}
+    e = EpochInfo(2, tmp_path, broken="generator.keras missing", summary=s)
+    md = tables.epoch_quality(e, False, "a note")
+    assert "**Epoch 2 is broken: generator.keras missing**" in md and "- a note" in md
+    if not isinstance(bad, (int, float)) or not math.isfinite(bad):
+        assert "d_loss n/a" in md
+    hist = tables.digit_histogram(s["quality"])
+    assert hist is not None and len(hist) == 10
+    assert tables.digit_histogram({"digit_histogram": bad}) is None
+    no_q = EpochInfo(3, tmp_path, summary={"quality": bad})
+    assert "no quality figures" in tables.epoch_quality(no_q, True)
+
+
+def test_compare_figures_of_the_demo_run(demo):
+    info, metrics = demo
+    rows = figures.epoch_rows(info, metrics)
+    assert [r["epoch"] for r in rows] == list(range(1, 16))
+    best = figures.best_epoch(rows)
+    best_disk = figures.best_epoch(rows, on_disk_only=True)
+    frames = tables.compare_frames(rows, best)
+    assert set(frames["loss"]["series"]) == {"d_loss", "g_loss"} and len(frames["loss"]) == 30
+    assert f"best: epoch {best[0]}" in set(frames["fcd"]["series"])
+    text = tables.compare_text(rows, [1, 3, 7, 15], best, best_disk, figures.fcd_floor(metrics, info), "X")
+    assert f"**Best epoch by FCD: {best[0]}**" in text and "epochs 1, 3, 7, 15" in text
+    assert "real digits score about" in text and "P(real) by X." in text
+    table = tables.epoch_table(rows, best)
+    assert list(table.columns[:2]) == ["epoch", "best"] and (table["best"] == "best FCD").sum() == 1
+
+
+@pytest.mark.parametrize("bad", BAD_VALUES)
+def test_compare_builders_never_raise_on_bad_metrics(bad, tmp_path):
+    metrics = [{"kind": "epoch", "epoch": 1, "d_loss": bad, "quality": {"fcd": bad, "fcd_floor": bad}},
+               {"kind": "epoch", "epoch": bad, "d_loss": 1.0}, {"kind": "epoch"}]
+    info = RunInfo("x", tmp_path, epochs=[EpochInfo(2, tmp_path, summary={"quality": bad, "g_loss": bad})])
+    rows = figures.epoch_rows(info, metrics)
+    best = figures.best_epoch(rows)
+    frames = tables.compare_frames(rows, best)
+    text = tables.compare_text(rows, [2], best, None, figures.fcd_floor(metrics, info), "X",
+                               skipped=[(3, "<script>")])
+    assert "&lt;script&gt;" in text and "<script>" not in text
+    assert isinstance(tables.epoch_table(rows, best), pd.DataFrame)
+    assert frames["score"] is None
+    assert tables.compare_text([], [], None, None, None, "X").startswith("No quality figures")
+
+
+def test_train_status_of_a_real_progress_file():
+    prog = {"epoch": 2, "epochs": 5, "step_in_epoch": 39, "steps_per_epoch": 156, "images_per_s": 512.3,
+            "d_loss": 0.7, "g_loss": 1.9, "status": "training"}
+    text, pct = tables.train_status("r1", "running", "", prog, latest_epoch=1)
+    assert pct == pytest.approx(25.0)
+    assert "**r1**: process running" in text and "epoch 2/5 · step 39/156 (25%) · 512 img/s" in text
+    assert "status: training" in text and "latest samples: epoch 1" in text
+    assert 'width:25.0%' in tables.progress_bar(pct)
+    failed = {"status": "failed", "error": "boom"}
+    text, _ = tables.train_status("r1", "exited 1", "ValueError: bad data", failed)
+    assert "status: failed · boom" in text and "`ValueError: bad data`" in text
+
+
+@pytest.mark.parametrize("bad", BAD_VALUES)
+def test_train_status_never_raises_on_bad_progress(bad):
+    prog = {k: bad for k in ("epoch", "epochs", "step_in_epoch", "steps_per_epoch", "images_per_s", "d_loss")}
+    text, pct = tables.train_status("r", "none", "", prog)
+    assert 0.0 <= pct <= 100.0 and text.startswith("**r**: process none")
+    assert tables.train_status("r", "none", "", bad)[1] == 0.0
+
+
+def test_step_losses_from_real_metrics_and_bad_lines(demo):
+    _, metrics = demo
+    df = tables.step_losses(metrics)
+    steps = [r for r in metrics if r.get("kind") == "step"]
+    assert len(df) == min(2 * len(steps), 2000) and set(df["series"]) == {"d_loss", "g_loss"}
+    bad = [{"kind": "step", "step": 1, "d_loss": "x", "g_loss": 1.0}, {"kind": "step", "step": float("nan")},
+           "not a dict", {"kind": "step", "step": True, "d_loss": 1, "g_loss": 1}]
+    assert tables.step_losses(bad) is None
+    one = tables.step_losses([{"kind": "step", "step": 3, "d_loss": 1, "g_loss": 2}])
+    assert list(one["loss"]) == [1.0, 2.0]
+
+
+def test_fmt_and_frame():
+    assert tables.fmt(0.12345) == "0.123" and tables.fmt("nan") == "n/a" and tables.fmt(None) == "n/a"
+    assert tables.frame([], ["a"]) is None
+    df = tables.frame([{"epoch": 1, "series": 2}], ["epoch", "series"])
+    assert df["epoch"].dtype == float and df["series"].iloc[0] == "2"
+
+
+# ----------------------------------------------------------------------------- explorer.trainer
+@pytest.mark.parametrize("name", ["../evil", "/tmp/evil", "a/b", ".hidden", "x" * 65, "", "..", None, 3])
+def test_check_run_name_refuses_paths(name):
+    with pytest.raises(ExplorerError, match="run name"):
+        check_run_name(name)
+
+
+def test_reading_train_status_creates_nothing(tmp_path):
+    t = Trainer(tmp_path)
+    assert t.state("never-trained") == ("none", "")
+    assert not t.is_training("never-trained") and t.running() == [] and not t.stop("never-trained")
+    assert list(tmp_path.iterdir()) == []  # no runs/.logs from only looking
+
+
+def test_last_log_line_skips_tensorflow_noise():
+    log = "epoch 1\r50%\r100%\nI0000 00:00 cuda\nW0000 x\n\nWARNING: All log messages\n"
+    assert last_log_line(log) == "100%" and last_log_line("") == ""
+
+
+def test_train_arguments_are_checked(tmp_path):
+    args = new_run_args(tmp_path / "new", "dcgan", "3", 32, "", " data/x ", None, ("dcgan",), ("float32",))
+    assert args == ["--preset", "dcgan", "--epochs", "3", "--batch-size", "32", "--precision", "float32",
+                    "--data", "data/x"]
+    for call, needle in [((tmp_path, "dcgan", 1, 1, None, "", "float32"), "already exists"),
+                         ((tmp_path / "n", "gan", 1, 1, None, "", "float32"), "unknown preset"),
+                         ((tmp_path / "n", "dcgan", "x", 1, None, "", "float32"), "whole numbers"),
+                         ((tmp_path / "n", "dcgan", 0, 1, None, "", "float32"), "at least 1"),
+                         ((tmp_path / "n", "dcgan", 1, 1, None, "", "float16"), "unknown precision")]:
+        with pytest.raises(ExplorerError, match=needle):
+            new_run_args(*call, ("dcgan",), ("float32",))
+    with pytest.raises(ExplorerError, match="no run 'nope'"):
+        resume_args(tmp_path / "nope", 3)
+    assert resume_args(DEMO, "") == ["--resume"] and resume_args(DEMO, 20) == ["--resume", "--epochs", "20"]
+    with pytest.raises(ExplorerError, match="from 1 to 100000"):
+        resume_args(DEMO, 0)
