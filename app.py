@@ -1,4 +1,5 @@
 """Latent Explorer: `python app.py` opens the explorer (127.0.0.1 unless --host says otherwise)."""
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,11 @@ ROOT = Path(__file__).resolve().parent
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Explore a DCGAN's latent space, epoch by epoch.")
-    p.add_argument("--runs-dir", default=str(ROOT / "runs"),
-                   help="folder of run folders (default: runs/, which holds the bundled demo run)")
+    p.add_argument(
+        "--runs-dir",
+        default=str(ROOT / "runs"),
+        help="folder of run folders (default: runs/, which holds the bundled demo run)",
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=7860)
     p.add_argument("--share", action="store_true", help="also open a public Gradio share link")
@@ -55,9 +59,16 @@ def main(argv=None) -> int:
     atexit.register(shutil.rmtree, app.gif_dir, ignore_errors=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # SIGTERM ends as cleanly as Ctrl-C
     app.queue(default_concurrency_limit=8)
-    app.launch(server_name=args.host, server_port=args.port, share=args.share, auth=auth,
-               inbrowser=not args.no_browser and not os.environ.get("CI"),
-               allowed_paths=[str(app.gif_dir)], show_error=True, footer_links=["api"])
+    app.launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=args.share,
+        auth=auth,
+        inbrowser=not args.no_browser and not os.environ.get("CI"),
+        allowed_paths=[str(app.gif_dir)],
+        show_error=True,
+        footer_links=["api"],
+    )
     return 0
 
 

@@ -1,4 +1,5 @@
 """Every benchmark's first lines: the CPU it ran on and the kernel choice (models/cpu.py)."""
+
 from __future__ import annotations
 
 import sys
@@ -13,8 +14,9 @@ configure_cpu()  # before any benchmark imports TensorFlow: the same choice trai
 
 def print_cpu() -> None:
     """Print the CPU model, ISA and kernel choice, and the load on the machine, on one line."""
-    load = " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() \
-        else "n/a"
+    load = (
+        " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "n/a"
+    )
     print(f"cpu: {cpu_summary()}; loadavg {load}", flush=True)
 
 
@@ -36,12 +38,15 @@ def run_child(script: str, argv: list[str], onednn: bool, isa: str = "") -> dict
     env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS="1" if onednn else "0")
     if isa:
         env["ONEDNN_MAX_CPU_ISA"] = isa
-    out = subprocess.run([sys.executable, script, "--child", *argv], env=env, capture_output=True,
-                         text=True, timeout=900)
+    out = subprocess.run(
+        [sys.executable, script, "--child", *argv], env=env, capture_output=True, text=True, timeout=900
+    )
     line = next((x for x in out.stdout.splitlines() if x.startswith("RESULT ")), None)
     if line is None:
-        raise SystemExit(f"{Path(script).name} child (oneDNN {'on' if onednn else 'off'}) failed:\n"
-                         f"{out.stdout[-1500:]}\n{out.stderr[-2000:]}")
+        raise SystemExit(
+            f"{Path(script).name} child (oneDNN {'on' if onednn else 'off'}) failed:\n"
+            f"{out.stdout[-1500:]}\n{out.stderr[-2000:]}"
+        )
     return json.loads(line[7:])
 
 
@@ -50,8 +55,12 @@ def add_config_args(ap, configs: str = "off,on") -> None:
     import argparse
 
     ap.add_argument("--configs", default=configs, help="comma-separated: off, on")
-    ap.add_argument("--isa", default="", help="ONEDNN_MAX_CPU_ISA for the children, e.g. AVX2 "
-                    "(to approach an AVX2-only CPU on an AVX-512 one)")
+    ap.add_argument(
+        "--isa",
+        default="",
+        help="ONEDNN_MAX_CPU_ISA for the children, e.g. AVX2 "
+        "(to approach an AVX2-only CPU on an AVX-512 one)",
+    )
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
 
 

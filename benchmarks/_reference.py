@@ -13,6 +13,7 @@ https://keras.io/examples/generative/dcgan_overriding_train_step/ in custom-loop
 
 Shared by benchmarks/train_speed.py and benchmarks/time_to_quality.py. Not used by the project.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -54,8 +55,11 @@ class Reference:
 
         all_digits = images_u8.astype("float32") / 255.0
         all_digits = np.reshape(all_digits, (-1, 28, 28, 1))
-        self.dataset = (tf.data.Dataset.from_tensor_slices(all_digits)
-                        .shuffle(buffer_size=SHUFFLE_BUFFER, seed=seed).batch(batch_size))
+        self.dataset = (
+            tf.data.Dataset.from_tensor_slices(all_digits)
+            .shuffle(buffer_size=SHUFFLE_BUFFER, seed=seed)
+            .batch(batch_size)
+        )
         self._batches = self._forever()
 
         # the guide's step, line for line (it reads batch_size and latent_dim from module scope)
@@ -64,9 +68,7 @@ class Reference:
             random_latent_vectors = tf.random.normal(shape=(batch_size, latent_dim))
             generated_images = generator(random_latent_vectors)
             combined_images = tf.concat([generated_images, real_images], axis=0)
-            labels = tf.concat(
-                [tf.ones((batch_size, 1)), tf.zeros((real_images.shape[0], 1))], axis=0
-            )
+            labels = tf.concat([tf.ones((batch_size, 1)), tf.zeros((real_images.shape[0], 1))], axis=0)
             labels += 0.05 * tf.random.uniform(labels.shape)
             with tf.GradientTape() as tape:
                 predictions = discriminator(combined_images)

@@ -13,6 +13,7 @@ A configuration is ``off`` / ``on`` (TF_ENABLE_ONEDNN_OPTS) with an optional ``:
 thread setting, e.g. ``on:2/1``. On an AVX-512 machine, pass ``--isa AVX2`` to approach an
 AVX2-only CPU (ONEDNN_MAX_CPU_ISA=AVX2). Last line: name=value pairs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -48,8 +49,9 @@ def _child(args) -> None:
         images_u8, _, _ = load_dataset("mnist", args.data, 2048)
         t0 = time.perf_counter()
         ours = Ours(images_u8, "dcgan", "float32", args.spc)
-        losses = [ours._steps(ours._iterator, tf.constant(args.spc, tf.int32)).numpy().tolist()
-                  for _ in range(2)]  # trace + warm up; the first 2 calls' losses, for determinism
+        losses = [
+            ours._steps(ours._iterator, tf.constant(args.spc, tf.int32)).numpy().tolist() for _ in range(2)
+        ]  # trace + warm up; the first 2 calls' losses, for determinism
         build = time.perf_counter() - t0
         t = time.perf_counter()
         n = ours.run(args.steps)
@@ -76,15 +78,34 @@ def _child(args) -> None:
     fwd_ms = fwd[8]
     from tensorflow.python.util import _pywrap_util_port
 
-    print("RESULT " + json.dumps({"img_s": step_rate, "gen_score_ms": fwd_ms, "gen_score_1_ms": fwd[1], "build_s": build,
-                                  "losses": losses, "onednn": _pywrap_util_port.IsMklEnabled(),
-                                  "loadavg": Path("/proc/loadavg").read_text().split()[:3]}))
+    print(
+        "RESULT "
+        + json.dumps(
+            {
+                "img_s": step_rate,
+                "gen_score_ms": fwd_ms,
+                "gen_score_1_ms": fwd[1],
+                "build_s": build,
+                "losses": losses,
+                "onednn": _pywrap_util_port.IsMklEnabled(),
+                "loadavg": Path("/proc/loadavg").read_text().split()[:3],
+            }
+        )
+    )
 
 
 def _run_child(cfg: str, args) -> dict:
     onednn, _, threads = cfg.partition(":")
-    argv = ["--steps", str(args.steps), "--spc", str(args.spc), "--data", args.data,
-            "--fwd-reps", str(args.fwd_reps)] + (["--threads", threads] if threads else [])
+    argv = [
+        "--steps",
+        str(args.steps),
+        "--spc",
+        str(args.spc),
+        "--data",
+        args.data,
+        "--fwd-reps",
+        str(args.fwd_reps),
+    ] + (["--threads", threads] if threads else [])
     return run_child(__file__, argv, onednn == "on", args.isa)
 
 
@@ -104,27 +125,39 @@ def main() -> int:
     for r, c in round_robin(configs, args.rounds):
         res[c].append(_run_child(c, args))
         x = res[c][-1]
-        print(f"round {r + 1} {c:8s} oneDNN={x['onednn']} {x['img_s']:6.0f} img/s  gen+D(8) "
-              f"{x['gen_score_ms']:6.2f} ms gen+D(1) {x['gen_score_1_ms']:6.2f} ms  build {x['build_s']:4.0f} s  loadavg "
-              f"{' '.join(x['loadavg'])}  losses {[round(v, 6) for v in x['losses'][0][:2]]}",
-              flush=True)
+        print(
+            f"round {r + 1} {c:8s} oneDNN={x['onednn']} {x['img_s']:6.0f} img/s  gen+D(8) "
+            f"{x['gen_score_ms']:6.2f} ms gen+D(1) {x['gen_score_1_ms']:6.2f} ms  "
+            f"build {x['build_s']:4.0f} s  "
+            f"loadavg "
+            f"{' '.join(x['loadavg'])}  losses {[round(v, 6) for v in x['losses'][0][:2]]}",
+            flush=True,
+        )
     base = configs[0]
     pairs = []
     for c in configs:
         same = all(x["losses"] == res[c][0]["losses"] for x in res[c])
         img = [x["img_s"] for x in res[c]]
-        ratio = (sum(x["img_s"] / b["img_s"] for x, b in zip(res[c], res[base])) / len(img)
-                 if args.steps else float("nan"))  # --steps 0: forward only
+        ratio = (
+            sum(x["img_s"] / b["img_s"] for x, b in zip(res[c], res[base])) / len(img)
+            if args.steps
+            else float("nan")
+        )  # --steps 0: forward only
         fwd = sum(b["gen_score_ms"] / x["gen_score_ms"] for x, b in zip(res[c], res[base])) / len(img)
         fwd1 = sum(b["gen_score_1_ms"] / x["gen_score_1_ms"] for x, b in zip(res[c], res[base])) / len(img)
-        diff = max(abs(a - b) for x, y in zip(res[c][0]["losses"], res[base][0]["losses"])
-                   for a, b in zip(x, y))
-        print(f"{c:8s} step x{ratio:.2f} vs {base}, gen+D forward x{fwd:.2f} (batch 8) "
-              f"x{fwd1:.2f} (batch 1) (speed ratios, mean over rounds); deterministic across "
-              f"rounds: {same}; max |loss - {base}'s| {diff:.2e}")
+        diff = max(
+            abs(a - b) for x, y in zip(res[c][0]["losses"], res[base][0]["losses"]) for a, b in zip(x, y)
+        )
+        print(
+            f"{c:8s} step x{ratio:.2f} vs {base}, gen+D forward x{fwd:.2f} (batch 8) "
+            f"x{fwd1:.2f} (batch 1) (speed ratios, mean over rounds); deterministic across "
+            f"rounds: {same}; max |loss - {base}'s| {diff:.2e}"
+        )
         key = c.replace(":", "_").replace("/", "_")
-        pairs.append(f"{key}_step_ratio={ratio:.2f} {key}_fwd_ratio={fwd:.2f} {key}_fwd1_ratio={fwd1:.2f} "
-                     f"{key}_deterministic={int(same)} {key}_loss_diff={diff:.1e}")
+        pairs.append(
+            f"{key}_step_ratio={ratio:.2f} {key}_fwd_ratio={fwd:.2f} {key}_fwd1_ratio={fwd1:.2f} "
+            f"{key}_deterministic={int(same)} {key}_loss_diff={diff:.1e}"
+        )
     print(" ".join(pairs) + f" rounds={args.rounds} steps={args.steps}")
     return 0
 

@@ -10,6 +10,7 @@ the comparison holds on a busy machine; the img/s column does not.
 
 Last line: ``fcd_head<N>=...`` for each head at the final epoch, and the best head.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,6 +32,7 @@ def main() -> int:
     ap.add_argument("--max-images", type=int)
     args = ap.parse_args()
     from benchmarks._cpu import print_cpu  # the CPU and kernel choice, before TensorFlow
+
     print_cpu()
     from models.tf_runtime import import_tensorflow
 
@@ -42,22 +44,34 @@ def main() -> int:
     final = {}
     for units in args.heads:
         presets.PRESETS["dcgan"] = dataclasses.replace(
-            base, build_discriminator=functools.partial(presets._dcgan_discriminator, units))
+            base, build_discriminator=functools.partial(presets._dcgan_discriminator, units)
+        )
         with tempfile.TemporaryDirectory() as tmp:
-            res = train(TrainConfig(run_dir=str(Path(tmp) / "run"), data=args.data,
-                                    epochs=args.epochs, max_images=args.max_images,
-                                    tensorboard=False, progress_bar=False))
+            res = train(
+                TrainConfig(
+                    run_dir=str(Path(tmp) / "run"),
+                    data=args.data,
+                    epochs=args.epochs,
+                    max_images=args.max_images,
+                    tensorboard=False,
+                    progress_bar=False,
+                )
+            )
         print(f"head {units}:")
         print("  epoch  elapsed_s  img/s    FCD   classifier_score")
         for s in res.summaries:
             q = s["quality"]
-            print(f"  {s['epoch']:5d}  {s['elapsed_s']:9.1f}  {s['images_per_s']:5.0f}  "
-                  f"{q['fcd']:6.2f}  {q['classifier_score']:5.2f}", flush=True)
+            print(
+                f"  {s['epoch']:5d}  {s['elapsed_s']:9.1f}  {s['images_per_s']:5.0f}  "
+                f"{q['fcd']:6.2f}  {q['classifier_score']:5.2f}",
+                flush=True,
+            )
         final[units] = res.summaries[-1]["quality"]["fcd"]
     presets.PRESETS["dcgan"] = base
     best = min(final, key=final.get)
-    print(" ".join(f"fcd_head{u}={v:.2f}" for u, v in final.items())
-          + f" best_head={best} epochs={args.epochs}")
+    print(
+        " ".join(f"fcd_head{u}={v:.2f}" for u, v in final.items()) + f" best_head={best} epochs={args.epochs}"
+    )
     return 0
 
 

@@ -14,6 +14,7 @@ minute). Measures, warm:
 Bounds (issue 4): logic p95 <= 10 ms, http p95 <= 60 ms, compare warm <= 300 ms, cold <= 2 s.
 Last line: name=value pairs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -42,10 +43,29 @@ def pct(xs, q):
 
 def make_run(dst: Path) -> Path:
     run = dst / "bench"
-    subprocess.run([sys.executable, "-m", "training", "--run-dir", str(run), "--data", str(MNIST),
-                    "--max-images", "512", "--epochs", "10", "--batch-size", "64",
-                    "--quality-samples", "500", "--quiet", "--no-tensorboard"],
-                   cwd=ROOT, check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training",
+            "--run-dir",
+            str(run),
+            "--data",
+            str(MNIST),
+            "--max-images",
+            "512",
+            "--epochs",
+            "10",
+            "--batch-size",
+            "64",
+            "--quality-samples",
+            "500",
+            "--quiet",
+            "--no-tensorboard",
+        ],
+        cwd=ROOT,
+        check=True,
+    )
     return run
 
 
@@ -64,8 +84,10 @@ def push_latencies(url: str, run: str, epoch: int, sliders: list[float], values)
             session = uuid.uuid4().hex
             data = [run, epoch, None, None, float(v), *sliders[1:]]
             t = time.perf_counter()
-            r = http.post("queue/join", json={"data": data, "fn_index": fn_index,
-                                               "session_hash": session, "event_data": None})
+            r = http.post(
+                "queue/join",
+                json={"data": data, "fn_index": fn_index, "session_hash": session, "event_data": None},
+            )
             r.raise_for_status()
             done = False
             with http.stream("GET", "queue/data", params={"session_hash": session}) as stream:
@@ -90,6 +112,7 @@ def main() -> int:
     ap.add_argument("--http-calls", type=int, default=200)
     args = ap.parse_args()
     from benchmarks._cpu import print_cpu  # the CPU and kernel choice, before TensorFlow
+
     print_cpu()
     tmp = Path(tempfile.mkdtemp(prefix="latency-"))
     run = Path(args.run_dir).resolve() if args.run_dir else make_run(tmp)
@@ -143,8 +166,12 @@ def main() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = subprocess.Popen([sys.executable, "app.py", "--runs-dir", str(runs_dir), "--port", str(port),
-                            "--no-browser"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    app = subprocess.Popen(
+        [sys.executable, "app.py", "--runs-dir", str(runs_dir), "--port", str(port), "--no-browser"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         from gradio_client import Client
 
@@ -182,33 +209,46 @@ def main() -> int:
             floor.append(time.perf_counter() - t)
         # the same /slide call the way the browser makes it: the queue's join + server-sent
         # events read as they are pushed (gradio_client polls its message queue every 50 ms)
-        push = push_latencies(f"http://127.0.0.1:{port}/", name, last, sliders,
-                              rng.uniform(-3, 3, args.http_calls))
+        push = push_latencies(
+            f"http://127.0.0.1:{port}/", name, last, sliders, rng.uniform(-3, 3, args.http_calls)
+        )
     finally:
         app.terminate()
         app.wait(20)
     shutil.rmtree(tmp, ignore_errors=True)
 
-    rows = [("logic slider->image+score", logic, 10),
-            ("http /slide, gradio_client default", http_default, 60),
-            ("http /slide, gradio_client no-TLS", http, 60),
-            ("http /slide, browser protocol (SSE)", push, 60)]
+    rows = [
+        ("logic slider->image+score", logic, 10),
+        ("http /slide, gradio_client default", http_default, 60),
+        ("http /slide, gradio_client no-TLS", http, 60),
+        ("http /slide, browser protocol (SSE)", push, 60),
+    ]
     print(f"run {name}: {len(epochs)} epochs, latent {info.latent_dim}, {os.cpu_count()} CPUs")
     for label, xs, bound in rows:
-        print(f"{label:36s} n={len(xs):5d}  p50 {pct(xs, 50):7.2f} ms  p95 {pct(xs, 95):7.2f} ms  "
-              f"bound p95 <= {bound} ms  {'OK' if pct(xs, 95) <= bound else 'OVER'}")
-    print(f"{'http /list_runs, gradio_client no-TLS':36s} n={len(floor):5d}  p50 {pct(floor, 50):7.2f} ms  "
-          f"p95 {pct(floor, 95):7.2f} ms  (the client's own floor: a no-op-sized endpoint)")
-    print(f"{'compare 10x8 warm':36s} n={len(warm):5d}  p50 {pct(warm, 50):7.1f} ms  "
-          f"bound <= 300 ms  {'OK' if pct(warm, 50) <= 300 else 'OVER'}")
-    print(f"{'compare 10x8 cold':36s} n={len(cold):5d}  p50 {pct(cold, 50):7.1f} ms  "
-          f"bound <= 2000 ms  {'OK' if pct(cold, 50) <= 2000 else 'OVER'}")
-    print(f"logic_p50_ms={pct(logic, 50):.2f} logic_p95_ms={pct(logic, 95):.2f} "
-          f"http_p50_ms={pct(http, 50):.1f} http_p95_ms={pct(http, 95):.1f} "
-          f"http_default_p95_ms={pct(http_default, 95):.1f} "
-          f"http_floor_p95_ms={pct(floor, 95):.1f} sse_p50_ms={pct(push, 50):.1f} "
-          f"sse_p95_ms={pct(push, 95):.1f} "
-          f"compare_warm_ms={pct(warm, 50):.0f} compare_cold_ms={pct(cold, 50):.0f} epochs={len(epochs)}")
+        print(
+            f"{label:36s} n={len(xs):5d}  p50 {pct(xs, 50):7.2f} ms  p95 {pct(xs, 95):7.2f} ms  "
+            f"bound p95 <= {bound} ms  {'OK' if pct(xs, 95) <= bound else 'OVER'}"
+        )
+    print(
+        f"{'http /list_runs, gradio_client no-TLS':36s} n={len(floor):5d}  p50 {pct(floor, 50):7.2f} ms  "
+        f"p95 {pct(floor, 95):7.2f} ms  (the client's own floor: a no-op-sized endpoint)"
+    )
+    print(
+        f"{'compare 10x8 warm':36s} n={len(warm):5d}  p50 {pct(warm, 50):7.1f} ms  "
+        f"bound <= 300 ms  {'OK' if pct(warm, 50) <= 300 else 'OVER'}"
+    )
+    print(
+        f"{'compare 10x8 cold':36s} n={len(cold):5d}  p50 {pct(cold, 50):7.1f} ms  "
+        f"bound <= 2000 ms  {'OK' if pct(cold, 50) <= 2000 else 'OVER'}"
+    )
+    print(
+        f"logic_p50_ms={pct(logic, 50):.2f} logic_p95_ms={pct(logic, 95):.2f} "
+        f"http_p50_ms={pct(http, 50):.1f} http_p95_ms={pct(http, 95):.1f} "
+        f"http_default_p95_ms={pct(http_default, 95):.1f} "
+        f"http_floor_p95_ms={pct(floor, 95):.1f} sse_p50_ms={pct(push, 50):.1f} "
+        f"sse_p95_ms={pct(push, 95):.1f} "
+        f"compare_warm_ms={pct(warm, 50):.0f} compare_cold_ms={pct(cold, 50):.0f} epochs={len(epochs)}"
+    )
     return 0
 
 

@@ -8,6 +8,7 @@ each `epochs/epoch-NNNN` present must hold the four files and load in Keras' saf
 end the run is resumed to completion and its final generator is compared with an uninterrupted
 run with the same seed. Last line: name=value pairs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -29,9 +30,26 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
 
 def base_args(run: Path, epochs: int) -> list[str]:
-    return ["--run-dir", str(run), "--data", str(MNIST), "--max-images", "1600", "--batch-size", "32",
-            "--epochs", str(epochs), "--steps-per-call", "1", "--quality-samples", "200",
-            "--no-tensorboard", "--quiet", "--seed", "7"]
+    return [
+        "--run-dir",
+        str(run),
+        "--data",
+        str(MNIST),
+        "--max-images",
+        "1600",
+        "--batch-size",
+        "32",
+        "--epochs",
+        str(epochs),
+        "--steps-per-call",
+        "1",
+        "--quality-samples",
+        "200",
+        "--no-tensorboard",
+        "--quiet",
+        "--seed",
+        "7",
+    ]
 
 
 def check_epochs(run: Path) -> tuple[int, list[str]]:
@@ -63,6 +81,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     from benchmarks._cpu import print_cpu  # the CPU and kernel choice, before TensorFlow
+
     print_cpu()
     rnd = random.Random(args.seed)
     work = Path(tempfile.mkdtemp(prefix="kill-soak-"))
@@ -78,8 +97,7 @@ def main() -> int:
             # finished before all kills were spent: extend the run so there is more to kill
             args.epochs += 2
         cmd = [sys.executable, "-m", "training", *base_args(run, args.epochs), *resume]
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         aim_write = rnd.random() < 0.4
         if aim_write:  # wait for the end of an epoch's steps: the snapshot write follows
             deadline = time.time() + 60
@@ -102,13 +120,26 @@ def main() -> int:
         proc.wait()
         n, bad = check_epochs(run)
         problems += [f"kill {kills}: {b}" for b in bad]
-        what = (f"kill {kills:2d} ({'at a snapshot write' if aim_write else 'at a random time'})"
-                if killed else "  (the run finished before the kill; extending it)")
+        what = (
+            f"kill {kills:2d} ({'at a snapshot write' if aim_write else 'at a random time'})"
+            if killed
+            else "  (the run finished before the kill; extending it)"
+        )
         print(f"{what}: {n} whole epoch(s), {len(bad)} problem(s)", flush=True)
-    subprocess.run([sys.executable, "-m", "training", *base_args(run, args.epochs), "--resume"],
-                   cwd=ROOT, env=ENV, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run([sys.executable, "-m", "training", *base_args(ref, args.epochs)],
-                   cwd=ROOT, env=ENV, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "training", *base_args(run, args.epochs), "--resume"],
+        cwd=ROOT,
+        env=ENV,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    subprocess.run(
+        [sys.executable, "-m", "training", *base_args(ref, args.epochs)],
+        cwd=ROOT,
+        env=ENV,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     n, bad = check_epochs(run)
     problems += bad
     import keras
@@ -122,9 +153,11 @@ def main() -> int:
         print("PROBLEM:", p)
     shutil.rmtree(work, ignore_errors=True)
     ok = not problems and status == "completed" and max_diff < 1e-3
-    print(f"kills={kills} kills_near_snapshot_write={during_write} problems={len(problems)} "
-          f"final_epochs={n} final_status={status} max_weight_diff_vs_uninterrupted={max_diff:.2e} "
-          f"seconds={time.time() - started:.0f} ok={ok}")
+    print(
+        f"kills={kills} kills_near_snapshot_write={during_write} problems={len(problems)} "
+        f"final_epochs={n} final_status={status} max_weight_diff_vs_uninterrupted={max_diff:.2e} "
+        f"seconds={time.time() - started:.0f} ok={ok}"
+    )
     return 0 if ok else 1
 
 

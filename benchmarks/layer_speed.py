@@ -11,6 +11,7 @@ outputs (checked to 1e-5 here):
 oneDNN is chosen at TensorFlow's import, so every configuration (off / on) runs in its own child
 process, alternating round-robin. Last line: name=value pairs (ms, median over rounds).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,8 +36,9 @@ def subpixel_kernel(tf, w):
     phases = []
     for rh in (0, 1):
         for rw in (0, 1):
-            rows = [tf.stack([zero if (a is None or b is None) else wt[a, b] for b in taps[rw]])
-                    for a in taps[rh]]
+            rows = [
+                tf.stack([zero if (a is None or b is None) else wt[a, b] for b in taps[rw]]) for a in taps[rh]
+            ]
             phases.append(tf.stack(rows))  # (3, 3, in, out)
     return tf.concat(phases, -1)  # depth index (rh * 2 + rw) * out + c, as depth_to_space reads it
 
@@ -125,12 +127,16 @@ def main() -> int:
     configs = args.configs.split(",")
     res = {c: [] for c in configs}
     for r, c in round_robin(configs, args.rounds):
-        res[c].append(run_child(__file__, ["--reps", str(args.reps), "--only", args.only], c == "on",
-                                args.isa))
+        res[c].append(
+            run_child(__file__, ["--reps", str(args.reps), "--only", args.only], c == "on", args.isa)
+        )
         print(f"round {r + 1} oneDNN {c}: loadavg {' '.join(res[c][-1]['_loadavg'])}", flush=True)
     names = [k for k in res[configs[0]][0] if not k.startswith("_")]
-    print(f"\n{'layer (forward + backward)':34s}" + "".join(f"{'oneDNN ' + c:>14s}" for c in configs)
-          + "   max rel. err vs stock")
+    print(
+        f"\n{'layer (forward + backward)':34s}"
+        + "".join(f"{'oneDNN ' + c:>14s}" for c in configs)
+        + "   max rel. err vs stock"
+    )
     pairs = []
     for n in names:
         med = [sorted(x[n]["ms"] for x in res[c])[len(res[c]) // 2] for c in configs]

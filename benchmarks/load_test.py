@@ -8,6 +8,7 @@ reports p50/p95 latency and the server's peak RSS (sampled from /proc). Traffic 
 127.0.0.1 (plain http, so the clients use ssl_verify=False and do not load the CA bundle per
 request on the same 2 cores as the server). Last line: name=value pairs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -43,6 +44,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=60.0)
     args = ap.parse_args()
     from benchmarks._cpu import print_cpu  # the CPU and kernel choice, before TensorFlow
+
     print_cpu()
     run = Path(args.run_dir).resolve()
     from explorer.registry import RunRegistry
@@ -53,8 +55,12 @@ def main() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = subprocess.Popen([sys.executable, "app.py", "--runs-dir", str(run.parent), "--port", str(port),
-                            "--no-browser"], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    app = subprocess.Popen(
+        [sys.executable, "app.py", "--runs-dir", str(run.parent), "--port", str(port), "--no-browser"],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     from gradio_client import Client
 
     url = f"http://127.0.0.1:{port}/"
@@ -116,13 +122,17 @@ def main() -> int:
 
     for f in failures[:10]:
         print("FAILED:", f)
-    print(f"{args.clients} clients x {args.seconds:.0f} s against {run.name} ({len(epochs)} epochs): "
-          f"{len(lat)} ok, {len(failures)} failed; server alive after: {alive}")
+    print(
+        f"{args.clients} clients x {args.seconds:.0f} s against {run.name} ({len(epochs)} epochs): "
+        f"{len(lat)} ok, {len(failures)} failed; server alive after: {alive}"
+    )
     print(f"/slide        n={len(slide)}  p50 {p(slide, 50):.0f} ms  p95 {p(slide, 95):.0f} ms")
     print(f"/interpolate  n={len(interp)}  p50 {p(interp, 50):.0f} ms  p95 {p(interp, 95):.0f} ms")
-    print(f"requests={len(lat) + len(failures)} failed={len(failures)} slide_p50_ms={p(slide, 50):.0f} "
-          f"slide_p95_ms={p(slide, 95):.0f} interp_p95_ms={p(interp, 95):.0f} "
-          f"peak_rss_mb={peak[0]:.0f} clients={args.clients} seconds={args.seconds:.0f}")
+    print(
+        f"requests={len(lat) + len(failures)} failed={len(failures)} slide_p50_ms={p(slide, 50):.0f} "
+        f"slide_p95_ms={p(slide, 95):.0f} interp_p95_ms={p(interp, 95):.0f} "
+        f"peak_rss_mb={peak[0]:.0f} clients={args.clients} seconds={args.seconds:.0f}"
+    )
     return 0 if not failures and alive else 1
 
 

@@ -7,6 +7,7 @@ the forward pass alone, and forward + both gradients (input and kernel) as a tra
 needs them. "stock" is tf.nn.conv2d and its registered gradients (what Keras' Conv2D runs);
 "fast" is models.fast_ops.one_map_conv. Also checks the two agree. Last line: name=value pairs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,6 +27,7 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=30)
     args = ap.parse_args()
     from benchmarks._cpu import print_cpu  # the CPU and kernel choice, before TensorFlow
+
     print_cpu()
     from models.tf_runtime import import_tensorflow
 
@@ -70,17 +72,27 @@ def main() -> int:
                 return float(np.median(runs))
 
             results[name] = (timed(fwd), timed(train), [np.asarray(tf.cast(v, tf.float32)) for v in train()])
-        errs = [float(np.abs(a - b).max() / (np.abs(a).max() + 1e-9))
-                for a, b in zip(results["stock"][2], results["fast"][2])]
+        errs = [
+            float(np.abs(a - b).max() / (np.abs(a).max() + 1e-9))
+            for a, b in zip(results["stock"][2], results["fast"][2])
+        ]
         tag = "f32" if dtype == tf.float32 else "bf16"
         for name in ("stock", "fast"):
             f, t, _ = results[name]
             print(f"{tag:5s} {name:6s} forward {f:6.2f} ms   forward+gradients {t:6.2f} ms")
-        print(f"{tag:5s} fast vs stock, max relative difference: value {errs[0]:.1e}, "
-              f"d input {errs[1]:.1e}, d kernel {errs[2]:.1e}")
+        print(
+            f"{tag:5s} fast vs stock, max relative difference: value {errs[0]:.1e}, "
+            f"d input {errs[1]:.1e}, d kernel {errs[2]:.1e}"
+        )
         out[tag] = (results["stock"][1], results["fast"][1], max(errs))
-    print(" ".join(f"{tag}_stock_ms={s:.1f} {tag}_fast_ms={f:.1f} {tag}_speedup={s / f:.2f} "
-                   f"{tag}_max_rel_diff={e:.1e}" for tag, (s, f, e) in out.items()) + f" batch={args.batch}")
+    print(
+        " ".join(
+            f"{tag}_stock_ms={s:.1f} {tag}_fast_ms={f:.1f} {tag}_speedup={s / f:.2f} "
+            f"{tag}_max_rel_diff={e:.1e}"
+            for tag, (s, f, e) in out.items()
+        )
+        + f" batch={args.batch}"
+    )
     return 0
 
 

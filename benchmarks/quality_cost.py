@@ -6,6 +6,7 @@ Times score_generator (2,000 samples: generate, embed, FCD, classifier score) on
 generator, and compares it with the time of one epoch on the full 70,000-digit MNIST at the
 run's measured images/s. Goal (issue 4): under 5%. Last line: name=value pairs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,6 +27,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     from benchmarks._cpu import print_cpu  # the CPU and kernel choice, before TensorFlow
+
     print_cpu()
     from models.tf_runtime import import_tensorflow
 

@@ -24,6 +24,7 @@ quantised to an epoch (10-20 s on 10,000 digits).
 Default run: about 20 minutes on 2 CPU cores (the reference uses its budget). Last line:
 name=value pairs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,8 +56,7 @@ def run_ours(args, threshold: float) -> dict:
 
     tmp = Path(tempfile.mkdtemp(prefix="ttq-"))
     stop = threading.Event()
-    out = {"trace": [], "s": None, "wall_s": None, "quality_s": 0.0, "fcd": math.nan,
-           "last_s": math.nan}
+    out = {"trace": [], "s": None, "wall_s": None, "quality_s": 0.0, "fcd": math.nan, "last_s": math.nan}
     t0 = time.perf_counter()
 
     def on_epoch(s: dict) -> None:
@@ -66,17 +66,27 @@ def run_ours(args, threshold: float) -> dict:
         out["trace"].append((s["elapsed_s"], fcd))
         out["quality_s"] += s.get("quality_time_s", 0.0)
         out["fcd"], out["last_s"] = fcd, s["elapsed_s"]
-        print(f"ours epoch {s['epoch']:3d}  train {s['elapsed_s']:7.1f} s  FCD {fcd:7.2f}  "
-              f"{s['images_per_s']:5.0f} img/s", flush=True)
+        print(
+            f"ours epoch {s['epoch']:3d}  train {s['elapsed_s']:7.1f} s  FCD {fcd:7.2f}  "
+            f"{s['images_per_s']:5.0f} img/s",
+            flush=True,
+        )
         if fcd < threshold:
             out["s"], out["wall_s"] = s["elapsed_s"], time.perf_counter() - t0
             stop.set()
         elif s["elapsed_s"] >= args.ours_budget_s:
             stop.set()
 
-    cfg = TrainConfig(run_dir=str(tmp / "ours"), data=args.data, max_images=args.max_images,
-                      epochs=10_000, quality_samples=args.quality_samples, seed=args.seed,
-                      tensorboard=False, progress_bar=False)
+    cfg = TrainConfig(
+        run_dir=str(tmp / "ours"),
+        data=args.data,
+        max_images=args.max_images,
+        epochs=10_000,
+        quality_samples=args.quality_samples,
+        seed=args.seed,
+        tensorboard=False,
+        progress_bar=False,
+    )
     try:
         train(cfg, stop=stop, on_epoch=on_epoch)
     finally:
@@ -104,15 +114,17 @@ def run_ref(args, threshold: float, images_u8, ours_s: float) -> dict:
             continue
         scored_at_ours |= at_ours
         tq = time.perf_counter()
-        fcd = score_generator(ref.generator, ref.latent_dim, ref.pixel_range,
-                              n=args.quality_samples)["fcd"]
+        fcd = score_generator(ref.generator, ref.latent_dim, ref.pixel_range, n=args.quality_samples)["fcd"]
         out["quality_s"] += time.perf_counter() - tq
         out["trace"].append((clock, fcd))
         out["fcd"], out["last_s"] = fcd, clock
         if at_ours:
             out["fcd_at_ours"] = fcd
-        print(f"ref  step {step:6d} (epoch {step / ref.steps_per_epoch:5.2f})  train {clock:7.1f} s  "
-              f"FCD {fcd:7.2f}{'  <- at ours_s' if at_ours else ''}", flush=True)
+        print(
+            f"ref  step {step:6d} (epoch {step / ref.steps_per_epoch:5.2f})  train {clock:7.1f} s  "
+            f"FCD {fcd:7.2f}{'  <- at ours_s' if at_ours else ''}",
+            flush=True,
+        )
         if fcd < threshold:
             out["s"] = clock
             return out
@@ -124,8 +136,12 @@ def main() -> int:
     from training.quality import READABLE_FCD
 
     ap = argparse.ArgumentParser()
-    ap.add_argument("--threshold", type=float, default=READABLE_FCD,
-                    help="FCD to reach (default: training.quality.READABLE_FCD)")
+    ap.add_argument(
+        "--threshold",
+        type=float,
+        default=READABLE_FCD,
+        help="FCD to reach (default: training.quality.READABLE_FCD)",
+    )
     ap.add_argument("--max-images", type=int, default=10000)
     ap.add_argument("--quality-samples", type=int, default=2000)
     ap.add_argument("--ours-budget-s", type=float, default=900.0)
@@ -134,6 +150,7 @@ def main() -> int:
     ap.add_argument("--data", default=str(MNIST))
     args = ap.parse_args()
     from benchmarks._cpu import print_cpu  # the CPU and kernel choice, before TensorFlow
+
     print_cpu()
     from models.tf_runtime import import_tensorflow
 
@@ -142,12 +159,14 @@ def main() -> int:
     from training.data import load_dataset
 
     images_u8, _, source = load_dataset("mnist", args.data, args.max_images)
-    print(f"{len(images_u8)} digits from {source}; threshold FCD {args.threshold:g} on "
-          f"{args.quality_samples} samples; {os.cpu_count()} CPUs; TF {tf.__version__}", flush=True)
+    print(
+        f"{len(images_u8)} digits from {source}; threshold FCD {args.threshold:g} on "
+        f"{args.quality_samples} samples; {os.cpu_count()} CPUs; TF {tf.__version__}",
+        flush=True,
+    )
     ours = run_ours(args, args.threshold)
     # the reference is also scored when its clock passes ours' crossing (or ours' last epoch)
-    ref = run_ref(args, args.threshold, images_u8,
-                  ours["s"] if ours["s"] is not None else ours["last_s"])
+    ref = run_ref(args, args.threshold, images_u8, ours["s"] if ours["s"] is not None else ours["last_s"])
 
     ours_reached, ref_reached = ours["s"] is not None, ref["s"] is not None
     ours_s = ours["s"] if ours_reached else ours["last_s"]
@@ -158,31 +177,45 @@ def main() -> int:
     # unknown (nan) if its budget ran out first
     ref_at_ours = ref.get("fcd_at_ours", fcd_at(ref["trace"], ours_s) if ref_reached else math.nan)
     pairs = {
-        "ratio": f"{ratio:.2f}", "ratio_lower_bound": f"{lower:.2f}",
-        "ours_s": f"{ours_s:.1f}", "ref_s": f"{ref_s:.1f}", "threshold": f"{args.threshold:g}",
+        "ratio": f"{ratio:.2f}",
+        "ratio_lower_bound": f"{lower:.2f}",
+        "ours_s": f"{ours_s:.1f}",
+        "ref_s": f"{ref_s:.1f}",
+        "threshold": f"{args.threshold:g}",
         "ours_fcd_at_ours_s": f"{fcd_at(ours['trace'], ours_s):.2f}",
         "ref_fcd_at_ours_s": f"{ref_at_ours:.2f}",
     }
     if ref_reached and ref_s < ours_s:
         pairs["ours_fcd_at_ref_s"] = f"{fcd_at(ours['trace'], ref_s):.2f}"
         pairs["ref_fcd_at_ref_s"] = f"{fcd_at(ref['trace'], ref_s):.2f}"
-    pairs.update({
-        "ours_reached": int(ours_reached), "ref_reached": int(ref_reached),
-        "ours_wall_s": f"{ours['wall_s']:.1f}", "ours_quality_s": f"{ours['quality_s']:.1f}",
-        "ref_quality_s": f"{ref['quality_s']:.1f}",
-        "quality_samples": args.quality_samples, "n_images": len(images_u8),
-    })
+    pairs.update(
+        {
+            "ours_reached": int(ours_reached),
+            "ref_reached": int(ref_reached),
+            "ours_wall_s": f"{ours['wall_s']:.1f}",
+            "ours_quality_s": f"{ours['quality_s']:.1f}",
+            "ref_quality_s": f"{ref['quality_s']:.1f}",
+            "quality_samples": args.quality_samples,
+            "n_images": len(images_u8),
+        }
+    )
 
     def verdict(reached, s, budget):
         return f"reached in {s:.1f} s" if reached else f"not reached in {s:.1f} s (budget {budget:g})"
 
-    print(f"\nours (dcgan, training.loop.train): {verdict(ours_reached, ours_s, args.ours_budget_s)}"
-          f"; FCD {ours['fcd']:.2f}; whole wall time {ours['wall_s']:.1f} s, of which scoring "
-          f"{ours['quality_s']:.1f} s")
-    print(f"ref  (keras.io loop, keras-io):     {verdict(ref_reached, ref_s, args.ref_budget_s)}"
-          f"; FCD {ref['fcd']:.2f}; scoring {ref['quality_s']:.1f} s (not in ref_s)")
-    print(f"at ours_s = {ours_s:.1f} s of training: ours FCD {pairs['ours_fcd_at_ours_s']}, "
-          f"ref FCD {pairs['ref_fcd_at_ours_s']}")
+    print(
+        f"\nours (dcgan, training.loop.train): {verdict(ours_reached, ours_s, args.ours_budget_s)}"
+        f"; FCD {ours['fcd']:.2f}; whole wall time {ours['wall_s']:.1f} s, of which scoring "
+        f"{ours['quality_s']:.1f} s"
+    )
+    print(
+        f"ref  (keras.io loop, keras-io):     {verdict(ref_reached, ref_s, args.ref_budget_s)}"
+        f"; FCD {ref['fcd']:.2f}; scoring {ref['quality_s']:.1f} s (not in ref_s)"
+    )
+    print(
+        f"at ours_s = {ours_s:.1f} s of training: ours FCD {pairs['ours_fcd_at_ours_s']}, "
+        f"ref FCD {pairs['ref_fcd_at_ours_s']}"
+    )
     if ref_reached and ours_reached:
         print(f"ratio ref_s / ours_s = {ratio:.2f}")
     elif ours_reached:

@@ -22,6 +22,7 @@ ratio = median over rounds of (best `keras-io` configuration of ours / ref) in t
 Goal (issue): ratio >= 2.0. Default run: at most about 5.5 minutes (--budget 330 s).
 Last line: name=value pairs.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -46,8 +47,15 @@ SHORT = {"float32": "f32", "mixed_bfloat16": "bf16", "onednn_bfloat16": "onednn-
 class Ours:
     """One preset + precision + steps_per_call through training.loop.make_train_step."""
 
-    def __init__(self, images_u8, preset_name: str, precision: str, steps_per_call: int,
-                 batch_size: int = BATCH_SIZE, seed: int = 0):
+    def __init__(
+        self,
+        images_u8,
+        preset_name: str,
+        precision: str,
+        steps_per_call: int,
+        batch_size: int = BATCH_SIZE,
+        seed: int = 0,
+    ):
         import keras
         import tensorflow as tf
 
@@ -73,18 +81,33 @@ class Ours:
         g_opt.build(g.trainable_variables)
         d_opt.build(d.trainable_variables)
         rng = tf.random.Generator.from_seed(seed)
-        self._steps = make_train_step(strategy, g, d, g_opt, d_opt, rng, p.latent_dim, batch_size,
-                                      ema_generator=ema_g, ema_decay=p.ema,
-                                      graph_bf16=precision == "onednn_bfloat16")
+        self._steps = make_train_step(
+            strategy,
+            g,
+            d,
+            g_opt,
+            d_opt,
+            rng,
+            p.latent_dim,
+            batch_size,
+            ema_generator=ema_g,
+            ema_decay=p.ema,
+            graph_bf16=precision == "onednn_bfloat16",
+        )
         # as loop.py feeds it: uint8 digits on the device, batches gathered by index and prefetched
         images = tf.constant(images_u8)
         lo, hi = p.pixel_range
-        ds = (tf.data.Dataset.range(len(images_u8))
-              .shuffle(len(images_u8), seed=seed, reshuffle_each_iteration=True).repeat()
-              .batch(batch_size, drop_remainder=True)
-              .map(lambda idx: (tf.cast(tf.gather(images, idx), tf.float32)[..., None] / 255.0)
-                   * (hi - lo) + lo, num_parallel_calls=tf.data.AUTOTUNE)
-              .prefetch(tf.data.AUTOTUNE))
+        ds = (
+            tf.data.Dataset.range(len(images_u8))
+            .shuffle(len(images_u8), seed=seed, reshuffle_each_iteration=True)
+            .repeat()
+            .batch(batch_size, drop_remainder=True)
+            .map(
+                lambda idx: (tf.cast(tf.gather(images, idx), tf.float32)[..., None] / 255.0) * (hi - lo) + lo,
+                num_parallel_calls=tf.data.AUTOTUNE,
+            )
+            .prefetch(tf.data.AUTOTUNE)
+        )
         self._iterator = iter(strategy.experimental_distribute_dataset(ds))
 
     def warm_up(self) -> None:
@@ -115,8 +138,11 @@ def fit_budget(contenders, args, t_start: float) -> tuple[int, int]:
     left = t_start + args.budget - time.perf_counter()
     rounds = max(1, min(args.rounds, int(left / (per_step * 10))))
     steps = max(10, min(args.steps, int(left / rounds / per_step)))
-    print(f"budget: {left:.0f} s left after warm-up; one step of every configuration "
-          f"{per_step * 1000:.0f} ms -> {rounds} rounds x {steps} steps", flush=True)
+    print(
+        f"budget: {left:.0f} s left after warm-up; one step of every configuration "
+        f"{per_step * 1000:.0f} ms -> {rounds} rounds x {steps} steps",
+        flush=True,
+    )
     return steps, rounds
 
 
@@ -125,8 +151,11 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=100, help="timed steps per configuration per round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--steps-per-call", default="10,50", help="comma-separated values to try")
-    ap.add_argument("--precisions", default="",
-                    help="comma-separated; default: float32 + bfloat16 where the CPU has it natively")
+    ap.add_argument(
+        "--precisions",
+        default="",
+        help="comma-separated; default: float32 + bfloat16 where the CPU has it natively",
+    )
     ap.add_argument("--budget", type=float, default=330, help="seconds for the whole run")
     ap.add_argument("--max-images", type=int, default=10000)
     ap.add_argument("--data", default=str(MNIST))
@@ -153,8 +182,10 @@ def main() -> int:
     for c in contenders:
         c.warm_up()
     traced = {c.name: c.traces() for c in contenders}
-    print(f"{len(images_u8)} digits from {source}; batch {BATCH_SIZE}; {os.cpu_count()} CPUs; "
-          f"TF {tf.__version__}; build + trace + warm-up {time.perf_counter() - t_build:.0f} s")
+    print(
+        f"{len(images_u8)} digits from {source}; batch {BATCH_SIZE}; {os.cpu_count()} CPUs; "
+        f"TF {tf.__version__}; build + trace + warm-up {time.perf_counter() - t_build:.0f} s"
+    )
 
     steps, rounds = fit_budget(contenders, args, t_start)
     rates = {c.name: [] for c in contenders}
@@ -165,8 +196,11 @@ def main() -> int:
             t = time.perf_counter()
             n = c.run(steps)
             rates[c.name].append(n / (time.perf_counter() - t))
-        print(f"round {r + 1}/{rounds}: " + "  ".join(
-            f"{name.split(' (')[0]} {v[-1]:.0f}" for name, v in rates.items()), flush=True)
+        print(
+            f"round {r + 1}/{rounds}: "
+            + "  ".join(f"{name.split(' (')[0]} {v[-1]:.0f}" for name, v in rates.items()),
+            flush=True,
+        )
         if time.perf_counter() + (time.perf_counter() - t_round) > t_start + args.budget:
             break  # the next round would not fit
     retraced = [c.name for c in contenders if c.traces() != traced[c.name]]
@@ -180,10 +214,11 @@ def main() -> int:
     ratio = float(np.median(np.asarray(rates[best]) / ref))
     print(f"\n{'configuration':34s} {'img/s (median)':>15s} {'x ref':>7s}  per round")
     for name, v in med.items():
-        print(f"{name:34s} {v:15.0f} {v / med[ref_name]:7.2f}  "
-              + " ".join(f"{x:.0f}" for x in rates[name]))
-    print(f"best of ours on {PRESET}: {best}; ratio {ratio:.2f} (goal >= 2.0: "
-          f"{'OK' if ratio >= 2.0 else 'SHORT'})")
+        print(f"{name:34s} {v:15.0f} {v / med[ref_name]:7.2f}  " + " ".join(f"{x:.0f}" for x in rates[name]))
+    print(
+        f"best of ours on {PRESET}: {best}; ratio {ratio:.2f} (goal >= 2.0: "
+        f"{'OK' if ratio >= 2.0 else 'SHORT'})"
+    )
 
     def img_s(names):
         return f"{med[names[0]]:.0f}" if names else "nan"
@@ -192,13 +227,15 @@ def main() -> int:
     dcgan_f32 = img_s([c.name for c in dcgan if " f32 " in c.name])
     dcgan_bf16 = img_s([c.name for c in dcgan if " bf16 " in c.name])
     dcgan_onednn = img_s([c.name for c in dcgan if " onednn-bf16 " in c.name])
-    print(f"ratio={ratio:.2f} ours_img_s={med[best]:.0f} ref_img_s={med[ref_name]:.0f} "
-          f"ours_f32_img_s={img_s([best_f32] if best_f32 else [])} "
-          f"ours_config={best.split(' ', 1)[1].replace(' ', '/')} "
-          f"dcgan_f32_img_s={dcgan_f32} dcgan_bf16_img_s={dcgan_bf16} "
-          f"dcgan_onednn_bf16_img_s={dcgan_onednn} "
-          f"steps={steps} rounds={len(rates[ref_name])} cpu_isa={isa_name(prof).replace(' ', '')} "
-          f"onednn={int(bool(prof['onednn_active']))} wall_s={time.perf_counter() - t_start:.0f}")
+    print(
+        f"ratio={ratio:.2f} ours_img_s={med[best]:.0f} ref_img_s={med[ref_name]:.0f} "
+        f"ours_f32_img_s={img_s([best_f32] if best_f32 else [])} "
+        f"ours_config={best.split(' ', 1)[1].replace(' ', '/')} "
+        f"dcgan_f32_img_s={dcgan_f32} dcgan_bf16_img_s={dcgan_bf16} "
+        f"dcgan_onednn_bf16_img_s={dcgan_onednn} "
+        f"steps={steps} rounds={len(rates[ref_name])} cpu_isa={isa_name(prof).replace(' ', '')} "
+        f"onednn={int(bool(prof['onednn_active']))} wall_s={time.perf_counter() - t_start:.0f}"
+    )
     return 0
 
 

@@ -3,6 +3,7 @@
 ``Snapshot.generate(z)`` runs G and D in ONE tf.function with a fixed input signature, traced and
 warmed at load, so a slider move costs one graph call: no loading, no disk, no retracing.
 """
+
 from __future__ import annotations
 
 import threading
@@ -73,11 +74,12 @@ def _load_model(run: RunInfo, epoch: int, path):
         text = str(exc)
         msg = text.splitlines()[0][:300] if text else exc.__class__.__name__
         if "safe_mode" in text or "Lambda" in text:
-            msg = ("it holds custom code (e.g. a Lambda layer) that safe mode refuses to run; "
-                   "only load snapshots you trust outside this app")
+            msg = (
+                "it holds custom code (e.g. a Lambda layer) that safe mode refuses to run; "
+                "only load snapshots you trust outside this app"
+            )
         elif "Could not locate" in text or "could not be deserialized" in text:
-            msg = ("it uses layers this app does not know (custom code); "
-                   "only Keras' own layers are loaded")
+            msg = "it uses layers this app does not know (custom code); only Keras' own layers are loaded"
         raise SnapshotError(f"run {run.name!r} epoch {epoch}: {path.name} cannot be loaded: {msg}") from None
 
 
@@ -95,7 +97,8 @@ def _check_d(run: RunInfo, epoch: int, d) -> None:
     if tuple(d.input_shape)[1:] != (28, 28, 1) or d.output_shape[-1] != 1:
         raise SnapshotError(
             f"run {run.name!r} epoch {epoch}: expected a discriminator taking 28x28x1 images and "
-            f"giving one logit, got {d.input_shape} -> {d.output_shape}")
+            f"giving one logit, got {d.input_shape} -> {d.output_shape}"
+        )
 
 
 def _score_fn(d, lo: float, hi: float, to_prob):
@@ -138,11 +141,12 @@ def _load_snapshot(run: RunInfo, epoch: int) -> Snapshot:
     if g_in[-1] != dim:
         raise SnapshotError(
             f"run {run.name!r} epoch {epoch}: the generator takes {g_in[-1]} latent values but "
-            f"run.json says latent_dim={dim}; the snapshot does not belong to this run")
+            f"run.json says latent_dim={dim}; the snapshot does not belong to this run"
+        )
     if g_out[1:] != (28, 28, 1):
         raise SnapshotError(
-            f"run {run.name!r} epoch {epoch}: expected a generator making 28x28x1 images, "
-            f"got {g_out}")
+            f"run {run.name!r} epoch {epoch}: expected a generator making 28x28x1 images, got {g_out}"
+        )
     _check_d(run, epoch, d)
     from models.fast_ops import accelerate
 
@@ -157,8 +161,18 @@ def _load_snapshot(run: RunInfo, epoch: int) -> Snapshot:
         img = (tf.cast(x, tf.float32)[..., 0] - lo) / (hi - lo)
         return tf.clip_by_value(img, 0.0, 1.0), p
 
-    snap = Snapshot(run.name, epoch, dim, (lo, hi), g, d, gen_score,
-                    _make_score=lambda: _score_fn(d, lo, hi, to_prob), stamp=stamp, path=info.path)
+    snap = Snapshot(
+        run.name,
+        epoch,
+        dim,
+        (lo, hi),
+        g,
+        d,
+        gen_score,
+        _make_score=lambda: _score_fn(d, lo, hi, to_prob),
+        stamp=stamp,
+        path=info.path,
+    )
     for n in (1, 8):  # trace once and warm up (shape [None, dim] covers every batch size)
         snap.generate(np.zeros((n, dim), np.float32))
     return snap
@@ -210,8 +224,10 @@ class Engine:
         with self._lock:
             cache.pop(key, None)
         if any(s[1] is None for s in now):
-            raise SnapshotError(f"run {key[0]!r} epoch {key[1]} is no longer on disk (its files were deleted "
-                                "or moved after it was loaded); pick an epoch from the list")
+            raise SnapshotError(
+                f"run {key[0]!r} epoch {key[1]} is no longer on disk (its files were deleted "
+                "or moved after it was loaded); pick an epoch from the list"
+            )
         return False
 
     def snapshot(self, run: str, epoch: int | str) -> Snapshot:
@@ -284,8 +300,15 @@ class Engine:
         imgs, p = snap.generate(zs)
         return imgs, p, zs
 
-    def compare(self, run: str, n_points: int = 8, seed: int = 0, final_d: bool = False,
-                epochs: list[int] | None = None, skipped: list | None = None):
+    def compare(
+        self,
+        run: str,
+        n_points: int = 8,
+        seed: int = 0,
+        final_d: bool = False,
+        epochs: list[int] | None = None,
+        skipped: list | None = None,
+    ):
         """The same latent points through every (good) epoch on disk of a run.
 
         Returns (epochs, images (E, n, 28, 28), scores (E, n)); scores by each epoch's own D,
@@ -334,8 +357,9 @@ class Engine:
         def make():
             g = snap.generator
             # the first layer with a spatial (4-D) output: G's coarse 'what digit' features
-            feat_layer = next((l for l in g.layers if len(getattr(l, "output", None).shape) == 4),
-                              g.layers[-1])
+            feat_layer = next(
+                (l for l in g.layers if len(getattr(l, "output", None).shape) == 4), g.layers[-1]
+            )
             fmodel = keras.Model(g.input, feat_layer.output)
             z = np.random.default_rng(0).standard_normal((n, snap.latent_dim)).astype(np.float32)
             f = np.asarray(fmodel(z, training=False), np.float32).reshape(n, -1)  # one eager call

@@ -6,6 +6,7 @@ numbers are finite or None, whole numbers are in range, strings are short, conta
 shallow and plain. A file whose known fields have impossible values raises ``FactsError``
 with a one-line reason naming the field; the registry then marks only that run or epoch broken.
 """
+
 from __future__ import annotations
 
 import math
@@ -116,13 +117,17 @@ def run_facts(raw) -> RunFacts:
         raise FactsError("run.json lacks latent_dim")
     dim = whole(raw["latent_dim"], 1, MAX_LATENT_DIM)
     if dim is None:
-        raise FactsError(f"run.json: latent_dim is {_show(raw['latent_dim'])}, "
-                         f"not a whole number from 1 to {MAX_LATENT_DIM}")
+        raise FactsError(
+            f"run.json: latent_dim is {_show(raw['latent_dim'])}, "
+            f"not a whole number from 1 to {MAX_LATENT_DIM}"
+        )
     pr = raw.get("pixel_range", [0.0, 1.0])
     lo, hi = (finite(v) for v in pr) if isinstance(pr, list) and len(pr) == 2 else (None, None)
     if lo is None or hi is None or not -MAX_PIXEL_ABS <= lo < hi <= MAX_PIXEL_ABS or hi - lo < 1e-3:
-        raise FactsError(f"run.json: pixel_range is {_show(pr)}, not [low, high] with "
-                         f"low < high within ±{MAX_PIXEL_ABS:g} (e.g. [-1, 1] or [0, 1])")
+        raise FactsError(
+            f"run.json: pixel_range is {_show(pr)}, not [low, high] with "
+            f"low < high within ±{MAX_PIXEL_ABS:g} (e.g. [-1, 1] or [0, 1])"
+        )
     shape = raw.get("image_shape", [28, 28, 1])
     dims = [whole(v, 1, 4096) for v in shape] if isinstance(shape, list) and 2 <= len(shape) <= 3 else [None]
     if None in dims:
@@ -133,16 +138,31 @@ def run_facts(raw) -> RunFacts:
     info = plain(raw)
     info.update(latent_dim=dim, pixel_range=[lo, hi], image_shape=dims, d_outputs_logits=logits)
     config = info.get("config") if isinstance(info.get("config"), dict) else {}
-    return RunFacts(latent_dim=dim, pixel_range=(lo, hi), image_shape=tuple(dims),
-                    d_outputs_logits=logits, status=_text(raw, "status", "unknown"),
-                    name=_text(raw, "name"), preset=_text(raw, "preset"),
-                    epochs_done=whole(raw.get("epochs_done"), 0, MAX_EPOCH),
-                    config=config, info=info)
+    return RunFacts(
+        latent_dim=dim,
+        pixel_range=(lo, hi),
+        image_shape=tuple(dims),
+        d_outputs_logits=logits,
+        status=_text(raw, "status", "unknown"),
+        name=_text(raw, "name"),
+        preset=_text(raw, "preset"),
+        epochs_done=whole(raw.get("epochs_done"), 0, MAX_EPOCH),
+        config=config,
+        info=info,
+    )
 
 
 # ----------------------------------------------------------------------------- summary.json
-SUMMARY_NUMBERS = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake", "images_per_s",
-                   "epoch_time_s", "elapsed_s", "quality_time_s")
+SUMMARY_NUMBERS = (
+    "d_loss",
+    "g_loss",
+    "d_acc_real",
+    "d_acc_fake",
+    "images_per_s",
+    "epoch_time_s",
+    "elapsed_s",
+    "quality_time_s",
+)
 QUALITY_NUMBERS = ("fcd", "fcd_floor", "classifier_score", "confident_share")
 
 
@@ -202,8 +222,10 @@ def epoch_summary(raw) -> EpochSummary:
     if not isinstance(raw, dict):
         raise FactsError(f"summary.json holds a {type(raw).__name__}, not a JSON object")
     nums = {k: _number(raw, k, "summary.json") for k in SUMMARY_NUMBERS}
-    counts = {k: _count(raw, k, "summary.json", MAX_EPOCH if k == "epoch" else 10**12)
-              for k in ("epoch", "steps", "global_step")}
+    counts = {
+        k: _count(raw, k, "summary.json", MAX_EPOCH if k == "epoch" else 10**12)
+        for k in ("epoch", "steps", "global_step")
+    }
     q = raw.get("quality")
     return EpochSummary(**counts, **nums, quality=None if q is None else quality(q, "summary.json: quality"))
 

@@ -5,6 +5,7 @@ from disk (a demo run may keep epochs 1, 5 and 15 of 15); summary.json files fil
 missing from metrics.jsonl (a truncated or missing log). Plots use every epoch; the image grid
 uses the epochs on disk. The best epoch is the one with the lowest FCD.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,8 +14,12 @@ from explorer.registry import RunInfo
 from training.runfolder import as_epoch
 
 FIELDS = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")
-QUALITY = (("fcd", "fcd"), ("classifier_score", "classifier_score"),
-           ("confident_share", "confident_share"), ("modes", "mode_coverage"))
+QUALITY = (
+    ("fcd", "fcd"),
+    ("classifier_score", "classifier_score"),
+    ("confident_share", "confident_share"),
+    ("modes", "mode_coverage"),
+)
 
 
 def num(v):
@@ -41,19 +46,26 @@ def epoch_rows(info: RunInfo, metrics: list[dict]) -> list[dict]:
     for ep in sorted(by_epoch):
         s = by_epoch[ep]
         q = s.get("quality") if isinstance(s.get("quality"), dict) else {}
-        row = {"epoch": ep, **{k: num(s.get(k)) for k in FIELDS},
-               **{k: num(q.get(src)) for k, src in QUALITY}}
+        row = {
+            "epoch": ep,
+            **{k: num(s.get(k)) for k in FIELDS},
+            **{k: num(q.get(src)) for k, src in QUALITY},
+        }
         e = disk.get(ep)
-        row["snapshot"] = ("not kept on disk" if e is None else
-                           f"broken: {e.broken}" if e.broken else "on disk")
+        row["snapshot"] = (
+            "not kept on disk" if e is None else f"broken: {e.broken}" if e.broken else "on disk"
+        )
         rows.append(row)
     return rows
 
 
 def best_epoch(rows: list[dict], on_disk_only: bool = False) -> tuple[int, float] | None:
     """(epoch, FCD) with the lowest FCD, or None when no epoch was scored."""
-    scored = [(r["epoch"], r["fcd"]) for r in rows if r.get("fcd") is not None
-              and (not on_disk_only or r["snapshot"] == "on disk")]
+    scored = [
+        (r["epoch"], r["fcd"])
+        for r in rows
+        if r.get("fcd") is not None and (not on_disk_only or r["snapshot"] == "on disk")
+    ]
     return min(scored, key=lambda t: (t[1], t[0])) if scored else None
 
 

@@ -1,4 +1,5 @@
 """Latent maths: parsing and formatting vectors, paths between points, directions."""
+
 from __future__ import annotations
 
 import re
@@ -106,9 +107,7 @@ def clamp_steps(steps) -> int:
     except (TypeError, ValueError):
         raise ExplorerError(f"steps must be a whole number from {MIN_STEPS} to {MAX_STEPS}") from None
     if not np.isfinite(s) or s < MIN_STEPS or s > MAX_STEPS or s != int(s):
-        raise ExplorerError(
-            f"steps must be a whole number from {MIN_STEPS} to {MAX_STEPS} (got {steps})"
-        )
+        raise ExplorerError(f"steps must be a whole number from {MIN_STEPS} to {MAX_STEPS} (got {steps})")
     return int(s)
 
 
@@ -119,8 +118,10 @@ def pca_directions(features: np.ndarray, z: np.ndarray, k: int) -> tuple[np.ndar
     """
     f = np.asarray(features, np.float64)
     if not np.all(np.isfinite(f)):
-        raise ExplorerError("this generator's features hold NaN or infinity (its weights are broken); "
-                            "no directions can be found: pick another epoch")
+        raise ExplorerError(
+            "this generator's features hold NaN or infinity (its weights are broken); "
+            "no directions can be found: pick another epoch"
+        )
     f = f - f.mean(0)
     # randomized SVD (a few power iterations): the top k components of a wide feature matrix
     # in well under a second, where a full SVD of 1000 x 6272 takes seconds

@@ -9,6 +9,7 @@ a corrupt run.json marks only its run broken, a corrupt summary.json only its ep
 rest of the explorer sees (``RunInfo.facts``/``.info``, ``EpochInfo.facts``/``.summary``,
 ``metrics()``) is typed, finite and plain.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,9 +20,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from explorer.facts import EpochSummary, FactsError, RunFacts, epoch_summary, metrics_row, plain, run_facts
-from training.runfolder import (DISCRIMINATOR, EPOCH_FILES, GENERATOR, METRICS, PROGRESS, RUN_JSON,
-                                SUMMARY, RunFolderError, epoch_paths, parse_json, read_json, read_json_dict,
-                                read_jsonl)
+from training.runfolder import (
+    DISCRIMINATOR,
+    EPOCH_FILES,
+    GENERATOR,
+    METRICS,
+    PROGRESS,
+    RUN_JSON,
+    SUMMARY,
+    RunFolderError,
+    epoch_paths,
+    parse_json,
+    read_json,
+    read_json_dict,
+    read_jsonl,
+)
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
@@ -137,15 +150,20 @@ def inspect_keras(path: Path) -> tuple[str | None, list | None]:
     for node in _walk(config):
         cls = node.get("class_name")
         if cls in _UNSAFE_CLASSES:
-            return (f"{name} holds a Lambda layer (custom Python code); safe mode refuses it: "
-                    "only load snapshots you trust, outside this app"), None
+            return (
+                f"{name} holds a Lambda layer (custom Python code); safe mode refuses it: "
+                "only load snapshots you trust, outside this app"
+            ), None
         module, reg = node.get("module"), node.get("registered_name")
         if cls and isinstance(module, str) and not (module == "keras" or module.startswith("keras.")):
-            return (f"{name} uses {cls!s:.40} from module {module!s:.60} (custom code); "
-                    "this app only loads Keras' own layers"), None
+            return (
+                f"{name} uses {cls!s:.40} from module {module!s:.60} (custom code); "
+                "this app only loads Keras' own layers"
+            ), None
         if cls and isinstance(reg, str) and ">" in reg:
-            return (f"{name} uses a custom layer {reg!s:.60} (custom code); "
-                    "this app only loads Keras' own layers"), None
+            return (
+                f"{name} uses a custom layer {reg!s:.60} (custom code); this app only loads Keras' own layers"
+            ), None
         if shape is None and cls == "InputLayer":
             cfg = node.get("config") or {}
             bs = cfg.get("batch_shape") or cfg.get("batch_input_shape")
@@ -281,8 +299,9 @@ class RunRegistry:
         _, shape = self.inspect(p / GENERATOR)
         want = run.latent_dim
         if shape and shape[-1] is not None and shape[-1] != want:
-            return (f"its generator takes {str(shape[-1])[:20]} latent values but run.json says "
-                    f"latent_dim={want}")
+            return (
+                f"its generator takes {str(shape[-1])[:20]} latent values but run.json says latent_dim={want}"
+            )
         return None
 
     def metrics(self, name: str) -> list[dict]:

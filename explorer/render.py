@@ -1,4 +1,5 @@
 """Rendering to PIL: one digit, strips and grids captioned with P(real), animated GIFs."""
+
 from __future__ import annotations
 
 import io
@@ -34,10 +35,19 @@ def _text_w(text: str, font=_FONT) -> int:
     return int(font.getbbox(text)[2])
 
 
-def grid(images01: np.ndarray, scores: np.ndarray | None = None, row_labels: list[str] | None = None,
-         cell: int = 84, pad: int = 6, label_w: int = 0, scores2: np.ndarray | None = None,
-         score_name: str = "P(real)", score2_name: str = "final D",
-         highlight_rows: tuple[int, ...] = (), count: int | None = None) -> Image.Image:
+def grid(
+    images01: np.ndarray,
+    scores: np.ndarray | None = None,
+    row_labels: list[str] | None = None,
+    cell: int = 84,
+    pad: int = 6,
+    label_w: int = 0,
+    scores2: np.ndarray | None = None,
+    score_name: str = "P(real)",
+    score2_name: str = "final D",
+    highlight_rows: tuple[int, ...] = (),
+    count: int | None = None,
+) -> Image.Image:
     """(R, C, 28, 28) images -> one RGB grid; each cell captioned with its P(real).
 
     ``scores2`` adds a second caption line (e.g. P(real) by the final epoch's D);
@@ -58,11 +68,16 @@ def grid(images01: np.ndarray, scores: np.ndarray | None = None, row_labels: lis
     scores, scores2 = as2d(scores), as2d(scores2)
     line = 15
     cap = line * ((scores is not None) + (scores2 is not None))
-    cell = max(int(cell), _text_w(f"{score2_name} 0.00") + 4 if scores2 is not None else 0,
-               _text_w(f"{score_name} 0.00") + 4 if scores is not None else 0)
+    cell = max(
+        int(cell),
+        _text_w(f"{score2_name} 0.00") + 4 if scores2 is not None else 0,
+        _text_w(f"{score_name} 0.00") + 4 if scores is not None else 0,
+    )
     if row_labels:
-        label_w = label_w or max(_text_w(line_, _LABEL_FONT) for t in row_labels
-                                 for line_ in t.splitlines() or [""]) + 16
+        label_w = (
+            label_w
+            or max(_text_w(line_, _LABEL_FONT) for t in row_labels for line_ in t.splitlines() or [""]) + 16
+        )
     w = label_w + cols * (cell + pad) + pad
     h = rows * (cell + cap + pad) + pad
     out = Image.new("RGB", (w, h), (250, 250, 250))
@@ -71,12 +86,15 @@ def grid(images01: np.ndarray, scores: np.ndarray | None = None, row_labels: lis
     for r in range(rows):
         y = pad + r * (cell + cap + pad)
         if r in highlight_rows:
-            draw.rectangle([1, y - pad // 2 - 1, w - 2, y + cell + cap + pad // 2], outline=HIGHLIGHT, width=3)
+            draw.rectangle(
+                [1, y - pad // 2 - 1, w - 2, y + cell + cap + pad // 2], outline=HIGHLIGHT, width=3
+            )
         if row_labels:
             color = HIGHLIGHT if r in highlight_rows else (20, 20, 20)
             n_lines = max(1, len(row_labels[r].splitlines()))
-            draw.multiline_text((8, y + cell // 2 - 9 * n_lines), row_labels[r], fill=color,
-                                font=_LABEL_FONT, spacing=3)
+            draw.multiline_text(
+                (8, y + cell // 2 - 9 * n_lines), row_labels[r], fill=color, font=_LABEL_FONT, spacing=3
+            )
         for c in range(cols):
             if count is not None and r * cols + c >= count:
                 break
@@ -93,8 +111,14 @@ def grid(images01: np.ndarray, scores: np.ndarray | None = None, row_labels: lis
     return out
 
 
-def strip(images01: np.ndarray, scores: np.ndarray, cell: int = 84, per_row: int = 12,
-          scores2: np.ndarray | None = None, score2_name: str = "final D") -> Image.Image:
+def strip(
+    images01: np.ndarray,
+    scores: np.ndarray,
+    cell: int = 84,
+    per_row: int = 12,
+    scores2: np.ndarray | None = None,
+    score2_name: str = "final D",
+) -> Image.Image:
     """Frames left to right, wrapped every ``per_row`` frames; each frame captioned."""
     imgs = np.asarray(images01, np.float32)
     n = len(imgs)
@@ -106,8 +130,14 @@ def strip(images01: np.ndarray, scores: np.ndarray, cell: int = 84, per_row: int
         out[:n] = np.asarray(a, np.float32).reshape(n, *shape)
         return out.reshape(rows, cols, *shape)
 
-    return grid(fill(imgs, (28, 28)), fill(scores, ()), cell=cell, count=n,
-                scores2=None if scores2 is None else fill(scores2, ()), score2_name=score2_name)
+    return grid(
+        fill(imgs, (28, 28)),
+        fill(scores, ()),
+        cell=cell,
+        count=n,
+        scores2=None if scores2 is None else fill(scores2, ()),
+        score2_name=score2_name,
+    )
 
 
 def split_samples(im: Image.Image, cols: int = 8, cell: int = 28) -> np.ndarray | None:
@@ -123,13 +153,24 @@ def split_samples(im: Image.Image, cols: int = 8, cell: int = 28) -> np.ndarray 
     rows, rem = divmod(h - pad, cell + pad)
     if rem or rows < 1:
         return None
-    out = [g[pad + r * (cell + pad): pad + r * (cell + pad) + cell, pad + c * (cell + pad): pad + c * (cell + pad) + cell]
-           for r in range(rows) for c in range(cols)]
+    out = [
+        g[
+            pad + r * (cell + pad) : pad + r * (cell + pad) + cell,
+            pad + c * (cell + pad) : pad + c * (cell + pad) + cell,
+        ]
+        for r in range(rows)
+        for c in range(cols)
+    ]
     return np.stack(out).astype(np.float32)
 
 
-def gif_bytes(images01: np.ndarray, scores: np.ndarray | None = None, size: int = 196,
-              ms_per_frame: int = 90, bounce: bool = True) -> bytes:
+def gif_bytes(
+    images01: np.ndarray,
+    scores: np.ndarray | None = None,
+    size: int = 196,
+    ms_per_frame: int = 90,
+    bounce: bool = True,
+) -> bytes:
     """An animated GIF of the frames (there and back), each with its score on a light band."""
     frames = []
     for i, im in enumerate(np.asarray(images01)):
@@ -144,6 +185,5 @@ def gif_bytes(images01: np.ndarray, scores: np.ndarray | None = None, size: int 
     if bounce and len(frames) > 2:
         frames = frames + frames[-2:0:-1]
     buf = io.BytesIO()
-    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:],
-                   duration=ms_per_frame, loop=0)
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=ms_per_frame, loop=0)
     return buf.getvalue()

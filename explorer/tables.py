@@ -3,6 +3,7 @@
 Pure functions (no Gradio, no disk): whatever the dicts hold (missing keys, strings where
 numbers belong, NaN) they return text and frames, never raise.
 """
+
 from __future__ import annotations
 
 import html
@@ -46,17 +47,18 @@ def run_facts(info: RunInfo) -> str:
     if isinstance(done, int) and on_disk and len(on_disk) < done:
         pruned = " (the others were not kept; their figures are in the Compare tab)"
     d_out = "logits" if i.get("d_outputs_logits", True) else "probabilities"
-    facts = [f"### {info.name}  ·  {info.status}",
-             f"- preset **{i.get('preset', '?')}**, latent {i.get('latent_dim', '?')}, "
-             f"pixels {i.get('pixel_range', '?')}, D outputs {d_out}",
-             f"- data: {ds.get('source', '?')} ({ds.get('n_images', '?')} images)",
-             f"- epochs done {done if done is not None else '?'} of {cfg.get('epochs', '?')}, "
-             f"batch {cfg.get('batch_size', '?')}, lr G {cfg.get('lr_g', '?')} / D {cfg.get('lr_d', '?')}, "
-             f"seed {cfg.get('seed', '?')}, {cfg.get('precision', '')}",
-             f"- snapshots on disk: epochs {', '.join(map(str, on_disk)) or 'none yet'}{pruned}",
-             f"- command: `{i.get('command', '?')}`",
-             f"- created {i.get('created', '?')}, TF {vs.get('tensorflow', '?')}, "
-             f"Keras {vs.get('keras', '?')}"]
+    facts = [
+        f"### {info.name}  ·  {info.status}",
+        f"- preset **{i.get('preset', '?')}**, latent {i.get('latent_dim', '?')}, "
+        f"pixels {i.get('pixel_range', '?')}, D outputs {d_out}",
+        f"- data: {ds.get('source', '?')} ({ds.get('n_images', '?')} images)",
+        f"- epochs done {done if done is not None else '?'} of {cfg.get('epochs', '?')}, "
+        f"batch {cfg.get('batch_size', '?')}, lr G {cfg.get('lr_g', '?')} / D {cfg.get('lr_d', '?')}, "
+        f"seed {cfg.get('seed', '?')}, {cfg.get('precision', '')}",
+        f"- snapshots on disk: epochs {', '.join(map(str, on_disk)) or 'none yet'}{pruned}",
+        f"- command: `{i.get('command', '?')}`",
+        f"- created {i.get('created', '?')}, TF {vs.get('tensorflow', '?')}, Keras {vs.get('keras', '?')}",
+    ]
     if info.broken:
         facts.append(f"- **broken: {info.broken}**")
     return "\n".join(facts)
@@ -78,17 +80,21 @@ def epoch_quality(e: EpochInfo, samples_shown: bool, note: str = "") -> str:
     lines = [f"### Epoch {e.epoch}"]
     if e.broken:
         lines.append(f"**Epoch {e.epoch} is broken: {e.broken}**")
-    lines += [f"- d_loss {fmt(s.get('d_loss'))}, g_loss {fmt(s.get('g_loss'))}, D accuracy real "
-              f"{fmt(s.get('d_acc_real'), '.2f')} / fake {fmt(s.get('d_acc_fake'), '.2f')}",
-              f"- {fmt(s.get('images_per_s'), '.0f')} images/s, epoch {fmt(s.get('epoch_time_s'), '.1f')} s, "
-              f"total {fmt(s.get('elapsed_s'), '.0f')} s"]
+    lines += [
+        f"- d_loss {fmt(s.get('d_loss'))}, g_loss {fmt(s.get('g_loss'))}, D accuracy real "
+        f"{fmt(s.get('d_acc_real'), '.2f')} / fake {fmt(s.get('d_acc_fake'), '.2f')}",
+        f"- {fmt(s.get('images_per_s'), '.0f')} images/s, epoch {fmt(s.get('epoch_time_s'), '.1f')} s, "
+        f"total {fmt(s.get('elapsed_s'), '.0f')} s",
+    ]
     if q:
         share = num(q.get("confident_share"))
-        lines += [f"- **FCD {fmt(q.get('fcd'), '.2f')}** (real digits: {fmt(q.get('fcd_floor'), '.2f')}; "
-                  "lower is better)",
-                  f"- classifier score {fmt(q.get('classifier_score'), '.2f')} / 10, confident "
-                  f"{fmt(share * 100 if share is not None else None, '.0f')}%, "
-                  f"digits covered {q.get('mode_coverage', '?')}/10"]
+        lines += [
+            f"- **FCD {fmt(q.get('fcd'), '.2f')}** (real digits: {fmt(q.get('fcd_floor'), '.2f')}; "
+            "lower is better)",
+            f"- classifier score {fmt(q.get('classifier_score'), '.2f')} / 10, confident "
+            f"{fmt(share * 100 if share is not None else None, '.0f')}%, "
+            f"digits covered {q.get('mode_coverage', '?')}/10",
+        ]
     else:
         lines.append("- no quality figures for this epoch")
     if samples_shown and not note and not e.broken:
@@ -101,41 +107,66 @@ def epoch_quality(e: EpochInfo, samples_shown: bool, note: str = "") -> str:
 # ----------------------------------------------------------------------------- compare view
 def compare_frames(rows: list[dict], best_all) -> dict[str, pd.DataFrame | None]:
     """The Compare plots' frames (loss, acc, fcd with the best-epoch marker, classifier score)."""
-    loss = frame([{"epoch": r["epoch"], "loss": r[k], "series": k}
-                  for r in rows for k in ("d_loss", "g_loss") if r.get(k) is not None],
-                 ["epoch", "loss", "series"])
-    acc = frame([{"epoch": r["epoch"], "accuracy": r[k], "series": k}
-                 for r in rows for k in ("d_acc_real", "d_acc_fake") if r.get(k) is not None],
-                ["epoch", "accuracy", "series"])
-    fcd_pts = [{"epoch": r["epoch"], "FCD": r["fcd"], "series": "FCD"}
-               for r in rows if r.get("fcd") is not None]
+    loss = frame(
+        [
+            {"epoch": r["epoch"], "loss": r[k], "series": k}
+            for r in rows
+            for k in ("d_loss", "g_loss")
+            if r.get(k) is not None
+        ],
+        ["epoch", "loss", "series"],
+    )
+    acc = frame(
+        [
+            {"epoch": r["epoch"], "accuracy": r[k], "series": k}
+            for r in rows
+            for k in ("d_acc_real", "d_acc_fake")
+            if r.get(k) is not None
+        ],
+        ["epoch", "accuracy", "series"],
+    )
+    fcd_pts = [
+        {"epoch": r["epoch"], "FCD": r["fcd"], "series": "FCD"} for r in rows if r.get("fcd") is not None
+    ]
     if best_all and fcd_pts:  # the best-epoch marker: a vertical line at that epoch
         lo, top = min(p["FCD"] for p in fcd_pts), max(p["FCD"] for p in fcd_pts)
         marker = f"best: epoch {best_all[0]}"
         fcd_pts += [{"epoch": best_all[0], "FCD": v, "series": marker} for v in (lo, top)]
-    score = frame([{"epoch": r["epoch"], "classifier score": r["classifier_score"]}
-                   for r in rows if r.get("classifier_score") is not None], ["epoch", "classifier score"])
+    score = frame(
+        [
+            {"epoch": r["epoch"], "classifier score": r["classifier_score"]}
+            for r in rows
+            if r.get("classifier_score") is not None
+        ],
+        ["epoch", "classifier score"],
+    )
     return {"loss": loss, "acc": acc, "fcd": frame(fcd_pts, ["epoch", "FCD", "series"]), "score": score}
 
 
-def compare_text(rows: list[dict], epochs: list[int], best_all, best_disk, floor, judge: str,
-                 skipped=()) -> str:
+def compare_text(
+    rows: list[dict], epochs: list[int], best_all, best_disk, floor, judge: str, skipped=()
+) -> str:
     """The Compare view's summary: best epoch by FCD, what the grid and plots cover."""
     floor_txt = f"; real digits score about {floor:.1f}" if floor is not None else ""
     parts = []
     if best_all:
-        parts.append(f"**Best epoch by FCD: {best_all[0]}** (FCD {best_all[1]:.2f}; "
-                     f"lower is better{floor_txt}).")
+        parts.append(
+            f"**Best epoch by FCD: {best_all[0]}** (FCD {best_all[1]:.2f}; lower is better{floor_txt})."
+        )
         if best_disk and best_disk[0] != best_all[0]:
-            parts.append(f"Epoch {best_all[0]} was not kept on disk; the best snapshot on disk is "
-                         f"**epoch {best_disk[0]}** (FCD {best_disk[1]:.2f}), framed in blue below.")
+            parts.append(
+                f"Epoch {best_all[0]} was not kept on disk; the best snapshot on disk is "
+                f"**epoch {best_disk[0]}** (FCD {best_disk[1]:.2f}), framed in blue below."
+            )
         elif best_disk:
             parts.append("Its row is framed in blue below.")
     else:
         parts.append("No quality figures in this run (trained with --quality-samples 0).")
-    parts.append(f"Plots cover all {len(rows)} epochs in metrics.jsonl; the grid shows the "
-                 f"{len(epochs)} snapshot(s) on disk (epochs {', '.join(map(str, epochs))}). "
-                 f"Scores under the images are P(real) by {judge}.")
+    parts.append(
+        f"Plots cover all {len(rows)} epochs in metrics.jsonl; the grid shows the "
+        f"{len(epochs)} snapshot(s) on disk (epochs {', '.join(map(str, epochs))}). "
+        f"Scores under the images are P(real) by {judge}."
+    )
     if skipped:
         left = "; ".join(f"epoch {e} ({html.escape(str(r))[:160]})" for e, r in skipped)
         parts.append(f"Left out: {left}.")
@@ -160,10 +191,12 @@ def progress_lines(prog) -> tuple[list[str], float]:
     step, per = num(prog.get("step_in_epoch")), num(prog.get("steps_per_epoch"))
     if per and step is not None:
         pct = max(0.0, min(100.0, 100.0 * step / per))
-        lines.append(f"epoch {prog.get('epoch', '?')}/{prog.get('epochs', '?')} · step "
-                     f"{prog.get('step_in_epoch')}/{prog.get('steps_per_epoch')} ({pct:.0f}%) · "
-                     f"{fmt(prog.get('images_per_s'), '.0f')} img/s · d_loss {fmt(prog.get('d_loss'))} · "
-                     f"g_loss {fmt(prog.get('g_loss'))}")
+        lines.append(
+            f"epoch {prog.get('epoch', '?')}/{prog.get('epochs', '?')} · step "
+            f"{prog.get('step_in_epoch')}/{prog.get('steps_per_epoch')} ({pct:.0f}%) · "
+            f"{fmt(prog.get('images_per_s'), '.0f')} img/s · d_loss {fmt(prog.get('d_loss'))} · "
+            f"g_loss {fmt(prog.get('g_loss'))}"
+        )
     lines.append(f"status: {prog.get('status')}" + (f" · {prog['error']}" if prog.get("error") else ""))
     return lines, pct
 
@@ -181,9 +214,11 @@ def train_status(name: str, state: str, last_log: str, prog, latest_epoch=None) 
 
 
 def progress_bar(pct: float) -> str:
-    return (f'<div style="background:#eee;border-radius:4px;height:14px;width:100%">'
-            f'<div id="train-progress" style="background:#4a7;height:14px;border-radius:4px;'
-            f'width:{pct:.1f}%"></div></div>')
+    return (
+        f'<div style="background:#eee;border-radius:4px;height:14px;width:100%">'
+        f'<div id="train-progress" style="background:#4a7;height:14px;border-radius:4px;'
+        f'width:{pct:.1f}%"></div></div>'
+    )
 
 
 def step_losses(metrics: list[dict], last: int = 2000) -> pd.DataFrame | None:
@@ -194,6 +229,8 @@ def step_losses(metrics: list[dict], last: int = 2000) -> pd.DataFrame | None:
             continue
         vals = [None if isinstance(r.get(k), bool) else num(r.get(k)) for k in ("step", "d_loss", "g_loss")]
         if None not in vals:
-            rows += [{"step": vals[0], "loss": vals[1], "series": "d_loss"},
-                     {"step": vals[0], "loss": vals[2], "series": "g_loss"}]
+            rows += [
+                {"step": vals[0], "loss": vals[1], "series": "d_loss"},
+                {"step": vals[0], "loss": vals[2], "series": "g_loss"},
+            ]
     return frame(rows[-last:], ["step", "loss", "series"])

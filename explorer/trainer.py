@@ -4,6 +4,7 @@ No Gradio here (the UI calls it); the explorer never imports the training loop, 
 `python -m training` as a child process. Whether someone else trains a run is read from the
 run folder's lock (training.runfolder.lock_holder), the one place that knows how.
 """
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,9 @@ def check_run_name(name) -> str:
     """A run name typed in the Train tab: one plain folder name inside the runs folder."""
     name = (name or "").strip() if isinstance(name, str) else ""
     if not _RUN_NAME.match(name):
-        raise ExplorerError("run name: letters, digits, '.', '_' or '-' (not starting with '.'), "
-                            "up to 64 characters")
+        raise ExplorerError(
+            "run name: letters, digits, '.', '_' or '-' (not starting with '.'), up to 64 characters"
+        )
     return name
 
 
@@ -58,8 +60,9 @@ class Trainer:
             try:  # Resume right after Stop: let the old process finish its last whole epoch
                 p.wait(timeout=wait_stopping)
             except subprocess.TimeoutExpired:
-                raise ExplorerError(f"run {name!r} is still stopping (pid {p.pid}); "
-                                    "try again in a moment") from None
+                raise ExplorerError(
+                    f"run {name!r} is still stopping (pid {p.pid}); try again in a moment"
+                ) from None
         if self.lock_holder(name) is not None and (p is None or p.poll() is not None):
             raise ExplorerError(f"run {name!r} is being trained by another process; stop it first")
         with self.lock:
@@ -72,8 +75,9 @@ class Trainer:
             cmd = [sys.executable, "-m", "training", "--run-dir", str(self.runs_dir / name), *args]
             env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
             with open(log_path, "ab") as log:
-                p = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env,
-                                     start_new_session=True)
+                p = subprocess.Popen(
+                    cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                )
             self.procs[name] = p
             return p
 
@@ -140,8 +144,9 @@ def resume_args(run_dir: Path, epochs) -> list[str]:
     return ["--resume"] + (["--epochs", str(epochs)] if epochs else [])
 
 
-def new_run_args(run_dir: Path, preset, epochs, batch, max_images, data, precision,
-                 presets, precisions) -> list[str]:
+def new_run_args(
+    run_dir: Path, preset, epochs, batch, max_images, data, precision, presets, precisions
+) -> list[str]:
     """Command-line arguments for a new run, each value checked with a clear message."""
     name = Path(run_dir).name
     if Path(run_dir).exists():

@@ -9,6 +9,7 @@ benchmark's output. bfloat16 is native only with ``avx512_bf16`` or ``amx_bf16``
 emulated and slower than float32, so ``fast_precisions()`` / ``precision_note()`` say so.
 Only the standard library here: it runs before TensorFlow is imported.
 """
+
 from __future__ import annotations
 
 import os
@@ -72,13 +73,29 @@ def decide(flags: set, env: dict, machine: str = "") -> dict:
     elif machine not in ("x86_64", "amd64") or "avx2" not in flags:
         on, why, set_here = None, "left to TensorFlow (not an x86 CPU with AVX2)", None
     elif "avx512f" in flags:
-        on, why, set_here = True, ("AVX-512: on, as TensorFlow itself chooses where the CPU also "
-                                   "has AVX512_VNNI / BF16 / AMX; made explicit"), "1"
+        on, why, set_here = (
+            True,
+            (
+                "AVX-512: on, as TensorFlow itself chooses where the CPU also "
+                "has AVX512_VNNI / BF16 / AMX; made explicit"
+            ),
+            "1",
+        )
     else:
-        on, why, set_here = True, ("AVX2 without AVX-512: TensorFlow would leave oneDNN off for "
-                                   "convolutions; on is faster here (benchmarks/cpu_choice.py)"), "1"
-    return {"onednn_opts": on, "onednn_reason": why, "set_env": set_here,
-            "onednn_max_cpu_isa": env.get("ONEDNN_MAX_CPU_ISA")}
+        on, why, set_here = (
+            True,
+            (
+                "AVX2 without AVX-512: TensorFlow would leave oneDNN off for "
+                "convolutions; on is faster here (benchmarks/cpu_choice.py)"
+            ),
+            "1",
+        )
+    return {
+        "onednn_opts": on,
+        "onednn_reason": why,
+        "set_env": set_here,
+        "onednn_max_cpu_isa": env.get("ONEDNN_MAX_CPU_ISA"),
+    }
 
 
 def configure_cpu() -> dict:
@@ -116,8 +133,14 @@ def cpu_profile(cpuinfo_text: str | None = None) -> dict:
     info = parse_cpuinfo(cpuinfo_text) if cpuinfo_text is not None else _read_cpuinfo()
     choice = dict(_choice) if _choice is not None else decide(info["flags"], os.environ)
     choice.pop("set_env", None)
-    prof = {"model": info["model"] or "unknown", "machine": platform.machine(), "cores": _cores(),
-            **isa_facts(info["flags"]), **choice, "onednn_active": _tf_onednn_enabled()}
+    prof = {
+        "model": info["model"] or "unknown",
+        "machine": platform.machine(),
+        "cores": _cores(),
+        **isa_facts(info["flags"]),
+        **choice,
+        "onednn_active": _tf_onednn_enabled(),
+    }
     if "tensorflow" in sys.modules:
         tf = sys.modules["tensorflow"]
         try:
@@ -141,9 +164,11 @@ def cpu_summary(prof: dict | None = None) -> str:
     p = prof or cpu_profile()
     isa = p.get("onednn_max_cpu_isa")
     onednn = {True: "on", False: "off", None: "TensorFlow's default"}[p["onednn_opts"]]
-    return (f"{p['model']}, {p['cores']} cores, {isa_name(p)}"
-            f"{'' if p['native_bf16'] else ', no native bf16'}; oneDNN {onednn} ({p['onednn_reason']})"
-            + (f"; ONEDNN_MAX_CPU_ISA={isa}" if isa else ""))
+    return (
+        f"{p['model']}, {p['cores']} cores, {isa_name(p)}"
+        f"{'' if p['native_bf16'] else ', no native bf16'}; oneDNN {onednn} ({p['onednn_reason']})"
+        + (f"; ONEDNN_MAX_CPU_ISA={isa}" if isa else "")
+    )
 
 
 def fast_precisions(prof: dict | None = None) -> list[str]:
@@ -156,6 +181,8 @@ def precision_note(precision: str, prof: dict | None = None) -> str:
     """'' when ``precision`` is a sensible choice on this CPU, else a one-line warning."""
     p = prof or cpu_profile()
     if precision in BF16_PRECISIONS and not p["native_bf16"]:
-        return (f"{precision}: this CPU ({p['model']}) has no native bfloat16 (no avx512_bf16 / "
-                "amx_bf16 flag), so bfloat16 is emulated and slower than float32; use float32")
+        return (
+            f"{precision}: this CPU ({p['model']}) has no native bfloat16 (no avx512_bf16 / "
+            "amx_bf16 flag), so bfloat16 is emulated and slower than float32; use float32"
+        )
     return ""

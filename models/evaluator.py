@@ -4,6 +4,7 @@ Its penultimate layer ("features", 128 units) feeds the Frechet distance (FCD, M
 its softmax feeds the classifier score and the per-digit histogram. The weights ship in
 models/evaluator/ so every run is scored by the same network, offline.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache

@@ -17,6 +17,7 @@ model keeps its stock Keras layers, weights and config: snapshots save and load 
 before, with nothing of this project needed to read them. Only the arithmetic order differs
 (float32 outputs agree to about 1e-6 relative; tests/test_fast_ops.py).
 """
+
 from __future__ import annotations
 
 import types
@@ -28,10 +29,17 @@ def _qualifies(layer) -> bool:
     if type(layer) is not keras.layers.Conv2D:
         return False
     kh, kw = layer.kernel_size
-    return (layer.filters == 1 and tuple(layer.strides) == (1, 1)
-            and tuple(layer.dilation_rate) == (1, 1) and getattr(layer, "groups", 1) == 1
-            and layer.padding == "same" and layer.data_format == "channels_last"
-            and kh % 2 == 1 and kw % 2 == 1 and keras.backend.backend() == "tensorflow")
+    return (
+        layer.filters == 1
+        and tuple(layer.strides) == (1, 1)
+        and tuple(layer.dilation_rate) == (1, 1)
+        and getattr(layer, "groups", 1) == 1
+        and layer.padding == "same"
+        and layer.data_format == "channels_last"
+        and kh % 2 == 1
+        and kw % 2 == 1
+        and keras.backend.backend() == "tensorflow"
+    )
 
 
 def one_map_conv(x, kernel):
@@ -52,8 +60,8 @@ def one_map_conv(x, kernel):
         def grad(dy):
             dx = tf.nn.conv2d(dy, flip_t(w), 1, "SAME")
             dv = tf.compat.v1.nn.conv2d_backprop_filter(
-                dy, tf.stack([tf.shape(w)[0], tf.shape(w)[1], 1, tf.shape(w)[2]]), x,
-                [1, 1, 1, 1], "SAME")
+                dy, tf.stack([tf.shape(w)[0], tf.shape(w)[1], 1, tf.shape(w)[2]]), x, [1, 1, 1, 1], "SAME"
+            )
             return dx, flip_t(dv)
 
         return y, grad
@@ -68,6 +76,7 @@ def _fast_convolution_op(self, inputs, kernel):
 
 def accelerate(model) -> int:
     """Swap in the faster kernel on every qualifying layer of ``model``; returns how many."""
+
     def walk(m):  # nested models included
         for layer in getattr(m, "layers", []):
             yield layer

@@ -4,18 +4,19 @@
   kernels, BatchNorm in G, a 128-unit dense layer in D), Adam 5e-4 / beta_1 0.5, and the
   snapshotted generator is a weight average (EMA 0.999). The 128-unit head beat InfoGAN's
   1024 units on FCD at 12 epochs (34.9 vs 43.1; benchmarks/dcgan_ablation.py) with a D of
-  3.8 MB instead of 26 MB. About 4x fewer multiply-adds per image than ``keras-io``; it draws readable digits within a few CPU-minutes (README).
+  3.8 MB instead of 26 MB. About 4x fewer multiply-adds per image than ``keras-io``; it draws
+  readable digits within a few CPU-minutes (README).
 - ``keras-io``: the keras.io "DCGAN from scratch" networks.
 - ``tf-tutorial``: the TensorFlow DCGAN tutorial networks.
 
 Every discriminator ends in a float32 ``Dense(1)`` producing a logit, so the models work
 under the ``mixed_bfloat16`` policy unchanged.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # keras (and TensorFlow) load only when a network is built
@@ -160,21 +161,43 @@ def _tftutorial_discriminator() -> keras.Model:
 
 PRESETS: dict[str, Preset] = {
     "dcgan": Preset(
-        name="dcgan", latent_dim=64, pixel_range=(-1.0, 1.0),
-        build_generator=_dcgan_generator, build_discriminator=_dcgan_discriminator,
-        lr_g=5e-4, lr_d=5e-4, beta_1=0.5, ema=0.999, batch_size=64, epochs=15,
+        name="dcgan",
+        latent_dim=64,
+        pixel_range=(-1.0, 1.0),
+        build_generator=_dcgan_generator,
+        build_discriminator=_dcgan_discriminator,
+        lr_g=5e-4,
+        lr_d=5e-4,
+        beta_1=0.5,
+        ema=0.999,
+        batch_size=64,
+        epochs=15,
         description="Lean DCGAN (4x4 kernels, BN in G): readable digits in minutes on a CPU",
     ),
     "keras-io": Preset(
-        name="keras-io", latent_dim=128, pixel_range=(0.0, 1.0),
-        build_generator=_kerasio_generator, build_discriminator=_kerasio_discriminator,
-        lr_g=4e-4, lr_d=3e-4, beta_1=0.9, batch_size=64, epochs=30,
+        name="keras-io",
+        latent_dim=128,
+        pixel_range=(0.0, 1.0),
+        build_generator=_kerasio_generator,
+        build_discriminator=_kerasio_discriminator,
+        lr_g=4e-4,
+        lr_d=3e-4,
+        beta_1=0.9,
+        batch_size=64,
+        epochs=30,
         description="keras.io 'DCGAN from scratch' networks (Adam 3e-4 D / 4e-4 G)",
     ),
     "tf-tutorial": Preset(
-        name="tf-tutorial", latent_dim=100, pixel_range=(-1.0, 1.0),
-        build_generator=_tftutorial_generator, build_discriminator=_tftutorial_discriminator,
-        lr_g=1e-4, lr_d=1e-4, beta_1=0.9, batch_size=256, epochs=50,
+        name="tf-tutorial",
+        latent_dim=100,
+        pixel_range=(-1.0, 1.0),
+        build_generator=_tftutorial_generator,
+        build_discriminator=_tftutorial_discriminator,
+        lr_g=1e-4,
+        lr_d=1e-4,
+        beta_1=0.9,
+        batch_size=256,
+        epochs=50,
         description="TensorFlow DCGAN tutorial networks (BatchNorm, 5x5, tanh)",
     ),
 }
@@ -185,6 +208,4 @@ def get_preset(name: str) -> Preset:
     try:
         return PRESETS[name]
     except KeyError:
-        raise ValueError(
-            f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}"
-        ) from None
+        raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}") from None

@@ -8,6 +8,7 @@ file descriptor 2 pointed at a temporary file, then replays whatever was printed
 those known notices, so real warnings and import errors still reach the user.
 Before the import it chooses the CPU kernels (``models.cpu.configure_cpu``).
 """
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,11 @@ def import_tensorflow():
             os.dup2(saved, 2)
             os.close(saved)
             tmp.seek(0)
-            kept = [line for line in tmp.read().decode("utf-8", "replace").splitlines()
-                    if line.strip() and not _NOISE.search(line)]
+            kept = [
+                line
+                for line in tmp.read().decode("utf-8", "replace").splitlines()
+                if line.strip() and not _NOISE.search(line)
+            ]
             if kept:
                 print("\n".join(kept), file=sys.stderr, flush=True)
     return tensorflow

@@ -1,4 +1,5 @@
 """Shared fixtures: one REAL short training run on the real digits, made once per session."""
+
 from __future__ import annotations
 
 import os
@@ -22,8 +23,20 @@ configure_cpu()  # the kernels the app and the CLI pick for this CPU, in-process
 # or an uninterrupted run to compare a resumed one against, can use `trained_runs` (copy it
 # first if it writes) and these arguments instead of training another run of its own: every
 # training process costs several CPU-seconds of TensorFlow start-up and tracing.
-TINY_ARGS = ("--data", str(MNIST), "--max-images", "512", "--epochs", "3", "--batch-size", "32",
-             "--quality-samples", "500", "--quiet", "--no-tensorboard")
+TINY_ARGS = (
+    "--data",
+    str(MNIST),
+    "--max-images",
+    "512",
+    "--epochs",
+    "3",
+    "--batch-size",
+    "32",
+    "--quality-samples",
+    "500",
+    "--quiet",
+    "--no-tensorboard",
+)
 
 
 @pytest.fixture(scope="session")
@@ -32,8 +45,14 @@ def trained_runs(tmp_path_factory) -> Path:
     trained once per session and shared by every module (read-only: see `runs_copy`)."""
     runs = tmp_path_factory.mktemp("explorer-runs")
     cmd = [sys.executable, "-m", "training", "--run-dir", str(runs / "tiny"), *TINY_ARGS]
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    proc = subprocess.run(
+        cmd,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return runs
 

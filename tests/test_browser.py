@@ -1,5 +1,6 @@
 """The real app, as a person and a script meet it: app.py served on a free port, driven by
 headless Chromium (Playwright) and by gradio_client. Screenshots go to artifacts/screenshots/."""
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,15 @@ from tests.conftest import MNIST, ROOT
 
 SHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run",
-               "--disable-dev-shm-usage"]
+CHROME_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
+]
 
 
 def free_port() -> int:
@@ -34,9 +41,13 @@ def free_port() -> int:
 def start_app(runs: Path, *extra) -> tuple[subprocess.Popen, str]:
     port = free_port()
     log = open(runs.parent / f"app-{port}.log", "wb")
-    proc = subprocess.Popen([sys.executable, "app.py", "--runs-dir", str(runs), "--port", str(port),
-                             "--no-browser", *extra], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    proc = subprocess.Popen(
+        [sys.executable, "app.py", "--runs-dir", str(runs), "--port", str(port), "--no-browser", *extra],
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
     url = f"http://127.0.0.1:{port}/"
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -166,7 +177,9 @@ def wait_text(page, selector: str, text: str, timeout: float = 60_000) -> str:
     """Wait until the element's text contains `text` (and no loading timer); return the text."""
     page.wait_for_function(
         "([s, t]) => { const e = document.querySelector(s); return e && e.innerText.includes(t); }",
-        arg=[selector, text], timeout=timeout)
+        arg=[selector, text],
+        timeout=timeout,
+    )
     return page.locator(selector).inner_text()
 
 
@@ -213,7 +226,9 @@ def test_browser_walkthrough(page, server):
     page.locator("#dim-slider-0 input[type=range]").fill("3.5")
     page.wait_for_function(
         "(b) => { const i = document.querySelector('#latent-image'); return i && i.src !== b; }",
-        arg=before, timeout=30_000)
+        arg=before,
+        timeout=30_000,
+    )
     assert "real (D of epoch 2)" in page.locator("#score").inner_text()
     caption = page.locator("#latent-caption").inner_text()
     assert "by the D of epoch 2" in caption and "by the final epoch's (3) D" in caption
@@ -234,8 +249,7 @@ def test_browser_walkthrough(page, server):
     page.get_by_text("words in it").first.wait_for()
     page.locator(".toast-close").first.click()  # read it; close it (it would linger 10 s)
     page.get_by_role("button", name="Random point").click()
-    page.wait_for_function(
-        "() => document.querySelector('#vector textarea').value.split(',').length === 64")
+    page.wait_for_function("() => document.querySelector('#vector textarea').value.split(',').length === 64")
 
     # 3. Interpolation: N frames, a plot, an animation
     page.get_by_role("tab", name="Interpolation").click()
@@ -243,7 +257,8 @@ def test_browser_walkthrough(page, server):
     page.get_by_role("button", name="B ← current point").click()
     page.wait_for_function(
         "() => document.querySelector('#interp-a textarea').value.split(',').length === 64 && "
-        "document.querySelector('#interp-b textarea').value.split(',').length === 64")
+        "document.querySelector('#interp-b textarea').value.split(',').length === 64"
+    )
     page.locator("#interp-btn").click()
     page.locator("#strip img").wait_for()
     page.locator("#gif img").wait_for()
@@ -284,7 +299,9 @@ def test_browser_walkthrough(page, server):
     page.locator("#dim-slider-1 input[type=range]").fill("-2.5")
     page.wait_for_function(
         "(b) => { const i = document.querySelector('#latent-image'); return i && i.src !== b; }",
-        arg=before, timeout=30_000)
+        arg=before,
+        timeout=30_000,
+    )
     page.get_by_role("tab", name="Train").click()
 
     page.locator("#train-status").get_by_text("epoch ").first.wait_for(timeout=90_000)
@@ -301,7 +318,10 @@ def test_browser_walkthrough(page, server):
     done = int(facts.split("epochs done ", 1)[1].split(" ", 1)[0])
     page.wait_for_function(
         "(n) => { const m = document.querySelector('#facts').innerText.match(/epochs done (\\d+)/);"
-        " return m && Number(m[1]) > n; }", arg=done, timeout=60_000)
+        " return m && Number(m[1]) > n; }",
+        arg=done,
+        timeout=60_000,
+    )
     page.get_by_role("tab", name="Train").click()
     page.locator("#stop-btn").click()
     page.locator("#train-status").get_by_text("status: stopped").wait_for(timeout=90_000)
@@ -339,8 +359,9 @@ def test_gradio_client_named_endpoints(server):
     vec = ", ".join(["0.1"] * 64)
     img, p = client.predict("tiny", 3, vec, api_name="/generate")
     assert img.startswith("data:image/png;base64,") and 0 <= p <= 1
-    strip, plot, gif, gif_file = client.predict("tiny", 3, vec, ", ".join(["-0.2"] * 64), 7, "linear",
-                                                api_name="/interpolate")
+    strip, plot, gif, gif_file = client.predict(
+        "tiny", 3, vec, ", ".join(["-0.2"] * 64), 7, "linear", api_name="/interpolate"
+    )
     assert Path(strip).is_file() and Path(gif).read_bytes()[:3] == b"GIF"
     grid, best, *_ = client.predict("tiny", 4, 0, False, api_name="/compare")
     assert Path(grid).is_file() and "Best epoch by FCD" in best
@@ -420,7 +441,9 @@ def test_broken_runs_are_marked_refused_clearly_and_do_not_hurt_the_others(serve
 
     client = Client(server[0], verbose=False)
     runs = {r["name"]: r for r in json.loads(client.predict(api_name="/list_runs"))}
-    assert runs["broken-json"]["status"] == "broken" and "run.json unreadable" in runs["broken-json"]["broken"]
+    assert (
+        runs["broken-json"]["status"] == "broken" and "run.json unreadable" in runs["broken-json"]["broken"]
+    )
     trunc = {e["epoch"]: e["broken"] for e in runs["trunc"]["epochs"]}
     assert trunc[1] is None and trunc[2] is None and "generator.keras is truncated" in trunc[3]
     vec = ", ".join(["0"] * 64)
@@ -436,15 +459,18 @@ def test_broken_runs_are_marked_refused_clearly_and_do_not_hurt_the_others(serve
     assert 0 <= client.predict("tiny", 3, vec, api_name="/generate")[1] <= 1
 
 
-@pytest.mark.parametrize("args,needle", [
-    (("tiny", 3, "nan, " * 63 + "1"), "NaN"),
-    (("tiny", 3, "1e30, " * 63 + "1"), "within"),
-    (("tiny", 3, "0.1, 0.2"), "has 2 numbers"),
-    (("tiny", 3, "hello world"), "words"),
-    (("../tiny", 3, "0"), "unknown run"),
-    (("/etc", 3, "0"), "unknown run"),
-    (("tiny", 77, ", ".join(["0"] * 64)), "no epoch 77"),
-])
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (("tiny", 3, "nan, " * 63 + "1"), "NaN"),
+        (("tiny", 3, "1e30, " * 63 + "1"), "within"),
+        (("tiny", 3, "0.1, 0.2"), "has 2 numbers"),
+        (("tiny", 3, "hello world"), "words"),
+        (("../tiny", 3, "0"), "unknown run"),
+        (("/etc", 3, "0"), "unknown run"),
+        (("tiny", 77, ", ".join(["0"] * 64)), "no epoch 77"),
+    ],
+)
 def test_hostile_api_input_is_a_clear_error_and_the_server_keeps_serving(server, args, needle):
     from gradio_client import Client
 
@@ -457,24 +483,32 @@ def test_hostile_api_input_is_a_clear_error_and_the_server_keeps_serving(server,
 
 def raw_call(url: str, endpoint: str, body: str) -> str:
     """POST a raw JSON body (NaN and Infinity literals included, which clients cannot send)."""
-    req = urllib.request.Request(f"{url}gradio_api/call/{endpoint}", data=body.encode(),
-                                 headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        f"{url}gradio_api/call/{endpoint}", data=body.encode(), headers={"Content-Type": "application/json"}
+    )
     event = json.loads(urllib.request.urlopen(req, timeout=10).read())["event_id"]
     return urllib.request.urlopen(f"{url}gradio_api/call/{endpoint}/{event}", timeout=60).read().decode()
 
 
-@pytest.mark.parametrize("endpoint,body,needle", [
-    ("generate", '{"data": ["tiny", NaN, "0"]}', "epoch must be a number"),
-    ("generate", '{"data": ["tiny", 1e300, "0"]}', "epoch must be a number"),
-    ("generate", '{"data": ["tiny", 3, "<img src=x onerror=alert(1)>"]}', "&lt;img"),
-    ("slide", '{"data": ["tiny", 3, NaN, 0,0,0,0,0,0,0,0,0,0,0,0,0]}', "finite"),
-    ("slide", '{"data": ["tiny", 3, 0, 0,0,0,0,0,0,0, NaN,0,0,0,0,0]}', "finite"),
-    ("slide", '{"data": ["tiny", 3, Infinity, 0,0,0,0,0,0,0,0,0,0,0,0,0]}', "maximum"),
-    ("slide", '{"data": ["tiny", "3; rm -rf /", 0, 0,0,0,0,0,0,0,0,0,0,0,0,0]}', "epoch must be a number"),
-    ("compare", '{"data": ["tiny", 4, 1e30, false]}', "seed must be a whole number"),
-    ("compare", '{"data": ["/etc", 4, 0, false]}', "unknown run"),
-    ("interpolate", '{"data": ["tiny", 3, "1, NaN", "0", 5, "linear"]}', "has 2 numbers"),
-])
+@pytest.mark.parametrize(
+    "endpoint,body,needle",
+    [
+        ("generate", '{"data": ["tiny", NaN, "0"]}', "epoch must be a number"),
+        ("generate", '{"data": ["tiny", 1e300, "0"]}', "epoch must be a number"),
+        ("generate", '{"data": ["tiny", 3, "<img src=x onerror=alert(1)>"]}', "&lt;img"),
+        ("slide", '{"data": ["tiny", 3, NaN, 0,0,0,0,0,0,0,0,0,0,0,0,0]}', "finite"),
+        ("slide", '{"data": ["tiny", 3, 0, 0,0,0,0,0,0,0, NaN,0,0,0,0,0]}', "finite"),
+        ("slide", '{"data": ["tiny", 3, Infinity, 0,0,0,0,0,0,0,0,0,0,0,0,0]}', "maximum"),
+        (
+            "slide",
+            '{"data": ["tiny", "3; rm -rf /", 0, 0,0,0,0,0,0,0,0,0,0,0,0,0]}',
+            "epoch must be a number",
+        ),
+        ("compare", '{"data": ["tiny", 4, 1e30, false]}', "seed must be a whole number"),
+        ("compare", '{"data": ["/etc", 4, 0, false]}', "unknown run"),
+        ("interpolate", '{"data": ["tiny", 3, "1, NaN", "0", 5, "linear"]}', "has 2 numbers"),
+    ],
+)
 def test_raw_hostile_values_are_clear_errors(server, endpoint, body, needle):
     out = raw_call(server[0], endpoint, body)
     assert "event: error" in out and needle in out, out[:500]
@@ -523,9 +557,13 @@ def test_hostile_interpolation_steps_are_refused(server, steps):
 
 def test_files_outside_the_app_are_not_served(server):
     url, runs = server
-    for path in ["gradio_api/file=/etc/passwd", "gradio_api/file=" + str(ROOT / "app.py"),
-                 "file=/etc/passwd", "gradio_api/file=" + str(runs / "tiny" / "run.json"),
-                 "gradio_api/file=../../../../etc/passwd"]:
+    for path in [
+        "gradio_api/file=/etc/passwd",
+        "gradio_api/file=" + str(ROOT / "app.py"),
+        "file=/etc/passwd",
+        "gradio_api/file=" + str(runs / "tiny" / "run.json"),
+        "gradio_api/file=../../../../etc/passwd",
+    ]:
         try:
             resp = urllib.request.urlopen(url + path, timeout=10)
             body = resp.read()
@@ -541,13 +579,19 @@ def test_auth_protects_pages_and_api(trained_runs, tmp_path):
     proc, url = start_app(runs, "--auth", "alice:s3cret")
     try:
         body = json.dumps({"data": ["tiny", 3, ", ".join(["0"] * 64)]}).encode()
-        for path, data in [("config", None), ("gradio_api/info", None), ("gradio_api/openapi.json", None),
-                           ("gradio_api/call/generate", body), ("gradio_api/call/slide", body),
-                           ("gradio_api/call/train", body), ("gradio_api/queue/join", body),
-                           ("gradio_api/upload", body), ("gradio_api/queue/status", None),
-                           ("gradio_api/file=" + str(runs / "tiny" / "run.json"), None)]:
-            req = urllib.request.Request(url + path, data=data,
-                                         headers={"Content-Type": "application/json"})
+        for path, data in [
+            ("config", None),
+            ("gradio_api/info", None),
+            ("gradio_api/openapi.json", None),
+            ("gradio_api/call/generate", body),
+            ("gradio_api/call/slide", body),
+            ("gradio_api/call/train", body),
+            ("gradio_api/queue/join", body),
+            ("gradio_api/upload", body),
+            ("gradio_api/queue/status", None),
+            ("gradio_api/file=" + str(runs / "tiny" / "run.json"), None),
+        ]:
+            req = urllib.request.Request(url + path, data=data, headers={"Content-Type": "application/json"})
             with pytest.raises(urllib.error.HTTPError) as err:
                 urllib.request.urlopen(req, timeout=10)
             assert err.value.code in (401, 403), path
@@ -562,16 +606,31 @@ def test_auth_protects_pages_and_api(trained_runs, tmp_path):
 
 
 def test_bad_app_arguments_are_clear(tmp_path):
-    r = subprocess.run([sys.executable, "app.py", "--auth", "nopassword", "--no-browser"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "app.py", "--auth", "nopassword", "--no-browser"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "user:password" in r.stderr
-    r = subprocess.run([sys.executable, "app.py", "--port", "70000", "--no-browser"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "app.py", "--port", "70000", "--no-browser"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "--port must be from 0 to 65535" in r.stderr
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
-    r = subprocess.run([sys.executable, "app.py", "--runs-dir", str(not_a_dir), "--no-browser"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=60)
+    r = subprocess.run(
+        [sys.executable, "app.py", "--runs-dir", str(not_a_dir), "--no-browser"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert r.returncode == 2 and "is not a folder" in r.stderr
 
 
@@ -585,8 +644,13 @@ def test_the_bundled_demo_run_in_the_browser(tmp_path, browser):
     runs = tmp_path / "runs"
     link_copy(DEMO, runs / "demo")  # the app never writes into the repository's runs/
     on_disk = sorted(int(p.name.split("-")[1]) for p in (DEMO / "epochs").glob("epoch-*"))
-    logged = sorted({json.loads(l)["epoch"] for l in (DEMO / "metrics.jsonl").read_text().splitlines()
-                     if '"kind": "epoch"' in l})
+    logged = sorted(
+        {
+            json.loads(l)["epoch"]
+            for l in (DEMO / "metrics.jsonl").read_text().splitlines()
+            if '"kind": "epoch"' in l
+        }
+    )
     files = sorted(p.relative_to(runs) for p in runs.rglob("*"))
     proc, url = start_app(runs)
     try:
@@ -603,7 +667,9 @@ def test_the_bundled_demo_run_in_the_browser(tmp_path, browser):
         page.locator("#pca-slider-0 input[type=range]").fill("3")
         page.wait_for_function(
             "(b) => { const i = document.querySelector('#latent-image'); return i && i.src !== b; }",
-            arg=before, timeout=30_000)
+            arg=before,
+            timeout=30_000,
+        )
         page.screenshot(path=str(SHOTS / "demo-2-sliders.png"), full_page=True)
 
         page.get_by_role("tab", name="Compare epochs").click()

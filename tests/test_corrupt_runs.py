@@ -4,6 +4,7 @@ Real files: a copy of the session's real 3-epoch training ('tiny') and of the bu
 beside the damaged run; the damaged run is a copy of 'tiny' with one file spoiled the way the
 issue reports (or, in the Hypothesis test, any way at all).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from explorer import figures, latent, render
 from explorer.engine import Engine
@@ -66,9 +68,19 @@ def _good_runs_still_work(engine: Engine) -> None:
 
 def _listed(engine: Engine, name: str = "bad"):
     runs = {r.name: r for r in engine.registry.list_runs()}  # must not raise, whatever is on disk
-    json.dumps([{"name": r.name, "status": r.status, "broken": r.broken, "info": r.info,
-                 "epochs": [{"label": e.label, "summary": e.summary, "fcd": e.fcd} for e in r.epochs]}
-                for r in runs.values()], allow_nan=False)  # the API's answer: plain, finite JSON
+    json.dumps(
+        [
+            {
+                "name": r.name,
+                "status": r.status,
+                "broken": r.broken,
+                "info": r.info,
+                "epochs": [{"label": e.label, "summary": e.summary, "fcd": e.fcd} for e in r.epochs],
+            }
+            for r in runs.values()
+        ],
+        allow_nan=False,
+    )  # the API's answer: plain, finite JSON
     return runs[name]
 
 
@@ -108,8 +120,10 @@ def test_summary_nested_100k_deep_marks_only_that_epoch_broken(engine, bad):
 
 
 # ----------------------------------------------------------------------------- item 3
-@pytest.mark.parametrize("quality, needle", [('{"fcd": "bad"}', "fcd is 'bad', not a number"),
-                                             ('"oops"', "quality is 'oops', not an object")])
+@pytest.mark.parametrize(
+    "quality, needle",
+    [('{"fcd": "bad"}', "fcd is 'bad', not a number"), ('"oops"', "quality is 'oops', not an object")],
+)
 def test_summary_with_wrong_quality_types_marks_that_epoch_broken(engine, bad, quality, needle):
     # before: EpochInfo.label raised ("Unknown format code 'f'" / "'str' object has no attribute")
     _set_field(bad / "epochs" / "epoch-0003" / "summary.json", "quality", quality)
@@ -132,11 +146,16 @@ def test_pixel_range_up_to_1e308_marks_the_run_broken_and_nan_scores_draw(engine
     _good_runs_still_work(engine)
 
 
-@pytest.mark.parametrize("line", [b'{"kind": "epoch", "epoch": 2, "d_loss": 1.0, "note": "\xff\xfe"}',
-                                  b'{"kind": "epoch", "epoch": 1e400, "d_loss": 1.0}',
-                                  b'{"kind": "epoch", "epoch": 2, "x": ' + DEEP + b"}",
-                                  b'{"kind": "epoch", "epoch": 2, "d_loss": 1e400, "quality": {"fcd": "bad"}}'],
-                         ids=["non-utf8", "epoch-1e400", "deep", "inf-and-bad-quality"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"kind": "epoch", "epoch": 2, "d_loss": 1.0, "note": "\xff\xfe"}',
+        b'{"kind": "epoch", "epoch": 1e400, "d_loss": 1.0}',
+        b'{"kind": "epoch", "epoch": 2, "x": ' + DEEP + b"}",
+        b'{"kind": "epoch", "epoch": 2, "d_loss": 1e400, "quality": {"fcd": "bad"}}',
+    ],
+    ids=["non-utf8", "epoch-1e400", "deep", "inf-and-bad-quality"],
+)
 def test_bad_metrics_lines_are_skipped_or_cleaned_and_compare_works(engine, bad, line):
     # before: UnicodeDecodeError / OverflowError / RecursionError out of Compare
     m = bad / "metrics.jsonl"
@@ -182,15 +201,50 @@ def test_a_deleted_epoch_is_not_served_from_memory_and_a_replaced_one_is_reloade
 
 
 # ----------------------------------------------------------------------------- any corruption
-EVIL = ["1e400", "-1e400", "NaN", "Infinity", "1e308", "-1", "0", "1.5", "1180591620717411303424",
-        '"x"', '"\\ud800"', "true", "null", "[]", "{}", "[0, 1e308]", "[1, 0]", "[0, 0]", "[-1, 1]",
-        "[28, 28, 1]", '["a", 1]', "[" * 40 + "]" * 40, '{"fcd": "bad", "digit_histogram": [1e400, "x"]}',
-        '{"fcd": NaN, "mode_coverage": 1e400}', "64", "3"]
-RUN_FIELDS = ["latent_dim", "pixel_range", "image_shape", "d_outputs_logits", "status", "config",
-              "epochs_done", "preset", "dataset", "versions"]
+EVIL = [
+    "1e400",
+    "-1e400",
+    "NaN",
+    "Infinity",
+    "1e308",
+    "-1",
+    "0",
+    "1.5",
+    "1180591620717411303424",
+    '"x"',
+    '"\\ud800"',
+    "true",
+    "null",
+    "[]",
+    "{}",
+    "[0, 1e308]",
+    "[1, 0]",
+    "[0, 0]",
+    "[-1, 1]",
+    "[28, 28, 1]",
+    '["a", 1]',
+    "[" * 40 + "]" * 40,
+    '{"fcd": "bad", "digit_histogram": [1e400, "x"]}',
+    '{"fcd": NaN, "mode_coverage": 1e400}',
+    "64",
+    "3",
+]
+RUN_FIELDS = [
+    "latent_dim",
+    "pixel_range",
+    "image_shape",
+    "d_outputs_logits",
+    "status",
+    "config",
+    "epochs_done",
+    "preset",
+    "dataset",
+    "versions",
+]
 SUMMARY_FIELDS = ["epoch", "d_loss", "quality", "steps", "images_per_s"]
-WHOLE = (st.sampled_from([b"", b"{not json", b"\xff\xfe{}", DEEP, b"[1, 2]", b'"text"', b"null"])
-         | st.binary(max_size=40))
+WHOLE = st.sampled_from([b"", b"{not json", b"\xff\xfe{}", DEEP, b"[1, 2]", b'"text"', b"null"]) | st.binary(
+    max_size=40
+)
 
 
 def _json_with(good: dict, key: str | None, evil: str | None, whole: bytes | None) -> bytes:
@@ -206,29 +260,51 @@ def _lambda_keras() -> bytes:
 
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("config.json", json.dumps({"class_name": "Functional", "config": {"layers": [
-            {"class_name": "Lambda", "module": "keras.layers", "config": {"function": "evil"}}]}}))
+        zf.writestr(
+            "config.json",
+            json.dumps(
+                {
+                    "class_name": "Functional",
+                    "config": {
+                        "layers": [
+                            {"class_name": "Lambda", "module": "keras.layers", "config": {"function": "evil"}}
+                        ]
+                    },
+                }
+            ),
+        )
         zf.writestr("model.weights.h5", b"\x89HDF\r\n")
     return buf.getvalue()
 
 
 def _keras(choice: str, good: bytes, blob: bytes) -> bytes | None:
-    return {"missing": None, "empty": b"", "truncated": good[: len(good) // 3],
-            "random": blob, "lambda": _lambda_keras()}[choice]
+    return {
+        "missing": None,
+        "empty": b"",
+        "truncated": good[: len(good) // 3],
+        "random": blob,
+        "lambda": _lambda_keras(),
+    }[choice]
 
 
 a_json = st.tuples(st.none() | WHOLE, st.sampled_from(EVIL))
-damage = st.fixed_dictionaries({
-    "run": st.tuples(st.sampled_from(RUN_FIELDS), a_json),
-    "summaries": st.lists(st.tuples(st.sampled_from(SUMMARY_FIELDS), a_json), min_size=1, max_size=2),
-    "keras": st.lists(st.sampled_from(["missing", "empty", "truncated", "random", "lambda"]),
-                      min_size=2, max_size=4),
-    "blob": st.binary(max_size=200),
-    "metrics": st.lists(st.sampled_from(EVIL).map(lambda e: f'{{"kind": "epoch", "epoch": {e}, "d_loss": {e}}}'
-                                                  .encode())
-                        | st.binary(max_size=60) | st.just(b'{"epoch": 2, "q": ' + DEEP + b"}"), max_size=4),
-    "progress": WHOLE,
-})
+damage = st.fixed_dictionaries(
+    {
+        "run": st.tuples(st.sampled_from(RUN_FIELDS), a_json),
+        "summaries": st.lists(st.tuples(st.sampled_from(SUMMARY_FIELDS), a_json), min_size=1, max_size=2),
+        "keras": st.lists(
+            st.sampled_from(["missing", "empty", "truncated", "random", "lambda"]), min_size=2, max_size=4
+        ),
+        "blob": st.binary(max_size=200),
+        "metrics": st.lists(
+            st.sampled_from(EVIL).map(lambda e: f'{{"kind": "epoch", "epoch": {e}, "d_loss": {e}}}'.encode())
+            | st.binary(max_size=60)
+            | st.just(b'{"epoch": 2, "q": ' + DEEP + b"}"),
+            max_size=4,
+        ),
+        "progress": WHOLE,
+    }
+)
 
 
 def _write_bad_run(path: Path, tiny: Path, d: dict) -> None:
@@ -245,7 +321,7 @@ def _write_bad_run(path: Path, tiny: Path, d: dict) -> None:
         good_sum = json.loads((tiny / "epochs" / "epoch-0001" / "summary.json").read_text())
         (ep / "summary.json").write_bytes(_json_with(good_sum, skey, sevil, swhole))
         shutil.copy(tiny / "epochs" / "epoch-0001" / "samples.png", ep / "samples.png")
-        choices = d["keras"][2 * i - 2: 2 * i] or ["random"] * 2
+        choices = d["keras"][2 * i - 2 : 2 * i] or ["random"] * 2
         for name, choice in zip(("generator.keras", "discriminator.keras"), choices):
             data = _keras(choice, g_bytes, d["blob"])
             if data is not None:
@@ -264,8 +340,11 @@ def _tree_state(root: Path) -> dict:
             st_ = p.stat()
             rel = str(p.relative_to(root))
             small = rel.startswith("bad") or p.suffix != ".keras"
-            out[rel] = hashlib.sha256(p.read_bytes()).hexdigest() if small else (
-                st_.st_size, st_.st_mtime_ns, st_.st_ino)
+            out[rel] = (
+                hashlib.sha256(p.read_bytes()).hexdigest()
+                if small
+                else (st_.st_size, st_.st_mtime_ns, st_.st_ino)
+            )
     return out
 
 
@@ -273,9 +352,13 @@ def _every_call(engine: Engine, run: str, epochs: list[int]) -> None:
     z = np.zeros(64, np.float32)
     calls = [lambda: engine.compare(run, 2, skipped=[]), lambda: engine.compare(run, 2)]
     for e in sorted(set(epochs) | {1}):
-        calls += [lambda e=e: engine.generate(run, e, z), lambda e=e: engine.interpolate(run, e, z, z, 3),
-                  lambda e=e: engine.scores(run, e, np.zeros((2, 28, 28), np.float32)),
-                  lambda e=e: engine.directions(run, e, 3), lambda e=e: engine.top_dims(run, e, 3)]
+        calls += [
+            lambda e=e: engine.generate(run, e, z),
+            lambda e=e: engine.interpolate(run, e, z, z, 3),
+            lambda e=e: engine.scores(run, e, np.zeros((2, 28, 28), np.float32)),
+            lambda e=e: engine.directions(run, e, 3),
+            lambda e=e: engine.top_dims(run, e, 3),
+        ]
     for call in calls:
         try:
             call()
@@ -283,9 +366,15 @@ def _every_call(engine: Engine, run: str, epochs: list[int]) -> None:
             _one_line(exc)
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.data_too_large])
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
 @given(d=damage)
 def test_any_corrupt_run_folder_only_breaks_itself(root, trained_runs, engine, d):
     path = root / "bad"

@@ -1,5 +1,6 @@
 """The CPU kernel choice (models/cpu.py): real /proc/cpuinfo, fixture CPUs, and the environment
 the choice leaves for TensorFlow, checked in child processes so this process's env stays clean."""
+
 from __future__ import annotations
 
 import json
@@ -14,11 +15,15 @@ from models import cpu
 
 ROOT = Path(__file__).resolve().parents[1]
 
-ZEN3_AVX2 = ("fpu vme de pse tsc msr pae sse sse2 ht syscall nx lm pni pclmulqdq ssse3 fma cx16 "
-             "sse4_1 sse4_2 movbe popcnt aes xsave avx f16c rdrand hypervisor bmi1 avx2 smep bmi2 "
-             "erms invpcid rdseed adx sha_ni vaes vpclmulqdq rdpid fsrm")
-ZEN4_AVX512_BF16 = ZEN3_AVX2 + (" avx512f avx512dq avx512ifma avx512cd avx512bw avx512vl avx512_bf16 "
-                                "avx512vbmi avx512_vbmi2 gfni avx512_vnni avx512_bitalg avx512_vpopcntdq")
+ZEN3_AVX2 = (
+    "fpu vme de pse tsc msr pae sse sse2 ht syscall nx lm pni pclmulqdq ssse3 fma cx16 "
+    "sse4_1 sse4_2 movbe popcnt aes xsave avx f16c rdrand hypervisor bmi1 avx2 smep bmi2 "
+    "erms invpcid rdseed adx sha_ni vaes vpclmulqdq rdpid fsrm"
+)
+ZEN4_AVX512_BF16 = ZEN3_AVX2 + (
+    " avx512f avx512dq avx512ifma avx512cd avx512bw avx512vl avx512_bf16 "
+    "avx512vbmi avx512_vbmi2 gfni avx512_vnni avx512_bitalg avx512_vpopcntdq"
+)
 SKX_AVX512 = ZEN3_AVX2 + " avx512f avx512dq avx512cd avx512bw avx512vl"
 SPR_AMX = ZEN4_AVX512_BF16 + " amx_bf16 amx_tile amx_int8"
 
@@ -39,15 +44,22 @@ def test_real_cpuinfo_is_parsed_like_the_kernel_lists_it():
     json.dumps(prof)  # goes into run.json as is
 
 
-@pytest.mark.parametrize("flags, isa, bf16", [
-    (ZEN3_AVX2, "AVX2", False), (SKX_AVX512, "AVX-512", False),
-    (ZEN4_AVX512_BF16, "AVX-512 + bf16", True), (SPR_AMX, "AMX", True)],
-    ids=["zen3-avx2", "skylake-avx512", "zen4-avx512-bf16", "sapphire-rapids-amx"])
+@pytest.mark.parametrize(
+    "flags, isa, bf16",
+    [
+        (ZEN3_AVX2, "AVX2", False),
+        (SKX_AVX512, "AVX-512", False),
+        (ZEN4_AVX512_BF16, "AVX-512 + bf16", True),
+        (SPR_AMX, "AMX", True),
+    ],
+    ids=["zen3-avx2", "skylake-avx512", "zen4-avx512-bf16", "sapphire-rapids-amx"],
+)
 def test_fixture_cpus(flags, isa, bf16):
     prof = cpu.cpu_profile(cpuinfo("Some CPU", flags))
     assert prof["model"] == "Some CPU" and cpu.isa_name(prof) == isa and prof["native_bf16"] is bf16
-    assert cpu.fast_precisions(prof) == (["float32", "mixed_bfloat16", "onednn_bfloat16"] if bf16
-                                         else ["float32"])
+    assert cpu.fast_precisions(prof) == (
+        ["float32", "mixed_bfloat16", "onednn_bfloat16"] if bf16 else ["float32"]
+    )
     note = cpu.precision_note("mixed_bfloat16", prof)
     assert ("no native bfloat16" in note and "slower than float32" in note) if not bf16 else note == ""
     assert cpu.precision_note("float32", prof) == ""
@@ -89,10 +101,19 @@ print("OUT " + json.dumps(out))
 def run_child(tmp_path, flags: str, env: dict, import_tf: bool = False) -> dict:
     info = tmp_path / "cpuinfo"
     info.write_text(cpuinfo("Fixture CPU", flags))
-    clean = {k: v for k, v in os.environ.items() if k not in ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA", cpu.MARK)}
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA", cpu.MARK)
+    }
     code = CHILD.format(root=str(ROOT), info=str(info), import_tf=import_tf)
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={**clean, "TF_CPP_MIN_LOG_LEVEL": "3", **env})
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**clean, "TF_CPP_MIN_LOG_LEVEL": "3", **env},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads(next(line[4:] for line in proc.stdout.splitlines() if line.startswith("OUT ")))
 
@@ -109,8 +130,10 @@ def test_configure_cpu_respects_the_users_setting(tmp_path, value):
     assert out["first"]["onednn_opts"] is (value == "1") and out["first"]["onednn_max_cpu_isa"] == "AVX2"
 
 
-@pytest.mark.skipif("avx2" not in cpu.parse_cpuinfo(Path("/proc/cpuinfo").read_text())["flags"],
-                    reason="needs an x86 CPU with AVX2")
+@pytest.mark.skipif(
+    "avx2" not in cpu.parse_cpuinfo(Path("/proc/cpuinfo").read_text())["flags"],
+    reason="needs an x86 CPU with AVX2",
+)
 def test_tensorflow_runs_onednn_kernels_after_import_tensorflow_on_avx2(tmp_path):
     prof = run_child(tmp_path, ZEN3_AVX2, {}, import_tf=True)["profile"]
     assert prof["onednn_active"] is True and prof["onednn_opts"] is True
@@ -118,11 +141,12 @@ def test_tensorflow_runs_onednn_kernels_after_import_tensorflow_on_avx2(tmp_path
 
 
 def test_configure_cpu_after_tensorflow_changes_nothing_and_says_so(tmp_path):
-    code = ("import json, os, sys, types; sys.path.insert(0, %r); sys.modules['tensorflow'] = "
-            "types.ModuleType('tensorflow'); from models import cpu; c = cpu.configure_cpu(); "
-            "print('OUT ' + json.dumps([c, os.environ.get('TF_ENABLE_ONEDNN_OPTS')]))" % str(ROOT))
+    code = (
+        f"import json, os, sys, types; sys.path.insert(0, {str(ROOT)!r}); sys.modules['tensorflow'] = "
+        "types.ModuleType('tensorflow'); from models import cpu; c = cpu.configure_cpu(); "
+        "print('OUT ' + json.dumps([c, os.environ.get('TF_ENABLE_ONEDNN_OPTS')]))"
+    )
     clean = {k: v for k, v in os.environ.items() if k not in ("TF_ENABLE_ONEDNN_OPTS", cpu.MARK)}
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
-                          env=clean)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=clean)
     choice, env = json.loads(proc.stdout.split("OUT ", 1)[1])
     assert env is None and choice["onednn_opts"] is None and "imported before" in choice["onednn_reason"]

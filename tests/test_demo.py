@@ -1,4 +1,5 @@
 """The bundled demo run: what a fresh clone opens on must be whole, small, honest and readable."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,9 @@ def test_demo_is_whole_and_small():
         assert_whole_epoch(DEMO / "epochs" / f"epoch-{e:04d}")
     # metrics.jsonl holds every epoch, including the pruned ones (the Compare curves use them)
     logged = [json.loads(l) for l in (DEMO / "metrics.jsonl").read_text().splitlines()]
-    assert sorted(r["epoch"] for r in logged if r["kind"] == "epoch") == \
-        list(range(1, info["epochs_done"] + 1))
+    assert sorted(r["epoch"] for r in logged if r["kind"] == "epoch") == list(
+        range(1, info["epochs_done"] + 1)
+    )
 
 
 def test_demo_facts_match_its_preset_and_models():
@@ -62,8 +64,12 @@ def test_demo_final_epoch_draws_readable_digits_and_its_recorded_fcd_reproduces(
     for e in (kept[0], kept[-1]):
         folder = DEMO / "epochs" / f"epoch-{e:04d}"
         recorded = json.loads((folder / "summary.json").read_text())["quality"]
-        q = score_generator(load_model(folder / "generator.keras"), info["latent_dim"],
-                            info["pixel_range"], n=recorded["n_samples"])
+        q = score_generator(
+            load_model(folder / "generator.keras"),
+            info["latent_dim"],
+            info["pixel_range"],
+            n=recorded["n_samples"],
+        )
         assert q["fcd"] == pytest.approx(recorded["fcd"], rel=0.02, abs=0.5)
         fcd[e] = q
     first, last = fcd[kept[0]], fcd[kept[-1]]

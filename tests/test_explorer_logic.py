@@ -1,4 +1,5 @@
 """The explorer's logic layer, called directly: registry, latent maths, engine, rendering."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,8 @@ import shutil
 
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from explorer import latent, render
@@ -77,14 +79,17 @@ def test_vector_parser_never_crashes_on_any_text(text):
         assert v.shape == (4,) and np.all(np.isfinite(v)) and np.abs(v).max() <= latent.MAX_ABS
 
 
-@pytest.mark.parametrize("text,needle", [
-    ("", "empty"),
-    ("1, 2, 3", "has 3 numbers but this generator takes 4"),
-    ("1, 2, three, 4", "words"),
-    ("1, nan, 2, 3", "NaN or infinity"),
-    ("1, inf, 2, 3", "NaN or infinity"),
-    ("1e30, 0, 0, 0", "within"),
-])
+@pytest.mark.parametrize(
+    "text,needle",
+    [
+        ("", "empty"),
+        ("1, 2, 3", "has 3 numbers but this generator takes 4"),
+        ("1, 2, three, 4", "words"),
+        ("1, nan, 2, 3", "NaN or infinity"),
+        ("1, inf, 2, 3", "NaN or infinity"),
+        ("1e30, 0, 0, 0", "within"),
+    ],
+)
 def test_vector_parser_messages_say_what_is_wrong(text, needle):
     with pytest.raises(ExplorerError, match=needle):
         latent.parse_vector(text, 4)
@@ -118,8 +123,9 @@ def test_registry_lists_runs_epochs_and_quality(trained_runs):
     assert "FCD" in run.epochs[-1].label
 
 
-@pytest.mark.parametrize("name", ["..", "../tiny", "/etc", "/etc/passwd", "tiny/../../x", "", "nope",
-                                  "tiny/epochs", "~", "%2e%2e"])
+@pytest.mark.parametrize(
+    "name", ["..", "../tiny", "/etc", "/etc/passwd", "tiny/../../x", "", "nope", "tiny/epochs", "~", "%2e%2e"]
+)
 def test_registry_refuses_names_outside_the_runs_folder(trained_runs, name):
     reg = RunRegistry([trained_runs])
     with pytest.raises(ExplorerError):
@@ -349,7 +355,9 @@ def test_a_custom_layer_class_is_refused_with_a_clear_message(runs_copy):
     out = keras.layers.Dense(1)(keras.layers.Flatten()(Twice()(inp)))
     keras.Model(inp, out).save(_epoch(runs_copy, 1) / "discriminator.keras")
     keras.saving.get_custom_objects().pop("evil>Twice")  # as in a fresh app process
-    _assert_refused_and_others_usable(runs_copy, 1, "Twice from module tests.test_explorer_logic (custom code)")
+    _assert_refused_and_others_usable(
+        runs_copy, 1, "Twice from module tests.test_explorer_logic (custom code)"
+    )
 
 
 def test_a_snapshot_that_fails_to_load_shows_as_broken_until_its_files_change(runs_copy):
@@ -422,8 +430,10 @@ def test_epoch_figures_fall_back_to_summaries_and_survive_bad_values(runs_copy):
     # epoch 1 logged twice (a resume), epoch 3 missing from the log, a torn last line
     first = dict(epoch_lines[0], d_loss=0.123)
     broken_q = dict(epoch_lines[1], quality={"fcd": None, "classifier_score": "x"})
-    (run_dir / "metrics.jsonl").write_text("\n".join(
-        [json.dumps(epoch_lines[0]), json.dumps(first), json.dumps(broken_q), '{"kind": "ep']) + "\n")
+    (run_dir / "metrics.jsonl").write_text(
+        "\n".join([json.dumps(epoch_lines[0]), json.dumps(first), json.dumps(broken_q), '{"kind": "ep'])
+        + "\n"
+    )
     reg = RunRegistry([runs_copy])
     rows = figures.epoch_rows(reg.get("tiny"), reg.metrics("tiny"))
     assert [r["epoch"] for r in rows] == [1, 2, 3]  # 3 from its summary.json
@@ -443,11 +453,17 @@ def test_compare_leaves_out_an_epoch_that_fails_to_load_and_says_why(runs_copy):
     assert skipped and skipped[0][0] == 2 and "truncated" in skipped[0][1]
 
 
-@pytest.mark.parametrize("kw,needle", [
-    (dict(n_points=0), "points must be a whole number from 1 to 32"),
-    (dict(n_points=33), "points"), (dict(n_points=float("nan")), "points"),
-    (dict(n_points=2.5), "points"), (dict(seed=-1), "seed"), (dict(seed="x"), "seed"),
-])
+@pytest.mark.parametrize(
+    "kw,needle",
+    [
+        (dict(n_points=0), "points must be a whole number from 1 to 32"),
+        (dict(n_points=33), "points"),
+        (dict(n_points=float("nan")), "points"),
+        (dict(n_points=2.5), "points"),
+        (dict(seed=-1), "seed"),
+        (dict(seed="x"), "seed"),
+    ],
+)
 def test_compare_refuses_bad_counts_and_seeds(engine, kw, needle):
     with pytest.raises(ExplorerError, match=needle):
         engine.compare("tiny", **kw)
@@ -484,11 +500,13 @@ def test_strips_wrap_and_caption_every_frame(n, per_row, two_scores):
     s = rng.random(n)
     im = render.strip(imgs, s, cell=40, per_row=per_row, scores2=s if two_scores else None)
     cols, rows = min(n, per_row), -(-n // min(n, per_row))
-    cell = max(40, render._text_w("final D 0.00") + 4 if two_scores else 0, render._text_w("P(real) 0.00") + 4)
+    cell = max(
+        40, render._text_w("final D 0.00") + 4 if two_scores else 0, render._text_w("P(real) 0.00") + 4
+    )
     assert im.width == cols * (cell + 6) + 6
     assert im.height == rows * (cell + 15 * (1 + two_scores) + 6) + 6
     # the first frame is pasted at (6, 6) at full size
-    px = np.asarray(im.convert("L"))[6: 6 + cell, 6: 6 + cell]
+    px = np.asarray(im.convert("L"))[6 : 6 + cell, 6 : 6 + cell]
     expect = np.asarray(render.digit(imgs[0], cell))
     np.testing.assert_array_equal(px, expect)
 
@@ -500,8 +518,9 @@ def test_keras_safe_mode_itself_refuses_a_lambda_layer_with_a_clear_message(runs
     from explorer.engine import _load_model
 
     inp = keras.Input((64,))
-    out = keras.layers.Reshape((28, 28, 1))(keras.layers.Lambda(lambda t: t * 0 + 1)(
-        keras.layers.Dense(784)(inp)))
+    out = keras.layers.Reshape((28, 28, 1))(
+        keras.layers.Lambda(lambda t: t * 0 + 1)(keras.layers.Dense(784)(inp))
+    )
     path = runs_copy / "lambda.keras"
     keras.Model(inp, out).save(path)
     run = RunRegistry([runs_copy]).get("tiny")

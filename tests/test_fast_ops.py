@@ -1,5 +1,6 @@
 """models/fast_ops.py: the one-map convolution gives the stock layer's values and gradients,
 and an accelerated model still saves as, and loads back into, stock Keras layers."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The quality evaluator and metrics, measured on the real digits."""
+
 from __future__ import annotations
 
 import json
@@ -43,7 +44,9 @@ def test_frechet_distance_basics():
     b = rng.standard_normal((500, 8)) * 2 + 1
     mu_a, s_a, mu_b, s_b = a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False)
     assert frechet_distance(mu_a, s_a, mu_a, s_a) == pytest.approx(0, abs=1e-6)
-    assert frechet_distance(mu_a, s_a, mu_b, s_b) == pytest.approx(frechet_distance(mu_b, s_b, mu_a, s_a), rel=1e-6)
+    assert frechet_distance(mu_a, s_a, mu_b, s_b) == pytest.approx(
+        frechet_distance(mu_b, s_b, mu_a, s_a), rel=1e-6
+    )
     # closed form for diagonal covariances: |mu|^2 + sum (sqrt(v1) - sqrt(v2))^2
     got = frechet_distance(np.zeros(3), np.diag([1.0, 4, 9]), np.ones(3), np.diag([4.0, 4, 1]))
     assert got == pytest.approx(3 + 1 + 0 + 4, rel=1e-6)
@@ -54,7 +57,7 @@ def test_fcd_orders_real_blurred_and_noise(digits, scorer):
 
     x, _ = digits
     sample = x[:2000]
-    k = np.outer(*[np.exp(-np.arange(-3, 4) ** 2 / 2.0)] * 2).astype(np.float32)
+    k = np.outer(*[np.exp(-(np.arange(-3, 4) ** 2) / 2.0)] * 2).astype(np.float32)
     blurred = tf.nn.conv2d(sample, (k / k.sum())[:, :, None, None], 1, "SAME").numpy()
     noise = np.random.default_rng(0).random(sample.shape, dtype=np.float32)
     real, blur, rand = (scorer.score(s) for s in (sample, blurred, noise))

@@ -3,6 +3,7 @@
 The shipped demo run (runs/demo) keeps epochs 1, 3, 7 and 15 and no checkpoint/. Resuming a copy
 of it used to delete every epoch folder and empty metrics.jsonl, then train from scratch.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -18,8 +19,11 @@ DEMO = ROOT / "runs" / "demo"
 
 
 def _tree_hash(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -37,18 +41,24 @@ def test_resume_without_checkpoint_continues_from_the_last_epoch_and_keeps_every
     before = _tree_hash(run / "epochs")
     lines_before = (run / "metrics.jsonl").read_bytes().splitlines(keepends=True)
 
-    proc = run_training("--run-dir", str(run), "--resume", "--epochs", "16",
-                        "--quality-samples", "100", timeout=600)
+    proc = run_training(
+        "--run-dir", str(run), "--resume", "--epochs", "16", "--quality-samples", "100", timeout=600
+    )
 
     # every epoch folder that was there is still there, byte for byte
     after = _tree_hash(run / "epochs")
     assert {k: v for k, v in after.items() if k in before} == before
     assert sorted(p.name for p in (run / "epochs").iterdir()) == [
-        "epoch-0001", "epoch-0003", "epoch-0007", "epoch-0015", "epoch-0016"]
+        "epoch-0001",
+        "epoch-0003",
+        "epoch-0007",
+        "epoch-0015",
+        "epoch-0016",
+    ]
     # every original metrics line is still there, unchanged and in order, then epoch 16's
     lines_after = (run / "metrics.jsonl").read_bytes().splitlines(keepends=True)
     assert lines_after[: len(lines_before)] == lines_before
-    new = [json.loads(l) for l in lines_after[len(lines_before):]]
+    new = [json.loads(l) for l in lines_after[len(lines_before) :]]
     assert new and {r["epoch"] for r in new} == {16}
     assert [r["kind"] for r in new][-1] == "epoch"
     # epoch 16 is whole and continues the count of steps and time
@@ -90,9 +100,13 @@ def test_metrics_lines_of_an_epoch_are_replaced_only_when_that_epoch_is_written(
     from training.runfolder import MetricsLog, read_jsonl
 
     path = tmp_path / "metrics.jsonl"
-    old = [{"kind": "step", "epoch": 1, "step": 1}, {"kind": "epoch", "epoch": 1},
-           {"kind": "step", "epoch": 2, "step": 2}, {"kind": "epoch", "epoch": 2},
-           {"kind": "step", "epoch": 3, "step": 3}]
+    old = [
+        {"kind": "step", "epoch": 1, "step": 1},
+        {"kind": "epoch", "epoch": 1},
+        {"kind": "step", "epoch": 2, "step": 2},
+        {"kind": "epoch", "epoch": 2},
+        {"kind": "step", "epoch": 3, "step": 3},
+    ]
     path.write_text("".join(json.dumps(r) + "\n" for r in old) + '{"kind": "st')  # torn by a kill
     log = MetricsLog(path)
     log.mark()
@@ -100,12 +114,23 @@ def test_metrics_lines_of_an_epoch_are_replaced_only_when_that_epoch_is_written(
     assert read_jsonl(path)[:5] == old  # nothing dropped while epoch 2 is being re-trained
     log.append_epoch({"kind": "epoch", "epoch": 2, "new": True})
     rows = read_jsonl(path)
-    assert rows == [old[0], old[1], {"kind": "step", "epoch": 2, "step": 20},
-                    {"kind": "epoch", "epoch": 2, "new": True}, old[4]]  # epoch 3's line kept
+    assert rows == [
+        old[0],
+        old[1],
+        {"kind": "step", "epoch": 2, "step": 20},
+        {"kind": "epoch", "epoch": 2, "new": True},
+        old[4],
+    ]  # epoch 3's line kept
     log.append({"kind": "step", "epoch": 3, "step": 30})
     log.append_epoch({"kind": "epoch", "epoch": 3})
     assert [(r["epoch"], r.get("step")) for r in read_jsonl(path)] == [
-        (1, 1), (1, None), (2, 20), (2, None), (3, 30), (3, None)]
+        (1, 1),
+        (1, None),
+        (2, 20),
+        (2, None),
+        (3, 30),
+        (3, None),
+    ]
 
 
 def test_a_writer_killed_between_its_two_renames_loses_no_epoch(tmp_path):

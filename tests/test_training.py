@@ -1,4 +1,5 @@
 """The training script as a user meets it: real digits, real processes, real run folders."""
+
 from __future__ import annotations
 
 import gzip
@@ -21,8 +22,14 @@ EPOCH_FILES = {"generator.keras", "discriminator.keras", "samples.png", "summary
 
 def run_training(*args, timeout=300, check=True) -> subprocess.CompletedProcess:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
-    proc = subprocess.run([sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"training failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc
@@ -30,8 +37,21 @@ def run_training(*args, timeout=300, check=True) -> subprocess.CompletedProcess:
 
 def small_args(run_dir, *extra, images=320, epochs=2, quality=200):
     """A small real run; quality=0 where the test does not look at the quality scores."""
-    return ["--run-dir", str(run_dir), "--data", str(MNIST), "--max-images", str(images),
-            "--epochs", str(epochs), "--batch-size", "32", "--quality-samples", str(quality), *extra]
+    return [
+        "--run-dir",
+        str(run_dir),
+        "--data",
+        str(MNIST),
+        "--max-images",
+        str(images),
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        "32",
+        "--quality-samples",
+        str(quality),
+        *extra,
+    ]
 
 
 def load_model(path):
@@ -120,8 +140,13 @@ def test_sigkill_mid_epoch_leaves_whole_epochs_and_resume_completes(tmp_path):
     run = tmp_path / "killed"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     args = small_args(run, "--steps-per-call", "1", images=640, epochs=3, quality=0)
-    proc = subprocess.Popen([sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
-                            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
 
     def mid_epoch_two():
         try:
@@ -154,8 +179,13 @@ def test_sigterm_stops_between_steps_and_keeps_whole_epochs(tmp_path):
     run = tmp_path / "stopped"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     args = small_args(run, "--steps-per-call", "1", images=640, epochs=50, quality=0)
-    proc = subprocess.Popen([sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     assert _wait_for(lambda: (run / "epochs/epoch-0001").is_dir(), 120, proc)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
@@ -170,8 +200,13 @@ def test_second_trainer_on_the_same_run_folder_is_refused(tmp_path):
     run = tmp_path / "locked"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     args = small_args(run, "--steps-per-call", "1", images=640, epochs=50, quality=0)
-    first = subprocess.Popen([sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
-                             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         assert _wait_for(lambda: (run / "progress.json").is_file(), 120, first)
         second = run_training("--run-dir", str(run), "--resume", check=False)
@@ -186,7 +221,7 @@ def test_second_trainer_on_the_same_run_folder_is_refused(tmp_path):
 
 def test_two_logical_devices_under_mirrored_strategy_train_an_epoch(tmp_path):
     run = tmp_path / "mirrored"
-    proc = run_training(*small_args(run, "--devices", "2", epochs=1, quality=0))
+    run_training(*small_args(run, "--devices", "2", epochs=1, quality=0))
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "completed" and info["config"]["devices"] == 2
     assert_whole_epoch(run / "epochs/epoch-0001")
@@ -194,8 +229,7 @@ def test_two_logical_devices_under_mirrored_strategy_train_an_epoch(tmp_path):
     assert np.isfinite(s["d_loss"]) and np.isfinite(s["g_loss"]) and s["steps"] == 10
 
 
-@pytest.mark.parametrize("precision,dtype", [("mixed_bfloat16", "bfloat16"),
-                                             ("onednn_bfloat16", "float32")])
+@pytest.mark.parametrize("precision,dtype", [("mixed_bfloat16", "bfloat16"), ("onednn_bfloat16", "float32")])
 def test_bfloat16_precisions_train_and_snapshot_loadable_models(tmp_path, precision, dtype):
     """Both bf16 options train; onednn_bfloat16 keeps the snapshots plain float32 models."""
     run = tmp_path / precision
@@ -271,10 +305,20 @@ def _bad_inputs(tmp: Path):
     }
 
 
-@pytest.mark.parametrize("case", [
-    "missing data path", "corrupt IDX", "corrupt npz", "npz without images", "wrong image shape",
-    "zero epochs", "negative batch", "existing run", "resume without run",
-])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "missing data path",
+        "corrupt IDX",
+        "corrupt npz",
+        "npz without images",
+        "wrong image shape",
+        "zero epochs",
+        "negative batch",
+        "existing run",
+        "resume without run",
+    ],
+)
 def test_bad_input_is_a_clear_one_line_error_and_writes_nothing(tmp_path, case):
     args, needle = _bad_inputs(tmp_path)[case]
     run = tmp_path / ("existing-run" if case == "existing run" else "new-run")

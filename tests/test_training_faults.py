@@ -1,4 +1,5 @@
 """Faults a user meets: the disk fills up, the run folder turns read-only mid-run."""
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,7 @@ def tmpfs(tmp_path):
     mnt.mkdir()
     # room for a few whole epochs and a checkpoint of any preset; the disk-full test fills the
     # rest itself, so the size only has to be comfortably larger than one epoch's writes
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256M", "tmpfs", str(mnt)],
-                       capture_output=True)
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256M", "tmpfs", str(mnt)], capture_output=True)
     if r.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {r.stderr.decode().strip()}")
     yield mnt
@@ -30,8 +30,13 @@ def tmpfs(tmp_path):
 def _start(run: Path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     args = small_args(run, "--steps-per-call", "1", images=640, epochs=3, quality=0)
-    return subprocess.Popen([sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
 
 
 def _fill(mnt: Path) -> Path:
@@ -56,8 +61,9 @@ def _after_failure(run: Path, proc):
     assert done and done[0] == "epoch-0001"
     for name in done:
         assert_whole_epoch(run / "epochs" / name)
-    assert not [p for p in (run / "epochs").iterdir() if p.name.startswith(".")], \
+    assert not [p for p in (run / "epochs").iterdir() if p.name.startswith(".")], (
         "no partial snapshot may be left behind"
+    )
     return msg[0]
 
 

@@ -1,5 +1,6 @@
 """The explorer's pure builders (explorer.tables, explorer.figures) and training process
 control (explorer.trainer), on the bundled demo run's real files and on damaged values."""
+
 from __future__ import annotations
 
 import json
@@ -38,10 +39,19 @@ def test_run_facts_of_the_demo_run(demo):
 
 @pytest.mark.parametrize("bad", BAD_VALUES)
 def test_run_facts_never_raise_on_bad_values(bad, tmp_path):
-    info = {"preset": bad, "latent_dim": bad, "config": bad, "dataset": {"n_images": bad}, "versions": bad,
-            "epochs_done": bad, "command": bad, "d_outputs_logits": bad}
-    md = tables.run_facts(RunInfo("x", tmp_path, info, broken="run.json says so",
-                                  epochs=[EpochInfo(1, tmp_path)]))
+    info = {
+        "preset": bad,
+        "latent_dim": bad,
+        "config": bad,
+        "dataset": {"n_images": bad},
+        "versions": bad,
+        "epochs_done": bad,
+        "command": bad,
+        "d_outputs_logits": bad,
+    }
+    md = tables.run_facts(
+        RunInfo("x", tmp_path, info, broken="run.json says so", epochs=[EpochInfo(1, tmp_path)])
+    )
     assert md.startswith("### x  ·  broken") and "**broken: run.json says so**" in md
     assert "?" in tables.run_facts(RunInfo("empty", tmp_path))
 
@@ -60,8 +70,12 @@ def test_epoch_quality_and_histogram_of_a_real_summary(tmp_path):
 @pytest.mark.parametrize("bad", BAD_VALUES)
 def test_epoch_quality_never_raises_on_bad_values(bad, tmp_path):
     s = {k: bad for k in ("d_loss", "g_loss", "d_acc_real", "images_per_s", "elapsed_s")}
-    s["quality"] = {"fcd": bad, "confident_share": bad, "classifier_score": bad,
-                    "digit_histogram": [bad] * 10}
+    s["quality"] = {
+        "fcd": bad,
+        "confident_share": bad,
+        "classifier_score": bad,
+        "digit_histogram": [bad] * 10,
+    }
     e = EpochInfo(2, tmp_path, broken="generator.keras missing", summary=s)
     md = tables.epoch_quality(e, False, "a note")
     assert "**Epoch 2 is broken: generator.keras missing**" in md and "- a note" in md
@@ -92,14 +106,18 @@ def test_compare_figures_of_the_demo_run(demo):
 
 @pytest.mark.parametrize("bad", BAD_VALUES)
 def test_compare_builders_never_raise_on_bad_metrics(bad, tmp_path):
-    metrics = [{"kind": "epoch", "epoch": 1, "d_loss": bad, "quality": {"fcd": bad, "fcd_floor": bad}},
-               {"kind": "epoch", "epoch": bad, "d_loss": 1.0}, {"kind": "epoch"}]
+    metrics = [
+        {"kind": "epoch", "epoch": 1, "d_loss": bad, "quality": {"fcd": bad, "fcd_floor": bad}},
+        {"kind": "epoch", "epoch": bad, "d_loss": 1.0},
+        {"kind": "epoch"},
+    ]
     info = RunInfo("x", tmp_path, epochs=[EpochInfo(2, tmp_path, summary={"quality": bad, "g_loss": bad})])
     rows = figures.epoch_rows(info, metrics)
     best = figures.best_epoch(rows)
     frames = tables.compare_frames(rows, best)
-    text = tables.compare_text(rows, [2], best, None, figures.fcd_floor(metrics, info), "X",
-                               skipped=[(3, "<script>")])
+    text = tables.compare_text(
+        rows, [2], best, None, figures.fcd_floor(metrics, info), "X", skipped=[(3, "<script>")]
+    )
     assert "&lt;script&gt;" in text and "<script>" not in text
     assert isinstance(tables.epoch_table(rows, best), pd.DataFrame)
     assert frames["score"] is None
@@ -107,13 +125,21 @@ def test_compare_builders_never_raise_on_bad_metrics(bad, tmp_path):
 
 
 def test_train_status_of_a_real_progress_file():
-    prog = {"epoch": 2, "epochs": 5, "step_in_epoch": 39, "steps_per_epoch": 156, "images_per_s": 512.3,
-            "d_loss": 0.7, "g_loss": 1.9, "status": "training"}
+    prog = {
+        "epoch": 2,
+        "epochs": 5,
+        "step_in_epoch": 39,
+        "steps_per_epoch": 156,
+        "images_per_s": 512.3,
+        "d_loss": 0.7,
+        "g_loss": 1.9,
+        "status": "training",
+    }
     text, pct = tables.train_status("r1", "running", "", prog, latest_epoch=1)
     assert pct == pytest.approx(25.0)
     assert "**r1**: process running" in text and "epoch 2/5 · step 39/156 (25%) · 512 img/s" in text
     assert "status: training" in text and "latest samples: epoch 1" in text
-    assert 'width:25.0%' in tables.progress_bar(pct)
+    assert "width:25.0%" in tables.progress_bar(pct)
     failed = {"status": "failed", "error": "boom"}
     text, _ = tables.train_status("r1", "exited 1", "ValueError: bad data", failed)
     assert "status: failed · boom" in text and "`ValueError: bad data`" in text
@@ -132,8 +158,12 @@ def test_step_losses_from_real_metrics_and_bad_lines(demo):
     df = tables.step_losses(metrics)
     steps = [r for r in metrics if r.get("kind") == "step"]
     assert len(df) == min(2 * len(steps), 2000) and set(df["series"]) == {"d_loss", "g_loss"}
-    bad = [{"kind": "step", "step": 1, "d_loss": "x", "g_loss": 1.0}, {"kind": "step", "step": float("nan")},
-           "not a dict", {"kind": "step", "step": True, "d_loss": 1, "g_loss": 1}]
+    bad = [
+        {"kind": "step", "step": 1, "d_loss": "x", "g_loss": 1.0},
+        {"kind": "step", "step": float("nan")},
+        "not a dict",
+        {"kind": "step", "step": True, "d_loss": 1, "g_loss": 1},
+    ]
     assert tables.step_losses(bad) is None
     one = tables.step_losses([{"kind": "step", "step": 3, "d_loss": 1, "g_loss": 2}])
     assert list(one["loss"]) == [1.0, 2.0]
@@ -167,13 +197,25 @@ def test_last_log_line_skips_tensorflow_noise():
 
 def test_train_arguments_are_checked(tmp_path):
     args = new_run_args(tmp_path / "new", "dcgan", "3", 32, "", " data/x ", None, ("dcgan",), ("float32",))
-    assert args == ["--preset", "dcgan", "--epochs", "3", "--batch-size", "32", "--precision", "float32",
-                    "--data", "data/x"]
-    for call, needle in [((tmp_path, "dcgan", 1, 1, None, "", "float32"), "already exists"),
-                         ((tmp_path / "n", "gan", 1, 1, None, "", "float32"), "unknown preset"),
-                         ((tmp_path / "n", "dcgan", "x", 1, None, "", "float32"), "whole numbers"),
-                         ((tmp_path / "n", "dcgan", 0, 1, None, "", "float32"), "at least 1"),
-                         ((tmp_path / "n", "dcgan", 1, 1, None, "", "float16"), "unknown precision")]:
+    assert args == [
+        "--preset",
+        "dcgan",
+        "--epochs",
+        "3",
+        "--batch-size",
+        "32",
+        "--precision",
+        "float32",
+        "--data",
+        "data/x",
+    ]
+    for call, needle in [
+        ((tmp_path, "dcgan", 1, 1, None, "", "float32"), "already exists"),
+        ((tmp_path / "n", "gan", 1, 1, None, "", "float32"), "unknown preset"),
+        ((tmp_path / "n", "dcgan", "x", 1, None, "", "float32"), "whole numbers"),
+        ((tmp_path / "n", "dcgan", 0, 1, None, "", "float32"), "at least 1"),
+        ((tmp_path / "n", "dcgan", 1, 1, None, "", "float16"), "unknown precision"),
+    ]:
         with pytest.raises(ExplorerError, match=needle):
             new_run_args(*call, ("dcgan",), ("float32",))
     with pytest.raises(ExplorerError, match="no run 'nope'"):

@@ -1,4 +1,5 @@
 """python -m training: train a DCGAN, one snapshot per epoch (see training/CONTRACT.md)."""
+
 from __future__ import annotations
 
 import argparse
@@ -20,8 +21,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a DCGAN on MNIST-like digits; writes a snapshot after every epoch.",
     )
     p.add_argument("--run-dir", required=True, help="run folder to create (or continue with --resume)")
-    p.add_argument("--preset", default=DEFAULT_PRESET, choices=sorted(PRESETS),
-                   help=f"network preset (default {DEFAULT_PRESET})")
+    p.add_argument(
+        "--preset",
+        default=DEFAULT_PRESET,
+        choices=sorted(PRESETS),
+        help=f"network preset (default {DEFAULT_PRESET})",
+    )
     p.add_argument("--epochs", type=int, help="total epochs (default: the preset's)")
     p.add_argument("--batch-size", type=int, help="global batch size (default: the preset's)")
     p.add_argument("--lr-g", type=float, help="generator Adam learning rate")
@@ -30,23 +35,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (runs are deterministic)")
     p.add_argument("--max-images", type=int, help="train on the first N images only")
     p.add_argument("--data", help="local data: a folder of IDX files (gz or not) or an .npz with x_train")
-    p.add_argument("--dataset", default="mnist", choices=["mnist", "fashion_mnist"],
-                   help="dataset for Keras' loader when --data is not given")
-    p.add_argument("--precision", default="float32", choices=PRECISIONS,
-                   help="float32 (default); mixed_bfloat16: Keras' policy, bf16 snapshots; "
-                        "onednn_bfloat16: float32 models whose training step oneDNN runs in "
-                        "bfloat16. Both bf16 options pay off only on CPUs with avx512_bf16 or AMX")
-    p.add_argument("--devices", type=int, default=1,
-                   help="devices for MirroredStrategy (GPUs, or the CPU split in logical devices)")
+    p.add_argument(
+        "--dataset",
+        default="mnist",
+        choices=["mnist", "fashion_mnist"],
+        help="dataset for Keras' loader when --data is not given",
+    )
+    p.add_argument(
+        "--precision",
+        default="float32",
+        choices=PRECISIONS,
+        help="float32 (default); mixed_bfloat16: Keras' policy, bf16 snapshots; "
+        "onednn_bfloat16: float32 models whose training step oneDNN runs in "
+        "bfloat16. Both bf16 options pay off only on CPUs with avx512_bf16 or AMX",
+    )
+    p.add_argument(
+        "--devices",
+        type=int,
+        default=1,
+        help="devices for MirroredStrategy (GPUs, or the CPU split in logical devices)",
+    )
     p.add_argument("--steps-per-call", type=int, default=10, help="train steps per tf.function call")
-    p.add_argument("--quality-samples", type=int,
-                   help="generated samples scored per epoch by the evaluator (0: off; default "
-                        "2000, or the run's own with --resume, where it may be changed)")
-    p.add_argument("--label-noise", type=float, default=0.0,
-                   help="noise added to D's labels (keras.io uses 0.05)")
-    p.add_argument("--ema", type=float,
-                   help="decay of the generator weight average that is snapshotted (0: off; "
-                        "default: the preset's)")
+    p.add_argument(
+        "--quality-samples",
+        type=int,
+        help="generated samples scored per epoch by the evaluator (0: off; default "
+        "2000, or the run's own with --resume, where it may be changed)",
+    )
+    p.add_argument(
+        "--label-noise", type=float, default=0.0, help="noise added to D's labels (keras.io uses 0.05)"
+    )
+    p.add_argument(
+        "--ema",
+        type=float,
+        help="decay of the generator weight average that is snapshotted (0: off; default: the preset's)",
+    )
     p.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard logs")
     p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
     p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
@@ -62,12 +85,26 @@ def main(argv: list[str] | None = None) -> int:
     from training.runfolder import RunFolderError
 
     cfg = TrainConfig(
-        run_dir=args.run_dir, preset=args.preset, epochs=args.epochs, batch_size=args.batch_size,
-        lr_g=args.lr_g, lr_d=args.lr_d, beta_1=args.beta_1, seed=args.seed,
-        max_images=args.max_images, data=args.data, dataset=args.dataset,
-        precision=args.precision, devices=args.devices, steps_per_call=args.steps_per_call,
-        quality_samples=args.quality_samples, label_noise=args.label_noise, ema=args.ema,
-        tensorboard=not args.no_tensorboard, progress_bar=not args.quiet, resume=args.resume,
+        run_dir=args.run_dir,
+        preset=args.preset,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr_g=args.lr_g,
+        lr_d=args.lr_d,
+        beta_1=args.beta_1,
+        seed=args.seed,
+        max_images=args.max_images,
+        data=args.data,
+        dataset=args.dataset,
+        precision=args.precision,
+        devices=args.devices,
+        steps_per_call=args.steps_per_call,
+        quality_samples=args.quality_samples,
+        label_noise=args.label_noise,
+        ema=args.ema,
+        tensorboard=not args.no_tensorboard,
+        progress_bar=not args.quiet,
+        resume=args.resume,
         command="python -m training " + shlex.join(argv),
     )
     from models.cpu import precision_note
@@ -79,8 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     def request_stop(signum, _frame):
         if stop.is_set():  # a second Ctrl-C: leave now (whole epochs are already safe)
             raise KeyboardInterrupt
-        print(f"\nstopping after the current steps ({signal.Signals(signum).name}); "
-              "whole epochs are kept; continue with --resume", file=sys.stderr, flush=True)
+        print(
+            f"\nstopping after the current steps ({signal.Signals(signum).name}); "
+            "whole epochs are kept; continue with --resume",
+            file=sys.stderr,
+            flush=True,
+        )
         stop.set()
 
     signal.signal(signal.SIGINT, request_stop)
@@ -91,9 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"error: could not write the run folder {args.run_dir}: {exc.strerror or exc}. "
-              "Whole epochs already written are intact; free space or fix permissions, then "
-              "continue with --resume", file=sys.stderr)
+        print(
+            f"error: could not write the run folder {args.run_dir}: {exc.strerror or exc}. "
+            "Whole epochs already written are intact; free space or fix permissions, then "
+            "continue with --resume",
+            file=sys.stderr,
+        )
         return 1
     except FloatingPointError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -6,6 +6,7 @@ copied run) continues from its last whole epoch folder: the snapshotted generato
 discriminator, with fresh optimizer state. Either way nothing on disk is deleted to resume:
 every epoch folder and metrics line stays until the re-trained epoch that replaces it is written.
 """
+
 from __future__ import annotations
 
 import os
@@ -33,21 +34,25 @@ class ResumePoint:
 
     def record(self) -> dict:
         """The run.json "resumes" entry for this resume."""
-        return {"from_epoch": self.epoch, "optimizer_state": self.optimizer_state,
-                "time": rf.now_iso()}
+        return {"from_epoch": self.epoch, "optimizer_state": self.optimizer_state, "time": rf.now_iso()}
 
 
 # ----------------------------------------------------------------------------- checkpoint/
 def _ckpt_groups(generator, discriminator, g_opt, d_opt, ema_generator=None):
-    groups = [("g", generator.variables), ("d", discriminator.variables),
-              ("go", list(g_opt.variables)), ("do", list(d_opt.variables))]
+    groups = [
+        ("g", generator.variables),
+        ("d", discriminator.variables),
+        ("go", list(g_opt.variables)),
+        ("do", list(d_opt.variables)),
+    ]
     if ema_generator is not None:
         groups.append(("ge", ema_generator.variables))
     return groups
 
 
-def save_checkpoint(run_dir: Path, state: dict, generator, discriminator, g_opt, d_opt, rng,
-                    ema_generator=None):
+def save_checkpoint(
+    run_dir: Path, state: dict, generator, discriminator, g_opt, d_opt, rng, ema_generator=None
+):
     """checkpoint/ holds the latest whole epoch: written aside, then swapped in.
 
     The old checkpoint is removed only after the new one was renamed into its place, and a
@@ -88,8 +93,7 @@ def find_checkpoint(run_dir: Path) -> Path | None:
     return None
 
 
-def load_checkpoint(path: Path, generator, discriminator, g_opt, d_opt, rng,
-                    ema_generator=None) -> None:
+def load_checkpoint(path: Path, generator, discriminator, g_opt, d_opt, rng, ema_generator=None) -> None:
     """Restore every variable from checkpoint ``path``; RunFolderError when it does not fit."""
     g_opt.build(generator.trainable_variables)
     d_opt.build(discriminator.trainable_variables)
@@ -103,20 +107,27 @@ def load_checkpoint(path: Path, generator, discriminator, g_opt, d_opt, rng,
         raise RunFolderError(
             f"--resume: {path.name}/{rf.CHECKPOINT_ARRAYS} cannot be restored "
             f"({exc.__class__.__name__}: {str(exc).splitlines()[0][:160]}); move {path.name} aside "
-            "to continue from the last epoch folder (nothing was changed)") from None
+            "to continue from the last epoch folder (nothing was changed)"
+        ) from None
 
 
 def _checkpoint_point(ckpt: Path) -> ResumePoint:
     where = f"{ckpt.name}/{rf.CHECKPOINT_STATE}"
     try:
         state = rf.read_json_dict(ckpt / rf.CHECKPOINT_STATE)
-        point = ResumePoint(epoch=int(state["epoch"]), global_step=int(state["global_step"]),
-                            elapsed=float(state.get("elapsed_s", 0.0)),
-                            summaries=[dict(s) for s in state.get("summaries", [])],
-                            checkpoint=ckpt, optimizer_state=f"restored from {rf.CHECKPOINT}/")
+        point = ResumePoint(
+            epoch=int(state["epoch"]),
+            global_step=int(state["global_step"]),
+            elapsed=float(state.get("elapsed_s", 0.0)),
+            summaries=[dict(s) for s in state.get("summaries", [])],
+            checkpoint=ckpt,
+            optimizer_state=f"restored from {rf.CHECKPOINT}/",
+        )
     except (RunFolderError, KeyError, TypeError, ValueError) as exc:
-        raise RunFolderError(f"--resume: {where} is not usable ({exc}); move {ckpt.name} aside to "
-                             "continue from the last epoch folder (nothing was changed)") from None
+        raise RunFolderError(
+            f"--resume: {where} is not usable ({exc}); move {ckpt.name} aside to "
+            "continue from the last epoch folder (nothing was changed)"
+        ) from None
     if not all(isinstance(s.get("epoch"), int) for s in point.summaries):
         raise RunFolderError(f"--resume: {where} holds malformed summaries (nothing was changed)")
     return point
@@ -133,7 +144,8 @@ def _load_snapshot_model(folder: Path, name: str):
         raise RunFolderError(
             f"--resume: cannot load {folder.name}/{name} ({exc.__class__.__name__}: {reason}); "
             f"the last whole epoch is damaged and there is no {rf.CHECKPOINT}/ to resume from: "
-            f"restore {folder.name} or move it out of {rf.EPOCHS}/ (nothing was changed)") from None
+            f"restore {folder.name} or move it out of {rf.EPOCHS}/ (nothing was changed)"
+        ) from None
 
 
 def _snapshot_summaries(run_dir: Path, epoch: int, last: dict) -> list[dict]:
@@ -155,12 +167,18 @@ def _snapshot_point(run_dir: Path, epoch: int, why: str) -> ResumePoint:
     except (RunFolderError, KeyError, TypeError, ValueError) as exc:
         raise RunFolderError(
             f"--resume: {folder.name}/{rf.SUMMARY} is not usable ({exc}); restore {folder.name} "
-            f"or move it out of {rf.EPOCHS}/ (nothing was changed)") from None
+            f"or move it out of {rf.EPOCHS}/ (nothing was changed)"
+        ) from None
     g = _load_snapshot_model(folder, rf.GENERATOR).get_weights()
     d = _load_snapshot_model(folder, rf.DISCRIMINATOR).get_weights()
-    return ResumePoint(epoch=epoch, global_step=global_step, elapsed=elapsed,
-                       summaries=_snapshot_summaries(run_dir, epoch, summary), weights=(g, d),
-                       optimizer_state=f"fresh ({why})")
+    return ResumePoint(
+        epoch=epoch,
+        global_step=global_step,
+        elapsed=elapsed,
+        summaries=_snapshot_summaries(run_dir, epoch, summary),
+        weights=(g, d),
+        optimizer_state=f"fresh ({why})",
+    )
 
 
 def find_resume_point(run_dir: Path) -> ResumePoint:
@@ -196,4 +214,5 @@ def restore(point: ResumePoint, generator, discriminator, g_opt, d_opt, rng, ema
         except ValueError as exc:
             raise RunFolderError(
                 f"--resume: epoch {point.epoch}'s snapshot does not fit this run's preset "
-                f"({str(exc).splitlines()[0][:160]}) (nothing was changed)") from None
+                f"({str(exc).splitlines()[0][:160]}) (nothing was changed)"
+            ) from None

@@ -2,6 +2,7 @@
 
 Nothing here imports TensorFlow: the explorer reads PRECISIONS without loading it.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,7 +53,7 @@ class TrainConfig:
     resume: bool = False
     command: str | None = None
 
-    def resolved(self) -> "TrainConfig":
+    def resolved(self) -> TrainConfig:
         """Fill preset defaults and check every option; raises ConfigError."""
         from models import get_preset
 
@@ -69,23 +70,33 @@ class TrainConfig:
         c.ema = preset.ema if c.ema is None else c.ema
         c.quality_samples = DEFAULT_QUALITY_SAMPLES if c.quality_samples is None else c.quality_samples
         checks = [
-            (isinstance(c.epochs, int) and c.epochs >= 1,
-             f"--epochs must be a whole number of at least 1, got {c.epochs}"),
-            (isinstance(c.batch_size, int) and c.batch_size >= 1,
-             f"--batch-size must be a positive whole number, got {c.batch_size}"),
+            (
+                isinstance(c.epochs, int) and c.epochs >= 1,
+                f"--epochs must be a whole number of at least 1, got {c.epochs}",
+            ),
+            (
+                isinstance(c.batch_size, int) and c.batch_size >= 1,
+                f"--batch-size must be a positive whole number, got {c.batch_size}",
+            ),
             (c.lr_g > 0 and math.isfinite(c.lr_g), f"--lr-g must be a positive number, got {c.lr_g}"),
             (c.lr_d > 0 and math.isfinite(c.lr_d), f"--lr-d must be a positive number, got {c.lr_d}"),
             (0 <= c.beta_1 < 1, f"--beta-1 must be in [0, 1), got {c.beta_1}"),
-            (c.max_images is None or c.max_images >= 1,
-             f"--max-images must be a positive number, got {c.max_images}"),
-            (c.precision in PRECISIONS,
-             f"--precision must be one of {', '.join(PRECISIONS)}, got {c.precision!r}"),
+            (
+                c.max_images is None or c.max_images >= 1,
+                f"--max-images must be a positive number, got {c.max_images}",
+            ),
+            (
+                c.precision in PRECISIONS,
+                f"--precision must be one of {', '.join(PRECISIONS)}, got {c.precision!r}",
+            ),
             (0 <= c.ema < 1, f"--ema must be in [0, 1), got {c.ema}"),
             (c.devices >= 1, f"--devices must be at least 1, got {c.devices}"),
             (c.steps_per_call >= 1, f"--steps-per-call must be at least 1, got {c.steps_per_call}"),
             (c.quality_samples >= 0, f"--quality-samples must be 0 or more, got {c.quality_samples}"),
-            (c.batch_size % c.devices == 0,
-             f"--batch-size {c.batch_size} must be divisible by --devices {c.devices}"),
+            (
+                c.batch_size % c.devices == 0,
+                f"--batch-size {c.batch_size} must be divisible by --devices {c.devices}",
+            ),
         ]
         for ok, msg in checks:
             if not ok:
@@ -139,8 +150,9 @@ def resume_config(cfg: TrainConfig, run_dir: Path, existing: dict) -> TrainConfi
         raise rf.RunFolderError(f"--resume: {run_dir / rf.RUN_JSON} holds no config; cannot resume it")
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     merged = {k: v for k, v in saved.items() if k in fields}
-    merged.update(run_dir=str(run_dir), resume=True, progress_bar=cfg.progress_bar,
-                  command=existing.get("command"))
+    merged.update(
+        run_dir=str(run_dir), resume=True, progress_bar=cfg.progress_bar, command=existing.get("command")
+    )
     for name in ("epochs", "quality_samples"):
         if getattr(cfg, name) is not None:
             merged[name] = getattr(cfg, name)

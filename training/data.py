@@ -4,6 +4,7 @@ Every loader returns ``(images, labels)``: ``images`` uint8 of shape (N, 28, 28)
 uint8 of shape (N,) or None. Bad input raises :class:`DataError` with a message that says what
 was wrong and what to do.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -47,9 +48,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     dims = struct.unpack(">" + "I" * ndim, raw[4:header])
     size = int(np.prod(dims)) if dims else 0
     if len(raw) - header < size:
-        raise DataError(
-            f"{path} is truncated: expected {size} bytes of data, found {len(raw) - header}"
-        )
+        raise DataError(f"{path} is truncated: expected {size} bytes of data, found {len(raw) - header}")
     return np.frombuffer(raw, dtype=np.uint8, count=size, offset=header).reshape(dims)
 
 
@@ -64,9 +63,7 @@ def load_idx_folder(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray |
     folder = Path(folder)
     image_files = _pick(folder, "images")
     if not image_files:
-        raise DataError(
-            f"no IDX image files (*idx3-ubyte[.gz]) in {folder}; " + OFFLINE_HINT
-        )
+        raise DataError(f"no IDX image files (*idx3-ubyte[.gz]) in {folder}; " + OFFLINE_HINT)
     label_files = _pick(folder, "labels")
     images = [read_idx(p) for p in image_files]
     labels = [read_idx(p) for p in label_files]
@@ -157,9 +154,7 @@ def load_dataset(
         elif "idx" in path.name:
             images, labels = read_idx(path), None
         else:
-            raise DataError(
-                f"{data} is neither a folder of IDX files nor an .npz archive; " + OFFLINE_HINT
-            )
+            raise DataError(f"{data} is neither a folder of IDX files nor an .npz archive; " + OFFLINE_HINT)
         source = str(path.resolve())
     elif dataset == "fashion_mnist" and FASHION_DIR.is_dir():
         images, labels = load_idx_folder(FASHION_DIR)

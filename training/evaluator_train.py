@@ -7,6 +7,7 @@ on the last 2,000 held out, refuses to write weights under 98%, then computes th
 statistics (all digits), the real-vs-real floor and the FCD of degraded real digits (to choose
 READABLE_FCD). Deterministic with --seed. Every file is written atomically.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,11 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if labels is None or len(images) < N_TRAIN + 1000:
-        print(f"error: need at least {N_TRAIN + 1000} labelled digits, {source} has "
-              f"{len(images)} {'with' if labels is not None else 'without'} labels", file=sys.stderr)
+        print(
+            f"error: need at least {N_TRAIN + 1000} labelled digits, {source} has "
+            f"{len(images)} {'with' if labels is not None else 'without'} labels",
+            file=sys.stderr,
+        )
         return 2
 
     import keras
@@ -63,16 +67,27 @@ def main(argv=None) -> int:
     y = labels.astype(np.int64)
     x_tr, y_tr, x_ho, y_ho = x[:N_TRAIN], y[:N_TRAIN], x[N_TRAIN:], y[N_TRAIN:]
     model = build_evaluator()
-    aug = keras.Sequential([keras.layers.RandomTranslation(0.1, 0.1, seed=args.seed),
-                            keras.layers.RandomRotation(0.04, seed=args.seed)])
+    aug = keras.Sequential(
+        [
+            keras.layers.RandomTranslation(0.1, 0.1, seed=args.seed),
+            keras.layers.RandomRotation(0.04, seed=args.seed),
+        ]
+    )
     inp = keras.Input((28, 28, 1))
     trainer = keras.Model(inp, model(aug(inp)))
-    trainer.compile(optimizer=keras.optimizers.Adam(1e-3),
-                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                    metrics=["accuracy"])
-    trainer.fit(x_tr, y_tr, batch_size=128, epochs=args.epochs, verbose=2,
-                callbacks=[keras.callbacks.LearningRateScheduler(
-                    lambda e, lr: 1e-3 * (0.7 ** max(0, e - 4)))])
+    trainer.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+    trainer.fit(
+        x_tr,
+        y_tr,
+        batch_size=128,
+        epochs=args.epochs,
+        verbose=2,
+        callbacks=[keras.callbacks.LearningRateScheduler(lambda e, lr: 1e-3 * (0.7 ** max(0, e - 4)))],
+    )
     acc = float((model.predict(x_ho, verbose=0).argmax(1) == y_ho).mean())
     print(f"held-out accuracy on {len(y_ho)} digits: {acc:.4f}")
     if acc < MIN_ACC:
@@ -83,10 +98,16 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(dir=EVALUATOR_DIR) as tmp:
         model.save_weights(Path(tmp) / "w.weights.h5")
         write_bytes_atomic(WEIGHTS, (Path(tmp) / "w.weights.h5").read_bytes())
-    report = _stats_and_report(x, args.seed, {
-        "source": source, "train": f"first {N_TRAIN}", "held_out": len(y_ho), "held_out_accuracy": acc})
-    report.update(command="python -m training.evaluator_train " + " ".join(argv or sys.argv[1:]),
-                  seed=args.seed, epochs=args.epochs)
+    report = _stats_and_report(
+        x,
+        args.seed,
+        {"source": source, "train": f"first {N_TRAIN}", "held_out": len(y_ho), "held_out_accuracy": acc},
+    )
+    report.update(
+        command="python -m training.evaluator_train " + " ".join(argv or sys.argv[1:]),
+        seed=args.seed,
+        epochs=args.epochs,
+    )
     write_bytes_atomic(EVALUATOR_DIR / "report.json", (json.dumps(report, indent=2) + "\n").encode())
     print(json.dumps(report, indent=2))
     return 0
@@ -102,19 +123,18 @@ def _stats_and_report(x: np.ndarray, seed: int, report: dict) -> dict:
 
     load_evaluator.cache_clear()
     _, both = load_evaluator()
-    feats = np.concatenate([both(x[i:i + 1000], training=False)[0].numpy() for i in range(0, len(x), 1000)])
+    feats = np.concatenate([both(x[i : i + 1000], training=False)[0].numpy() for i in range(0, len(x), 1000)])
     mu, sigma = feature_stats(feats)
     rng = np.random.default_rng(seed)
     perm = rng.permutation(len(x))
-    half_a, half_b = perm[: len(x) // 2], perm[len(x) // 2:]
+    half_a, half_b = perm[: len(x) // 2], perm[len(x) // 2 :]
     mu_b, sig_b = feature_stats(feats[half_b])
     floor_2000 = frechet_distance(*feature_stats(feats[half_a[:2000]]), mu_b, sig_b)
     floor_half = frechet_distance(*feature_stats(feats[half_a]), mu_b, sig_b)
     import io
 
     buf = io.BytesIO()
-    np.savez(buf, mu=mu, sigma=sigma, fcd_floor=floor_2000, fcd_floor_halves=floor_half,
-             n_real=len(x))
+    np.savez(buf, mu=mu, sigma=sigma, fcd_floor=floor_2000, fcd_floor_halves=floor_half, n_real=len(x))
     write_bytes_atomic(REAL_STATS, buf.getvalue())
 
     scorer = QualityScorer.load()
@@ -126,8 +146,9 @@ def _stats_and_report(x: np.ndarray, seed: int, report: dict) -> dict:
         noisy = np.clip(sample + rng.normal(0, s, sample.shape).astype(np.float32), 0, 1)
         table[f"gaussian noise sd {s}"] = scorer.score(noisy)["fcd"]
     table["uniform noise images"] = scorer.score(rng.random(sample.shape, dtype=np.float32))["fcd"]
-    report.update(fcd_floor_2000_vs_half=floor_2000, fcd_floor_half_vs_half=floor_half,
-                  fcd_of_degradations=table)
+    report.update(
+        fcd_floor_2000_vs_half=floor_2000, fcd_floor_half_vs_half=floor_half, fcd_of_degradations=table
+    )
     return report
 
 

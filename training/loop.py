@@ -9,12 +9,13 @@ training/checkpoint.py, publishing a finished epoch in training/publish.py.
 before writing anything; then, holding the run's lock: build or restore the models
 (``_open_session``), train epoch after epoch (``_train_epoch``), publish each (``publish_epoch``).
 """
+
 from __future__ import annotations
 
 import sys
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
@@ -42,8 +43,11 @@ from training.publish import Session, fail_run, finish_run, open_records, progre
 from training.step import make_strategy, make_train_step  # noqa: F401
 
 
-def train(cfg: TrainConfig, stop: threading.Event | Callable[[], bool] | None = None,
-          on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
+def train(
+    cfg: TrainConfig,
+    stop: threading.Event | Callable[[], bool] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> TrainResult:
     """Train per ``cfg``; stop cleanly between steps when ``stop`` is set.
 
     Raises ConfigError / DataError / RunFolderError before writing anything when the input
@@ -99,14 +103,25 @@ def _open_session(cfg, run_dir, strategy, point, existing, source, n_images) -> 
     preset = get_preset(cfg.preset)
     keras.mixed_precision.set_global_policy(keras_policy(cfg.precision))
     keras.utils.set_random_seed(cfg.seed)
-    s = Session(cfg=cfg, run_dir=run_dir, preset=preset, point=point,
-                global_step=point.global_step, elapsed=point.elapsed, summaries=list(point.summaries))
+    s = Session(
+        cfg=cfg,
+        run_dir=run_dir,
+        preset=preset,
+        point=point,
+        global_step=point.global_step,
+        elapsed=point.elapsed,
+        summaries=list(point.summaries),
+    )
     _build_models(s, strategy)
     restore(point, s.generator, s.discriminator, s.g_opt, s.d_opt, s.rng, s.ema_generator)
     rf.clean_temporaries(run_dir)
     if point.weights is not None:
-        print(f"resuming from {rf.EPOCHS}/{rf.epoch_dirname(point.epoch)}: its snapshot's weights, "
-              f"optimizer state {point.optimizer_state}", file=sys.stderr, flush=True)
+        print(
+            f"resuming from {rf.EPOCHS}/{rf.epoch_dirname(point.epoch)}: its snapshot's weights, "
+            f"optimizer state {point.optimizer_state}",
+            file=sys.stderr,
+            flush=True,
+        )
     open_records(s, existing, source, n_images)
     return s
 
@@ -142,22 +157,32 @@ def _run(s: Session, images_u8: np.ndarray, should_stop, on_epoch) -> TrainResul
         x = tf.cast(batch_u8, tf.float32)[..., None] / 255.0
         return x * (hi - lo) + lo
 
-    train_steps = make_train_step(s.strategy, s.generator, s.discriminator, s.g_opt, s.d_opt, s.rng,
-                                  s.preset.latent_dim, cfg.batch_size, cfg.label_noise,
-                                  s.ema_generator, cfg.ema,
-                                  graph_bf16=cfg.precision == "onednn_bfloat16")
+    train_steps = make_train_step(
+        s.strategy,
+        s.generator,
+        s.discriminator,
+        s.g_opt,
+        s.d_opt,
+        s.rng,
+        s.preset.latent_dim,
+        cfg.batch_size,
+        cfg.label_noise,
+        s.ema_generator,
+        cfg.ema,
+        graph_bf16=cfg.precision == "onednn_bfloat16",
+    )
     s.score = _quality_fn(cfg.quality_samples)
-    s.tb = (tf.summary.create_file_writer(str(s.run_dir / rf.TENSORBOARD))
-            if cfg.tensorboard else None)
+    s.tb = tf.summary.create_file_writer(str(s.run_dir / rf.TENSORBOARD)) if cfg.tensorboard else None
     status = "completed"
     try:
         for epoch in range(s.point.epoch + 1, cfg.epochs + 1):
             perm = np.random.default_rng([cfg.seed, 2, epoch]).permutation(len(images_u8))
-            ds = (tf.data.Dataset.from_tensor_slices(perm)
-                  .batch(cfg.batch_size, drop_remainder=True)
-                  .map(lambda idx: to_model(tf.gather(images, idx)),
-                       num_parallel_calls=tf.data.AUTOTUNE)
-                  .prefetch(tf.data.AUTOTUNE))
+            ds = (
+                tf.data.Dataset.from_tensor_slices(perm)
+                .batch(cfg.batch_size, drop_remainder=True)
+                .map(lambda idx: to_model(tf.gather(images, idx)), num_parallel_calls=tf.data.AUTOTUNE)
+                .prefetch(tf.data.AUTOTUNE)
+            )
             iterator = iter(s.strategy.experimental_distribute_dataset(ds))
             summary = _train_epoch(s, epoch, iterator, train_steps, len(images_u8), should_stop)
             if summary is None:
@@ -206,21 +231,37 @@ def _train_epoch(s: Session, epoch: int, iterator, train_steps, n_images: int, s
             now = time.perf_counter()
             if now - last_write > 0.5 or done == steps_per_epoch:
                 last_write = now
-                s.write_progress({
-                    "status": "training", "epoch": epoch, "epochs": cfg.epochs,
-                    "step_in_epoch": done, "steps_per_epoch": steps_per_epoch,
-                    "images_per_s": ips, "d_loss": row["d_loss"], "g_loss": row["g_loss"]})
+                s.write_progress(
+                    {
+                        "status": "training",
+                        "epoch": epoch,
+                        "epochs": cfg.epochs,
+                        "step_in_epoch": done,
+                        "steps_per_epoch": steps_per_epoch,
+                        "images_per_s": ips,
+                        "d_loss": row["d_loss"],
+                        "g_loss": row["g_loss"],
+                    }
+                )
     finally:
         if bar is not None:
             bar.close()
     epoch_time = time.perf_counter() - t0
     s.elapsed += epoch_time
     means = sums / steps_per_epoch
-    return {"epoch": epoch, "steps": steps_per_epoch, "global_step": s.global_step,
-            "d_loss": float(means[0]), "g_loss": float(means[1]),
-            "d_acc_real": float(means[2]), "d_acc_fake": float(means[3]),
-            "images_per_s": steps_per_epoch * cfg.batch_size / epoch_time,
-            "epoch_time_s": epoch_time, "elapsed_s": s.elapsed, "quality": None}
+    return {
+        "epoch": epoch,
+        "steps": steps_per_epoch,
+        "global_step": s.global_step,
+        "d_loss": float(means[0]),
+        "g_loss": float(means[1]),
+        "d_acc_real": float(means[2]),
+        "d_acc_fake": float(means[3]),
+        "images_per_s": steps_per_epoch * cfg.batch_size / epoch_time,
+        "epoch_time_s": epoch_time,
+        "elapsed_s": s.elapsed,
+        "quality": None,
+    }
 
 
 def _quality_fn(n_samples: int):

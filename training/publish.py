@@ -5,6 +5,7 @@ starts run.json and metrics.jsonl for a new or resumed run; ``publish_epoch`` ma
 epoch visible: quality scores, checkpoint, snapshot folder, metrics line, run.json,
 TensorBoard, the epoch line on stdout; ``fail_run``/``finish_run`` record how it ended.
 """
+
 from __future__ import annotations
 
 import os
@@ -17,7 +18,6 @@ from pathlib import Path
 import numpy as np
 
 from models.cpu import cpu_profile
-
 from training import runfolder as rf
 from training.checkpoint import ResumePoint, save_checkpoint
 from training.config import N_SAMPLES, TrainConfig
@@ -58,12 +58,16 @@ class Session:
     def samples01(self) -> np.ndarray:
         from training.quality import to_unit_range
 
-        return to_unit_range(self.published(self.fixed_z, training=False).numpy(),
-                             self.preset.pixel_range)
+        return to_unit_range(self.published(self.fixed_z, training=False).numpy(), self.preset.pixel_range)
 
     def log_step(self, epoch: int, means) -> dict:
-        row = {"kind": "step", "epoch": epoch, "step": self.global_step,
-               **{k: float(v) for k, v in zip(LOSS_KEYS, means)}, "time": time.time()}
+        row = {
+            "kind": "step",
+            "epoch": epoch,
+            "step": self.global_step,
+            **{k: float(v) for k, v in zip(LOSS_KEYS, means)},
+            "time": time.time(),
+        }
         self.metrics.append(row)
         if self.tb is not None:
             import tensorflow as tf
@@ -86,8 +90,12 @@ def _versions() -> dict:
     import keras
     import tensorflow as tf
 
-    return {"python": platform.python_version(), "tensorflow": tf.__version__,
-            "keras": keras.__version__, "numpy": np.__version__}
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+    }
 
 
 def open_records(s: Session, existing: dict | None, source: str, n_images: int) -> None:
@@ -118,14 +126,24 @@ def open_records(s: Session, existing: dict | None, source: str, n_images: int) 
             if summary["epoch"] not in logged:
                 s.metrics.append({"kind": "epoch", **summary})
     s.metrics.mark()
-    s.write_run_info(status="training", versions=_versions(), error=None, config=cfg.to_json(),
-                     epochs_done=point.epoch, cpu=cpu_profile())
-    s.fixed_z = np.random.default_rng([cfg.seed, 1]).standard_normal(
-        (N_SAMPLES, s.preset.latent_dim)).astype(np.float32)
+    s.write_run_info(
+        status="training",
+        versions=_versions(),
+        error=None,
+        config=cfg.to_json(),
+        epochs_done=point.epoch,
+        cpu=cpu_profile(),
+    )
+    s.fixed_z = (
+        np.random.default_rng([cfg.seed, 1])
+        .standard_normal((N_SAMPLES, s.preset.latent_dim))
+        .astype(np.float32)
+    )
     # killed after the checkpoint but before the epoch folder: write it from the checkpoint
     if point.epoch and not rf.epoch_path(s.run_dir, point.epoch).is_dir():
-        write_epoch_folder(s.run_dir, point.epoch, s.published, s.discriminator, s.samples01(),
-                           s.summaries[-1])
+        write_epoch_folder(
+            s.run_dir, point.epoch, s.published, s.discriminator, s.samples01(), s.summaries[-1]
+        )
 
 
 def publish_epoch(s: Session, summary: dict) -> None:
@@ -133,14 +151,22 @@ def publish_epoch(s: Session, summary: dict) -> None:
     cfg, epoch = s.cfg, summary["epoch"]
     if s.score is not None:
         tq = time.perf_counter()
-        summary["quality"] = s.score(s.published, s.preset.latent_dim, s.preset.pixel_range,
-                                     n=cfg.quality_samples)
+        summary["quality"] = s.score(
+            s.published, s.preset.latent_dim, s.preset.pixel_range, n=cfg.quality_samples
+        )
         summary["quality_time_s"] = time.perf_counter() - tq
     grid = s.samples01()
     s.summaries.append(summary)
-    save_checkpoint(s.run_dir, {"epoch": epoch, "global_step": s.global_step,
-                                "elapsed_s": s.elapsed, "summaries": s.summaries},
-                    s.generator, s.discriminator, s.g_opt, s.d_opt, s.rng, s.ema_generator)
+    save_checkpoint(
+        s.run_dir,
+        {"epoch": epoch, "global_step": s.global_step, "elapsed_s": s.elapsed, "summaries": s.summaries},
+        s.generator,
+        s.discriminator,
+        s.g_opt,
+        s.d_opt,
+        s.rng,
+        s.ema_generator,
+    )
     # An epoch folder of this number left by an earlier writer is replaced only here, by a
     # whole new one swapped in atomically (write_epoch_folder); the same goes for its
     # metrics lines (append_epoch). Nothing is deleted before its replacement exists.
@@ -188,15 +214,24 @@ def progress_bar(cfg: TrainConfig, epoch: int, steps: int):
         return None
     from tqdm.auto import tqdm
 
-    return tqdm(total=steps, desc=f"epoch {epoch}/{cfg.epochs}", unit="step",
-                dynamic_ncols=True, leave=False, file=sys.stderr)
+    return tqdm(
+        total=steps,
+        desc=f"epoch {epoch}/{cfg.epochs}",
+        unit="step",
+        dynamic_ncols=True,
+        leave=False,
+        file=sys.stderr,
+    )
 
 
 def print_epoch(cfg: TrainConfig, s: dict) -> None:
     if not cfg.progress_bar:
         return
     q = s.get("quality") or {}
-    qtxt = (f"  FCD {q['fcd']:.2f}  IS {q['classifier_score']:.2f}" if q else "")
-    print(f"epoch {s['epoch']}/{cfg.epochs}  d_loss {s['d_loss']:.3f}  g_loss {s['g_loss']:.3f}  "
-          f"D acc real/fake {s['d_acc_real']:.2f}/{s['d_acc_fake']:.2f}  "
-          f"{s['images_per_s']:.0f} img/s  {s['epoch_time_s']:.1f}s{qtxt}", flush=True)
+    qtxt = f"  FCD {q['fcd']:.2f}  IS {q['classifier_score']:.2f}" if q else ""
+    print(
+        f"epoch {s['epoch']}/{cfg.epochs}  d_loss {s['d_loss']:.3f}  g_loss {s['g_loss']:.3f}  "
+        f"D acc real/fake {s['d_acc_real']:.2f}/{s['d_acc_fake']:.2f}  "
+        f"{s['images_per_s']:.0f} img/s  {s['epoch_time_s']:.1f}s{qtxt}",
+        flush=True,
+    )

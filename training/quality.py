@@ -9,6 +9,7 @@
 The real reference statistics (mean, covariance of features of the 10,000 shared real digits)
 ship with the weights, so scores from any machine compare.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -50,7 +51,7 @@ def to_unit_range(images, pixel_range) -> np.ndarray:
 class QualityScorer:
     """The evaluator plus the real reference statistics, loaded once per process."""
 
-    _instance: "QualityScorer | None" = None
+    _instance: QualityScorer | None = None
 
     def __init__(self):
         import tensorflow as tf
@@ -67,7 +68,7 @@ class QualityScorer:
         )
 
     @classmethod
-    def load(cls) -> "QualityScorer":
+    def load(cls) -> QualityScorer:
         if cls._instance is None:
             cls._instance = cls()
         return cls._instance
@@ -104,12 +105,12 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(1, keepdims=True)
 
 
-def score_generator(generator, latent_dim: int, pixel_range, n: int = 2000, seed: int = 1234,
-                    batch: int = 500) -> dict:
+def score_generator(
+    generator, latent_dim: int, pixel_range, n: int = 2000, seed: int = 1234, batch: int = 500
+) -> dict:
     """Score a generator on n samples from a FIXED latent batch (same z every call)."""
     z = np.random.default_rng(seed).standard_normal((n, latent_dim)).astype(np.float32)
-    imgs = np.concatenate([
-        np.asarray(generator(z[i : i + batch], training=False), np.float32)
-        for i in range(0, n, batch)
-    ])
+    imgs = np.concatenate(
+        [np.asarray(generator(z[i : i + batch], training=False), np.float32) for i in range(0, n, batch)]
+    )
     return QualityScorer.load().score(to_unit_range(imgs, pixel_range))

@@ -137,27 +137,18 @@ def write_json_atomic(path: str | os.PathLike, obj) -> None:
 
 
 # ----------------------------------------------------------------------------- reading
+_JSON_STRING = re.compile(r'"(?:\\.|[^"\\])*"')
+
+
 def _depth_ok(text: str, limit: int = MAX_DEPTH) -> bool:
     """Nesting depth of JSON text without parsing it (brackets inside strings are skipped)."""
     if text.count("[") + text.count("{") <= limit:
         return True
-    depth, in_str, esc = 0, False, False
-    for ch in text:
-        if in_str:
-            if esc:
-                esc = False
-            elif ch == "\\":
-                esc = True
-            elif ch == '"':
-                in_str = False
-        elif ch == '"':
-            in_str = True
-        elif ch in "[{":
-            depth += 1
-            if depth > limit:
-                return False
-        elif ch in "]}":
-            depth -= 1
+    depth = 0
+    for ch in re.sub(r"[^\[\]{}]", "", _JSON_STRING.sub("", text)):
+        depth += 1 if ch in "[{" else -1
+        if depth > limit:
+            return False
     return True
 
 
@@ -275,8 +266,10 @@ class MetricsLog:
         if epoch not in self._stale:
             self.append(row)
         else:
-            old = [(line if line.endswith(b"\n") else line + b"\n", _line_epoch(line))
-                   for line in self._old_lines()]
+            old = [
+                (line if line.endswith(b"\n") else line + b"\n", _line_epoch(line))
+                for line in self._old_lines()
+            ]
             with open(self.path, "rb") as fh:
                 fh.seek(self._mark)
                 mine = b"".join(line for line in fh if line.strip())
@@ -305,9 +298,14 @@ def clean_temporaries(run_dir: str | os.PathLike) -> None:
     """
     run_dir = Path(run_dir)
     for parent in (p for p in (run_dir, run_dir / EPOCHS) if p.is_dir()):
-        leftovers = sorted((p for p in parent.iterdir() if p.name.startswith(".")
-                            and (".tmp-" in p.name or ".old-" in p.name)),
-                           key=lambda p: ".old-" not in p.name)  # .old- first: it may be put back
+        leftovers = sorted(
+            (
+                p
+                for p in parent.iterdir()
+                if p.name.startswith(".") and (".tmp-" in p.name or ".old-" in p.name)
+            ),
+            key=lambda p: ".old-" not in p.name,
+        )  # .old- first: it may be put back
         for p in leftovers:
             final = parent / p.name[1:].split(".old-")[0]
             if ".old-" in p.name and not final.exists():

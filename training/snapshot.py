@@ -3,6 +3,7 @@
 Every file goes to a temporary name in the same folder and is renamed into place; an epoch
 folder is built as ``epochs/.epoch-NNNN.tmp-PID`` and renamed whole.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,8 +33,9 @@ def image_grid(images01: np.ndarray, cols: int = 8, pad: int = 2) -> Image.Image
     return Image.fromarray(grid, mode="L")
 
 
-def write_epoch_folder(run_dir: Path, epoch: int, generator, discriminator,
-                       samples01: np.ndarray, summary: dict) -> Path:
+def write_epoch_folder(
+    run_dir: Path, epoch: int, generator, discriminator, samples01: np.ndarray, summary: dict
+) -> Path:
     """Write epochs/epoch-NNNN whole, or not at all."""
     epochs_dir = Path(run_dir) / rf.EPOCHS
     epochs_dir.mkdir(parents=True, exist_ok=True)
@@ -66,5 +68,3 @@ def write_epoch_folder(run_dir: Path, epoch: int, generator, discriminator,
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return final
-
-

@@ -7,6 +7,7 @@ updates (the D update happens with the G tape paused; the G loss then goes throu
 (``steps_per_call``), so Python is visited a few times a second, not every step; a stop
 request is honoured between those calls.
 """
+
 from __future__ import annotations
 
 import os
@@ -48,9 +49,20 @@ def make_strategy(devices: int):
     )
 
 
-def make_train_step(strategy, generator, discriminator, g_opt, d_opt, rng, latent_dim: int,
-                    global_batch: int, label_noise: float = 0.0, ema_generator=None,
-                    ema_decay: float = 0.0, graph_bf16: bool = False):
+def make_train_step(
+    strategy,
+    generator,
+    discriminator,
+    g_opt,
+    d_opt,
+    rng,
+    latent_dim: int,
+    global_batch: int,
+    label_noise: float = 0.0,
+    ema_generator=None,
+    ema_decay: float = 0.0,
+    graph_bf16: bool = False,
+):
     """Return ``train_steps(iterator, n)``: n DCGAN steps in one tf.function call.
 
     Returns the mean over the n steps of [d_loss, g_loss, d_acc_real, d_acc_fake].
@@ -85,9 +97,7 @@ def make_train_step(strategy, generator, discriminator, g_opt, d_opt, rng, laten
             fake = generator(z, training=True)
             with g_tape.stop_recording():
                 with tf.GradientTape() as d_tape:
-                    logits = tf.cast(
-                        discriminator(tf.concat([real, fake], 0), training=True), tf.float32
-                    )
+                    logits = tf.cast(discriminator(tf.concat([real, fake], 0), training=True), tf.float32)
                     lr, lf = logits[:b], logits[b:]
                     real_lab, fake_lab = ones, zeros
                     if label_noise:
@@ -105,13 +115,7 @@ def make_train_step(strategy, generator, discriminator, g_opt, d_opt, rng, laten
         return tf.stack([d_loss, g_loss, acc_real, acc_fake])
 
     use_ema = ema_generator is not None and ema_decay > 0
-
-    def update_ema():
-        it = tf.cast(g_opt.iterations, tf.float32)
-        decay = tf.minimum(ema_decay, (1.0 + it) / (10.0 + it))
-        for e, w in zip(ema_generator.variables, generator.variables):
-            if "float" in str(e.dtype):
-                e.assign(decay * e + (1.0 - decay) * tf.cast(w, e.dtype))
+    update_ema = _ema_updater(generator, ema_generator, g_opt, ema_decay) if use_ema else None
 
     @tf.function
     def train_steps(iterator, n):
@@ -124,6 +128,20 @@ def make_train_step(strategy, generator, discriminator, g_opt, d_opt, rng, laten
         return total / tf.cast(n, tf.float32)
 
     return _with_onednn_bf16(train_steps) if graph_bf16 else train_steps
+
+
+def _ema_updater(generator, ema_generator, g_opt, ema_decay: float):
+    """The EMA update: the averaged generator's weights move toward G's (warmed-up decay)."""
+    import tensorflow as tf
+
+    def update_ema():
+        it = tf.cast(g_opt.iterations, tf.float32)
+        decay = tf.minimum(ema_decay, (1.0 + it) / (10.0 + it))
+        for e, w in zip(ema_generator.variables, generator.variables):
+            if "float" in str(e.dtype):
+                e.assign(decay * e + (1.0 - decay) * tf.cast(w, e.dtype))
+
+    return update_ema
 
 
 def _with_onednn_bf16(train_steps):

@@ -7,6 +7,7 @@ through the API) and the server keeps serving.
 P(real) = sigmoid(D(x)) is shown on every generated image by the SAME epoch's discriminator;
 where it helps (sliders, interpolation, compare) also by the final epoch's discriminator.
 """
+
 from __future__ import annotations
 
 import sys
@@ -18,12 +19,14 @@ import gradio as gr
 from explorer.engine import Engine
 from explorer.registry import ExplorerError, RunRegistry
 from explorer.trainer import Trainer, check_run_name
-from explorer.ui import api, compare, interpolation, pickers, snapshot, sliders, train
+from explorer.ui import api, compare, interpolation, pickers, sliders, snapshot, train
 from explorer.ui.context import N_DIM_SLIDERS, N_PCA_SLIDERS, Ctx
 
 __all__ = ["build_app", "check_run_name"]
-INTRO = ("# Latent Explorer\nTrain a DCGAN on digits, then see what it learned. Every generated image "
-         "carries the discriminator's verdict, **P(real)** (1 = looks real to D, 0 = looks fake).")
+INTRO = (
+    "# Latent Explorer\nTrain a DCGAN on digits, then see what it learned. Every generated image "
+    "carries the discriminator's verdict, **P(real)** (1 = looks real to D, 0 = looks fake)."
+)
 
 
 def _warm(ctx: Ctx):
@@ -41,8 +44,13 @@ def _warm(ctx: Ctx):
 
 def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
     registry = RunRegistry(runs_dirs)
-    ctx = Ctx(registry=registry, engine=Engine(registry), trainer=Trainer(train_dir),
-              train_dir=Path(train_dir), gif_dir=Path(tempfile.mkdtemp(prefix="latent-explorer-gif-")))
+    ctx = Ctx(
+        registry=registry,
+        engine=Engine(registry),
+        trainer=Trainer(train_dir),
+        train_dir=Path(train_dir),
+        gif_dir=Path(tempfile.mkdtemp(prefix="latent-explorer-gif-")),
+    )
     first_run, first_epoch = _warm(ctx)
 
     with gr.Blocks(title="Latent Explorer", delete_cache=(900, 1800)) as app:

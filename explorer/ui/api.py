@@ -1,4 +1,5 @@
 """API-only endpoints (no component): /list_runs and /generate."""
+
 from __future__ import annotations
 
 import base64
@@ -20,11 +21,18 @@ def build(ctx: Ctx) -> None:
     @err
     def list_runs() -> str:
         """All runs on disk with their status and epochs (JSON)."""
-        out = [{"name": r.name, "status": r.status, "broken": r.broken,
+        out = [
+            {
+                "name": r.name,
+                "status": r.status,
+                "broken": r.broken,
                 "latent_dim": r.info.get("latent_dim"),
-                "epochs": [{"epoch": e.epoch, "broken": e.broken, "fcd": epoch_fcd(e.summary)}
-                           for e in r.epochs]}
-               for r in ctx.registry.list_runs()]
+                "epochs": [
+                    {"epoch": e.epoch, "broken": e.broken, "fcd": epoch_fcd(e.summary)} for e in r.epochs
+                ],
+            }
+            for r in ctx.registry.list_runs()
+        ]
         return json.dumps(out)
 
     @err

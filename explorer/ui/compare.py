@@ -1,5 +1,6 @@
 """The Compare epochs tab: the same latent points through every epoch on disk, and the
 per-epoch figures of every epoch the run finished (explorer.figures, explorer.tables)."""
+
 from __future__ import annotations
 
 import gradio as gr
@@ -17,20 +18,29 @@ def build(ctx: Ctx) -> None:
         compare_btn = gr.Button("Compare", variant="primary", elem_id="compare-btn")
     best_md = gr.Markdown(elem_id="best-epoch")
     gr.Markdown("**The same latent points through every epoch on disk** (one row per epoch)")
-    compare_img = gr.Image(label="epochs", show_label=False, type="pil", interactive=False,
-                           elem_id="compare-grid")
+    compare_img = gr.Image(
+        label="epochs", show_label=False, type="pil", interactive=False, elem_id="compare-grid"
+    )
     with gr.Row():
-        fcd_plot = gr.LinePlot(x="epoch", y="FCD", color="series",
-                               title="FCD per epoch (lower is better; vertical line: best epoch)",
-                               height=260, elem_id="fcd-plot")
-        is_plot = gr.LinePlot(x="epoch", y="classifier score", title="Classifier score (max 10)",
-                              height=260, y_lim=[0, 10])
+        fcd_plot = gr.LinePlot(
+            x="epoch",
+            y="FCD",
+            color="series",
+            title="FCD per epoch (lower is better; vertical line: best epoch)",
+            height=260,
+            elem_id="fcd-plot",
+        )
+        is_plot = gr.LinePlot(
+            x="epoch", y="classifier score", title="Classifier score (max 10)", height=260, y_lim=[0, 10]
+        )
     with gr.Row():
         loss_plot = gr.LinePlot(x="epoch", y="loss", color="series", title="Losses", height=260)
-        acc_plot = gr.LinePlot(x="epoch", y="accuracy", color="series", title="D accuracy", height=260,
-                               y_lim=[0, 1])
-    epoch_table = gr.Dataframe(label="Per-epoch figures (from metrics.jsonl)", interactive=False,
-                               elem_id="epoch-table")
+        acc_plot = gr.LinePlot(
+            x="epoch", y="accuracy", color="series", title="D accuracy", height=260, y_lim=[0, 1]
+        )
+    epoch_table = gr.Dataframe(
+        label="Per-epoch figures (from metrics.jsonl)", interactive=False, elem_id="epoch-table"
+    )
 
     @err
     def compare(run: str, points: float, seed: float, final_d: bool):
@@ -42,17 +52,22 @@ def build(ctx: Ctx) -> None:
         metrics = ctx.registry.metrics(run)
         rows = figures.epoch_rows(info, metrics)
         best_all = figures.best_epoch(rows)
-        best_disk = figures.best_epoch([dict(r, snapshot="on disk" if r["epoch"] in epochs else "-")
-                                        for r in rows], on_disk_only=True)
+        best_disk = figures.best_epoch(
+            [dict(r, snapshot="on disk" if r["epoch"] in epochs else "-") for r in rows], on_disk_only=True
+        )
         labels = [f"epoch {e}" + ("\nbest FCD" if best_disk and e == best_disk[0] else "") for e in epochs]
         hi = tuple(i for i, e in enumerate(epochs) if best_disk and e == best_disk[0])
         grid = render.grid(imgs, scores, labels, cell=72, highlight_rows=hi)
         judge = f"the final epoch's ({epochs[-1]}) D" if final_d else "each row's own epoch's D"
-        text = tables.compare_text(rows, epochs, best_all, best_disk, figures.fcd_floor(metrics, info),
-                                   judge, skipped)
+        text = tables.compare_text(
+            rows, epochs, best_all, best_disk, figures.fcd_floor(metrics, info), judge, skipped
+        )
         f = tables.compare_frames(rows, best_all)
         return grid, text, f["loss"], f["acc"], f["fcd"], f["score"], tables.epoch_table(rows, best_all)
 
-    compare_btn.click(compare, [ctx.run_dd, points_sl, seed_nb, final_cb],
-                      [compare_img, best_md, loss_plot, acc_plot, fcd_plot, is_plot, epoch_table],
-                      api_name="compare")
+    compare_btn.click(
+        compare,
+        [ctx.run_dd, points_sl, seed_nb, final_cb],
+        [compare_img, best_md, loss_plot, acc_plot, fcd_plot, is_plot, epoch_table],
+        api_name="compare",
+    )

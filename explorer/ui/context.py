@@ -1,5 +1,6 @@
 """What every view shares: the registry, engine and trainer, the run/epoch pickers, and the
 small helpers the views have in common (error wrapping, choices for the pickers, scored samples)."""
+
 from __future__ import annotations
 
 import functools
@@ -21,12 +22,14 @@ N_PCA_SLIDERS = 6
 
 def err(fn):
     """Run a handler; explorer errors become clear UI/API errors (escaped: messages quote input)."""
+
     @functools.wraps(fn)  # keeps the signature: gr.api builds the API schema from it
     def wrapped(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except ExplorerError as exc:
             raise gr.Error(html.escape(str(exc), quote=False), print_exception=False) from None
+
     return wrapped
 
 
@@ -118,8 +121,11 @@ class Ctx:
         cells = render.split_samples(pic)
         if cells is None or e.broken:
             big = pic.resize((pic.width * 2, pic.height * 2), Image.NEAREST)
-            return big, ("" if cells is not None else "samples.png is not an 8-column grid of 28 px "
-                         "digits; shown without scores")
+            return big, (
+                ""
+                if cells is not None
+                else "samples.png is not an 8-column grid of 28 px digits; shown without scores"
+            )
         try:
             p = self.engine.scores(run, e.epoch, cells)
         except ExplorerError as exc:

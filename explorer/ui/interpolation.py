@@ -1,5 +1,6 @@
 """The Interpolation tab: a path from point A to point B, each frame scored by D, as a strip,
 a plot and a GIF."""
+
 from __future__ import annotations
 
 import threading
@@ -33,8 +34,18 @@ def path_frame(scores, epoch, final_scores=None, final=None) -> pd.DataFrame:
     steps = np.arange(len(scores))
     df = pd.DataFrame({"step": steps, "P(real)": scores.astype(float), "judged by": f"D of epoch {epoch}"})
     if final_scores is not None:
-        df = pd.concat([df, pd.DataFrame({"step": steps, "P(real)": final_scores.astype(float),
-                                          "judged by": f"D of final epoch {final}"})])
+        df = pd.concat(
+            [
+                df,
+                pd.DataFrame(
+                    {
+                        "step": steps,
+                        "P(real)": final_scores.astype(float),
+                        "judged by": f"D of final epoch {final}",
+                    }
+                ),
+            ]
+        )
     return df
 
 
@@ -48,16 +59,26 @@ def build(ctx: Ctx, vec_txt: gr.Textbox) -> None:
         b_cur = gr.Button("B ← current point")
         b_rnd = gr.Button("B ← random")
     with gr.Row():
-        steps_sl = gr.Slider(latent.MIN_STEPS, latent.MAX_STEPS, value=10, step=1, label="Steps",
-                             elem_id="steps")
+        steps_sl = gr.Slider(
+            latent.MIN_STEPS, latent.MAX_STEPS, value=10, step=1, label="Steps", elem_id="steps"
+        )
         path_rd = gr.Radio(["spherical", "linear"], value="spherical", label="Path")
         interp_btn = gr.Button("Interpolate", variant="primary", elem_id="interp-btn")
-    gr.Markdown("**The path A → B**: each frame with P(real) by this epoch's D and, "
-                "when this is not the final epoch, by the final epoch's D (\"final D\")")
+    gr.Markdown(
+        "**The path A → B**: each frame with P(real) by this epoch's D and, "
+        'when this is not the final epoch, by the final epoch\'s D ("final D")'
+    )
     strip_img = gr.Image(label="path", show_label=False, type="pil", interactive=False, elem_id="strip")
     with gr.Row():
-        path_plot = gr.LinePlot(x="step", y="P(real)", color="judged by", title="P(real) along the path",
-                                y_lim=[0, 1], height=280, elem_id="path-plot")
+        path_plot = gr.LinePlot(
+            x="step",
+            y="P(real)",
+            color="judged by",
+            title="P(real) along the path",
+            y_lim=[0, 1],
+            height=280,
+            elem_id="path-plot",
+        )
         gif_img = gr.Image(label="Animation (A → B → A)", type="filepath", interactive=False, elem_id="gif")
         gif_file = gr.File(label="Download the GIF", elem_id="gif-file")
 
@@ -96,5 +117,9 @@ def build(ctx: Ctx, vec_txt: gr.Textbox) -> None:
     b_cur.click(current_point, [*pick, vec_txt], b_txt, api_visibility="undocumented")
     a_rnd.click(random_point, pick, a_txt, api_visibility="undocumented")
     b_rnd.click(random_point, pick, b_txt, api_visibility="undocumented")
-    interp_btn.click(interpolate, [*pick, a_txt, b_txt, steps_sl, path_rd],
-                     [strip_img, path_plot, gif_img, gif_file], api_name="interpolate")
+    interp_btn.click(
+        interpolate,
+        [*pick, a_txt, b_txt, steps_sl, path_rd],
+        [strip_img, path_plot, gif_img, gif_file],
+        api_name="interpolate",
+    )

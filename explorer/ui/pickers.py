@@ -1,5 +1,6 @@
 """The run and epoch pickers at the top of the page, and what choosing (or a new run or epoch
 appearing on disk) updates: the Snapshot view and the sliders' point."""
+
 from __future__ import annotations
 
 import json
@@ -22,11 +23,24 @@ class Pickers:
 def build(ctx: Ctx, first_run, first_epoch) -> Pickers:
     """The pickers' row; sets ctx.run_dd, ctx.epoch_dd and the per-session point state."""
     with gr.Row():
-        ctx.run_dd = gr.Dropdown(ctx.run_choices(), value=first_run, label="Run", scale=3, elem_id="run-dd",
-                                 info="runs found on disk (broken ones are marked)", allow_custom_value=True)
-        ctx.epoch_dd = gr.Dropdown(ctx.epoch_choices(first_run), value=first_epoch, label="Epoch", scale=2,
-                                   elem_id="epoch-dd", info="snapshots of this run on disk",
-                                   allow_custom_value=True)
+        ctx.run_dd = gr.Dropdown(
+            ctx.run_choices(),
+            value=first_run,
+            label="Run",
+            scale=3,
+            elem_id="run-dd",
+            info="runs found on disk (broken ones are marked)",
+            allow_custom_value=True,
+        )
+        ctx.epoch_dd = gr.Dropdown(
+            ctx.epoch_choices(first_run),
+            value=first_epoch,
+            label="Epoch",
+            scale=2,
+            elem_id="epoch-dd",
+            info="snapshots of this run on disk",
+            allow_custom_value=True,
+        )
         refresh_btn = gr.Button("↻ Refresh runs", scale=1)
     ctx.base_state = gr.State([])
     ctx.dims_state = gr.State([])
@@ -91,6 +105,11 @@ def wire(ctx: Ctx, app: gr.Blocks, p: Pickers, snap: snapshot.SnapshotView, slid
     ctx.epoch_dd.input(show_epoch, [*pick, *point], views, **hidden)
     ctx.run_dd.input(show_run, [ctx.run_dd, *point], [ctx.epoch_dd, *views], **hidden)
     p.refresh_btn.click(refresh, [*pick, *point], [*pick, *views], **hidden)
-    p.refresh_timer.tick(refresh_if_changed, [*pick, *point, p.seen_state], [*pick, *views, p.seen_state],
-                         show_progress="hidden", **hidden)
+    p.refresh_timer.tick(
+        refresh_if_changed,
+        [*pick, *point, p.seen_state],
+        [*pick, *views, p.seen_state],
+        show_progress="hidden",
+        **hidden,
+    )
     app.load(open_page, [*pick, *point], [*pick, *views], **hidden)

@@ -4,6 +4,7 @@ most influential dimensions and the main directions of variation (PCA, as in GAN
 The slider path returns an inline PNG (a data URI in gr.HTML): one traced graph call and one
 small PNG encode, no disk I/O.
 """
+
 from __future__ import annotations
 
 import base64
@@ -27,10 +28,14 @@ def png_html(img, caption: str = "", alt: str = "digit") -> str:
     img.save(buf, format="PNG", compress_level=1)
     data = base64.b64encode(buf.getvalue()).decode()
     cap = f'<div id="latent-caption" style="margin-top:6px;font-size:15px">{caption}</div>' if caption else ""
-    style = (f"image-rendering: pixelated; width: {IMAGE_PX}px; height: {IMAGE_PX}px; border-radius: 6px; "
-             "display: block; margin: 0 auto;")
-    return (f'<div style="text-align:center"><img id="latent-image" alt="{alt}" '
-            f'src="data:image/png;base64,{data}" style="{style}"/>{cap}</div>')
+    style = (
+        f"image-rendering: pixelated; width: {IMAGE_PX}px; height: {IMAGE_PX}px; border-radius: 6px; "
+        "display: block; margin: 0 auto;"
+    )
+    return (
+        f'<div style="text-align:center"><img id="latent-image" alt="{alt}" '
+        f'src="data:image/png;base64,{data}" style="{style}"/>{cap}</div>'
+    )
 
 
 @dataclass
@@ -43,8 +48,15 @@ class SlidersView:
     snapshot_point: object  # handler: the point view for a newly chosen run/epoch
 
     def point_outputs(self, ctx: Ctx) -> list:
-        return [self.image_html, self.score_lbl, self.vec_txt, ctx.base_state, ctx.dims_state,
-                self.dims_txt, *self.sliders]
+        return [
+            self.image_html,
+            self.score_lbl,
+            self.vec_txt,
+            ctx.base_state,
+            ctx.dims_state,
+            self.dims_txt,
+            *self.sliders,
+        ]
 
 
 class Points:
@@ -93,16 +105,19 @@ class Points:
         except ExplorerError:
             pass
         ups = [gr.update(label=f"z[{d}]", value=round(float(base[d]), 2)) for d in dims]
-        ups += [gr.update(value=0.0, label=dir_labels[i] if i < len(dir_labels) else f"PC{i + 1}")
-                for i in range(N_PCA_SLIDERS)]
+        ups += [
+            gr.update(value=0.0, label=dir_labels[i] if i < len(dir_labels) else f"PC{i + 1}")
+            for i in range(N_PCA_SLIDERS)
+        ]
         return ups
 
     def start(self, run, epoch, base):
         """(run, epoch, latent size, the base point as sent or the origin-seeded default)."""
         run, epoch = self.ctx.need(run, epoch)
         dim = self.engine.snapshot(run, epoch).latent_dim
-        base = np.array(base if base is not None and len(base) == dim else latent.random_vector(dim, 0),
-                        np.float32)
+        base = np.array(
+            base if base is not None and len(base) == dim else latent.random_vector(dim, 0), np.float32
+        )
         return run, epoch, dim, base
 
     def valid_dims(self, run, epoch, dims, dim):
@@ -112,8 +127,15 @@ class Points:
         """Every output of a new base point: image, verdict, vector, state, sliders."""
         final = self.ctx.loadable_final(run)  # loads the final D now, not on the first slider move
         html_, label, text = self.render(run, epoch, base, final)
-        return [html_, label, text, base.tolist(), dims, ", ".join(map(str, dims)),
-                *self.slider_updates(run, epoch, base, dims)]
+        return [
+            html_,
+            label,
+            text,
+            base.tolist(),
+            dims,
+            ", ".join(map(str, dims)),
+            *self.slider_updates(run, epoch, base, dims),
+        ]
 
 
 def parse_dims(text: str, dim: int, current: list) -> list[int]:
@@ -176,8 +198,15 @@ def _handlers(ctx: Ctx, pts: Points) -> dict:
         run, epoch, _, base = pts.start(run, epoch, base)
         return pts.show(run, epoch, base, ctx.engine.top_dims(run, epoch, N_DIM_SLIDERS))
 
-    return {"slide": slide, "random_point": random_point, "reset_point": reset_point, "nudge_point": nudge_point,
-            "paste_point": paste_point, "show_dims": show_dims, "snapshot_point": snapshot_point}
+    return {
+        "slide": slide,
+        "random_point": random_point,
+        "reset_point": reset_point,
+        "nudge_point": nudge_point,
+        "paste_point": paste_point,
+        "show_dims": show_dims,
+        "snapshot_point": snapshot_point,
+    }
 
 
 def build(ctx: Ctx) -> SlidersView:
@@ -189,23 +218,36 @@ def build(ctx: Ctx) -> SlidersView:
                 random_btn = gr.Button("Random point", elem_id="random-btn")
                 reset_btn = gr.Button("Reset", elem_id="reset-btn")
                 nudge_btn = gr.Button("Nudge", elem_id="nudge-btn")
-            vec_txt = gr.Textbox(label="Latent vector (copy it, or paste one and press Apply)",
-                                 lines=3, elem_id="vector", buttons=["copy"])
+            vec_txt = gr.Textbox(
+                label="Latent vector (copy it, or paste one and press Apply)",
+                lines=3,
+                elem_id="vector",
+                buttons=["copy"],
+            )
             paste_btn = gr.Button("Apply pasted vector")
         with gr.Column(scale=1):
-            gr.Markdown("**Latent dimensions**: the 8 that move the image most (measured); "
-                        "type others under the sliders")
-            sliders = [gr.Slider(-4, 4, value=0, step=0.05, label=f"z[{i}]",
-                                 elem_id=f"dim-slider-{i}") for i in range(N_DIM_SLIDERS)]
+            gr.Markdown(
+                "**Latent dimensions**: the 8 that move the image most (measured); "
+                "type others under the sliders"
+            )
+            sliders = [
+                gr.Slider(-4, 4, value=0, step=0.05, label=f"z[{i}]", elem_id=f"dim-slider-{i}")
+                for i in range(N_DIM_SLIDERS)
+            ]
             with gr.Row():
-                dims_txt = gr.Textbox(label="Dimensions shown (0-based, comma separated)", scale=3,
-                                      elem_id="dims-txt")
+                dims_txt = gr.Textbox(
+                    label="Dimensions shown (0-based, comma separated)", scale=3, elem_id="dims-txt"
+                )
                 dims_btn = gr.Button("Show these", scale=1)
-            gr.Markdown("**Main directions of variation** (PCA of the generator's first "
-                        "features, mapped back to latent space, as in GANSpace); "
-                        "0 = the point above")
-            sliders += [gr.Slider(-6, 6, value=0, step=0.1, label=f"PC{i + 1}",
-                                  elem_id=f"pca-slider-{i}") for i in range(N_PCA_SLIDERS)]
+            gr.Markdown(
+                "**Main directions of variation** (PCA of the generator's first "
+                "features, mapped back to latent space, as in GANSpace); "
+                "0 = the point above"
+            )
+            sliders += [
+                gr.Slider(-6, 6, value=0, step=0.1, label=f"PC{i + 1}", elem_id=f"pca-slider-{i}")
+                for i in range(N_PCA_SLIDERS)
+            ]
 
     h = _handlers(ctx, Points(ctx))
     v = SlidersView(image_html, score_lbl, vec_txt, dims_txt, sliders, h["snapshot_point"])
@@ -213,9 +255,15 @@ def build(ctx: Ctx) -> SlidersView:
     for i, s in enumerate(sliders):
         # .input fires while dragging (not on programmatic updates, so no loops); always_last
         # drops stale moves and guarantees the released position is rendered
-        s.input(h["slide"], [*common, *sliders], [image_html, score_lbl, vec_txt], trigger_mode="always_last",
-                show_progress="hidden", api_name="slide" if i == 0 else None,
-                api_visibility="public" if i == 0 else "undocumented")
+        s.input(
+            h["slide"],
+            [*common, *sliders],
+            [image_html, score_lbl, vec_txt],
+            trigger_mode="always_last",
+            show_progress="hidden",
+            api_name="slide" if i == 0 else None,
+            api_visibility="public" if i == 0 else "undocumented",
+        )
     with_vals = common + [vec_txt, dims_txt, *sliders]
     out = v.point_outputs(ctx)
     hidden = dict(api_visibility="undocumented")

@@ -1,4 +1,5 @@
 """The Snapshot tab: the run's facts, the chosen epoch's figures and its scored samples."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,14 +29,22 @@ def build(ctx: Ctx) -> SnapshotView:
         with gr.Column():
             facts_md = gr.Markdown(elem_id="facts")
             quality_md = gr.Markdown(elem_id="quality")
-            hist_plot = gr.BarPlot(x="digit", y="share", title="Digits the generator draws "
-                                   "(by the quality classifier)", y_lim=[0, 1], height=220,
-                                   elem_id="digit-hist")
+            hist_plot = gr.BarPlot(
+                x="digit",
+                y="share",
+                title="Digits the generator draws (by the quality classifier)",
+                y_lim=[0, 1],
+                height=220,
+                elem_id="digit-hist",
+            )
         with gr.Column():
-            gr.Markdown("**Samples** (samples.png: the same fixed latent points every epoch), "
-                        "each with P(real) by this epoch's D")
-            samples_img = gr.Image(label="samples", show_label=False, type="pil",
-                                   interactive=False, elem_id="samples")
+            gr.Markdown(
+                "**Samples** (samples.png: the same fixed latent points every epoch), "
+                "each with P(real) by this epoch's D"
+            )
+            samples_img = gr.Image(
+                label="samples", show_label=False, type="pil", interactive=False, elem_id="samples"
+            )
     return SnapshotView(facts_md, samples_img, quality_md, hist_plot)
 
 

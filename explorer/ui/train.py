@@ -1,5 +1,6 @@
 """The Train tab: start, stop and resume training runs (separate processes, explorer.trainer)
 and watch them: progress, live losses, the latest epoch's scored samples."""
+
 from __future__ import annotations
 
 import time
@@ -10,8 +11,9 @@ from explorer import tables
 from explorer.registry import ExplorerError
 from explorer.trainer import check_run_name, new_run_args, resume_args
 from explorer.ui.context import Ctx, err
+from models.cpu import fast_precisions, precision_note  # standard library only
 from models.presets import DEFAULT_PRESET, PRESETS  # names only: keras loads when a net is built
-from training.loop import PRECISIONS  # TensorFlow loads only when training starts
+from training.config import PRECISIONS  # no TensorFlow: it loads only when training starts
 
 
 def latest_samples(ctx: Ctx, name: str, cache: dict):
@@ -34,34 +36,51 @@ def latest_samples(ctx: Ctx, name: str, cache: dict):
 
 def _layout():
     with gr.Row():
-        name = gr.Textbox(label="Run name", value=f"run-{time.strftime('%Y%m%d-%H%M%S')}",
-                          elem_id="train-name")
+        name = gr.Textbox(
+            label="Run name", value=f"run-{time.strftime('%Y%m%d-%H%M%S')}", elem_id="train-name"
+        )
         preset = gr.Dropdown(list(PRESETS), value=DEFAULT_PRESET, label="Preset")
         epochs = gr.Number(value=15, precision=0, label="Epochs (Resume: new total)", elem_id="train-epochs")
         batch = gr.Number(value=64, precision=0, label="Batch size")
         max_images = gr.Number(value=None, precision=0, label="Max images (empty: all)", elem_id="train-max")
     with gr.Row():
-        data = gr.Textbox(label="Data: a folder of MNIST IDX files or an .npz "
-                                "(empty: Keras' MNIST, downloads once)",
-                          placeholder="../shared/data/mnist", elem_id="train-data", scale=3)
+        data = gr.Textbox(
+            label="Data: a folder of MNIST IDX files or an .npz (empty: Keras' MNIST, downloads once)",
+            placeholder="../shared/data/mnist",
+            elem_id="train-data",
+            scale=3,
+        )
+        fast = fast_precisions()
         precision = gr.Dropdown(
-            list(PRECISIONS), value="float32", label="Precision", elem_id="train-precision",
-            info="bfloat16 trains faster on CPUs with avx512_bf16 (README: Performance); "
-                 "onednn_bfloat16 keeps float32 snapshots", scale=1)
+            [(p if p in fast else f"{p} (slower here: no native bfloat16)", p) for p in PRECISIONS],
+            value="float32",
+            label="Precision",
+            elem_id="train-precision",
+            info="bfloat16 trains faster only on CPUs with avx512_bf16 or AMX (README: Performance); "
+            "onednn_bfloat16 keeps float32 snapshots",
+            scale=1,
+        )
     with gr.Row():
         train_btn = gr.Button("Train", variant="primary", elem_id="train-btn")
         stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn")
         resume_btn = gr.Button("Resume", elem_id="resume-btn")
-    gr.Markdown("Training runs as a separate process; the rest of the app keeps working, "
-                "and each finished epoch appears in the run picker above.")
+    gr.Markdown(
+        "Training runs as a separate process; the rest of the app keeps working, "
+        "and each finished epoch appears in the run picker above."
+    )
     status = gr.Markdown(elem_id="train-status")
     bar = gr.HTML()
     with gr.Row():
         loss = gr.LinePlot(x="step", y="loss", color="series", title="Losses (live)", height=300)
         with gr.Column():
             gr.Markdown("**Latest samples**, each with P(real) by that epoch's D")
-            samples = gr.Image(label="latest samples", show_label=False, type="pil",
-                               interactive=False, elem_id="train-samples")
+            samples = gr.Image(
+                label="latest samples",
+                show_label=False,
+                type="pil",
+                interactive=False,
+                elem_id="train-samples",
+            )
     timer = gr.Timer(1.0, active=False)
     return locals()
 
@@ -73,9 +92,12 @@ def build(ctx: Ctx, app: gr.Blocks) -> None:
     @err
     def start_training(name, preset, epochs, batch, max_images, data, precision="float32"):
         name = check_run_name(name)
-        args = new_run_args(ctx.train_dir / name, preset, epochs, batch, max_images, data, precision,
-                            PRESETS, PRECISIONS)
+        args = new_run_args(
+            ctx.train_dir / name, preset, epochs, batch, max_images, data, precision, PRESETS, PRECISIONS
+        )
         p = trainer.start(name, args)
+        if note := precision_note(precision):
+            gr.Warning(note)
         return f"started `{name}` (pid {p.pid})", gr.update(active=True)
 
     @err
@@ -102,13 +124,19 @@ def build(ctx: Ctx, app: gr.Blocks) -> None:
         except ExplorerError:  # the process has not written run.json yet
             metrics = []
         latest = latest_samples(ctx, name, samples_cache)
-        text, pct = tables.train_status(name, state, last, ctx.registry.progress(name),
-                                        latest[1] if latest else None)
+        text, pct = tables.train_status(
+            name, state, last, ctx.registry.progress(name), latest[1] if latest else None
+        )
         # decided afresh at the end: a poll that began before a Resume click must not switch the
         # timer off after the Resume has switched it on (its answer can arrive second)
         running = trainer.is_training(name)
-        return (text, tables.progress_bar(pct), tables.step_losses(metrics),
-                latest[0] if latest else None, gr.update(active=running))
+        return (
+            text,
+            tables.progress_bar(pct),
+            tables.step_losses(metrics),
+            latest[0] if latest else None,
+            gr.update(active=running),
+        )
 
     def watch_running_run():
         """A page opened (or reloaded) while a run trains from this app watches that run."""
@@ -117,12 +145,21 @@ def build(ctx: Ctx, app: gr.Blocks) -> None:
             return gr.update(value=running[-1]), gr.update(active=True)
         return gr.skip(), gr.skip()
 
-    c["train_btn"].click(start_training, [c[k] for k in ("name", "preset", "epochs", "batch", "max_images",
-                                                         "data", "precision")],
-                         [c["status"], c["timer"]], api_name="train")
-    c["resume_btn"].click(resume_training, [c["name"], c["epochs"]], [c["status"], c["timer"]],
-                          api_name="resume")
+    c["train_btn"].click(
+        start_training,
+        [c[k] for k in ("name", "preset", "epochs", "batch", "max_images", "data", "precision")],
+        [c["status"], c["timer"]],
+        api_name="train",
+    )
+    c["resume_btn"].click(
+        resume_training, [c["name"], c["epochs"]], [c["status"], c["timer"]], api_name="resume"
+    )
     c["stop_btn"].click(stop_training, c["name"], c["status"], api_name="stop")
-    c["timer"].tick(show_progress, c["name"], [c["status"], c["bar"], c["loss"], c["samples"], c["timer"]],
-                    show_progress="hidden", api_visibility="undocumented")
+    c["timer"].tick(
+        show_progress,
+        c["name"],
+        [c["status"], c["bar"], c["loss"], c["samples"], c["timer"]],
+        show_progress="hidden",
+        api_visibility="undocumented",
+    )
     app.load(watch_running_run, None, [c["name"], c["timer"]], api_visibility="undocumented")
