@@ -1,0 +1,287 @@
+"""Your own digit: turned into a 28x28 digit the way MNIST was made, judged by every epoch's D and by
+the quality evaluator, and projected into the latent space of a snapshot (plain Python, no Gradio).
+
+Preprocessing (as NIST -> MNIST): the background is whatever most border pixels are (so dark-on-light
+and light-on-dark both work; transparent pixels count as white paper), the ink is scaled so its
+strongest pixel is 1, its bounding box is fitted into 20x20 keeping the aspect (Lanczos), and the
+result is pasted into 28x28 with its centre of mass at pixel (14, 14), as in MNIST. Images are in
+[0,1], 1 = ink; the engine maps [0,1] to the run's pixel range (RunInfo.pixel_range) before G and D see them.
+
+Projection: Adam on K latent starts in ONE batch, minimising pixel MSE + LAMBDA * the evaluator's
+feature distance (relative to the digit's own feature norm) + PRIOR * (|z|^2/d - 1)^2, a term that
+keeps z on the Gaussian shell where G was trained. The loop is one tf.function with a fixed input
+signature, traced once per snapshot (memoised on the Snapshot), so a request never retraces.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from pathlib import Path
+
+import numpy as np
+
+from explorer.engine import Snapshot, SnapshotError
+from explorer.registry import ExplorerError
+
+BOX, SIZE = 20, 28  # MNIST: ink fitted into 20x20, centred in 28x28
+INK_MIN = 0.15  # a pixel is ink when it is this far from the background (JPEG noise stays out)
+MAX_SIDE = 1024  # larger uploads are shrunk first (a 4000x4000 photo costs no more than this)
+STEPS, STARTS, LR = 150, 8, 0.05
+LAMBDA, PRIOR = 0.05, 0.05
+
+
+# ---------------------------------------------------------------------------------- preprocessing
+def _open(image):
+    """Anything a caller may hand over -> a PIL image (or a numpy array), or an ExplorerError."""
+    from PIL import Image, UnidentifiedImageError
+
+    if isinstance(image, dict):  # Gradio's Sketchpad / ImageEditor value
+        image = image.get("composite") if image.get("composite") is not None else image.get("background")
+    if isinstance(image, (bytes, str, Path)):
+        if isinstance(image, str) and image.startswith("data:"):
+            try:
+                image = base64.b64decode(image.split(",", 1)[1], validate=True)
+            except (IndexError, binascii.Error, ValueError):
+                raise ExplorerError(
+                    "the image data URI is not valid base64; send data:image/png;base64,..."
+                ) from None
+        try:
+            src = io.BytesIO(image) if isinstance(image, bytes) else str(image)
+            with Image.open(src) as im:
+                im.load()
+                return im.copy()
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
+            raise ExplorerError("that is not an image this app can read; send a PNG or JPEG") from None
+    if image is None:
+        raise ExplorerError("no image: draw a digit on the pad or upload a PNG/JPEG")
+    return image
+
+
+def _gray_ink(image) -> np.ndarray:
+    """-> (H, W) float in [0,1], white paper = 1 (transparent pixels composited on white)."""
+    from PIL import Image
+
+    if isinstance(image, Image.Image):
+        if max(image.size) > MAX_SIDE:
+            image = image.copy()
+            image.thumbnail((MAX_SIDE, MAX_SIDE), Image.BILINEAR)
+        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+            image = image.convert("RGBA")
+            white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+            image = Image.alpha_composite(white, image)
+        arr = np.asarray(image.convert("L"), np.float32) / 255.0
+    else:
+        try:
+            arr = np.asarray(image, np.float32)
+        except (TypeError, ValueError):
+            raise ExplorerError(f"not an image: got {type(image).__name__}; send a PNG or JPEG") from None
+        if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+            rgb = arr[..., :3] @ np.float32([0.299, 0.587, 0.114])
+            if arr.shape[-1] == 4:  # composite on white
+                a = arr[..., 3] / (255.0 if arr.max() > 1.0 else 1.0)
+                scale = 255.0 if arr.max() > 1.0 else 1.0
+                rgb = rgb * a + scale * (1 - a)
+            arr = rgb
+        elif arr.ndim == 3 and arr.shape[-1] == 1:
+            arr = arr[..., 0]
+        if arr.ndim != 2 or not np.isfinite(arr).all():
+            raise ExplorerError(f"not an image: an array of shape {arr.shape}; send a PNG or JPEG")
+        if arr.size and arr.max() > 1.0:
+            arr = arr / 255.0
+    if min(arr.shape) < 8:
+        raise ExplorerError(f"the image is {arr.shape[1]}x{arr.shape[0]} pixels; draw or upload at least 8x8")
+    return np.clip(arr, 0.0, 1.0)
+
+
+def preprocess(image) -> np.ndarray:
+    """A drawing or upload of any size -> a (28, 28) float32 digit in [0,1] (1 = ink), as MNIST."""
+    from PIL import Image
+
+    gray = _gray_ink(_open(image))
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    ink = 1.0 - gray if np.mean(border > 0.5) >= 0.5 else gray  # background = the border's majority
+    ink = ink - np.median(np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]]))
+    peak = float(ink.max())
+    if peak < INK_MIN:
+        raise ExplorerError("the drawing is empty (no ink found); draw a digit or upload one")
+    ink = np.clip(ink / peak, 0.0, 1.0)
+    ink[ink < INK_MIN] = 0.0
+    rows, cols = np.nonzero(ink)
+    crop = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    h, w = crop.shape
+    scale = BOX / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    small = np.asarray(Image.fromarray(crop.astype(np.float32), mode="F").resize((nw, nh), Image.LANCZOS))
+    small = np.clip(small, 0.0, 1.0)
+    total = small.sum()
+    if total <= 0:
+        raise ExplorerError("the drawing is empty (no ink found); draw a digit or upload one")
+    cy = (small.sum(1) * np.arange(nh)).sum() / total
+    cx = (small.sum(0) * np.arange(nw)).sum() / total
+    top = int(np.clip(round(SIZE / 2 - cy), 0, SIZE - nh))
+    left = int(np.clip(round(SIZE / 2 - cx), 0, SIZE - nw))
+    out = np.zeros((SIZE, SIZE), np.float32)
+    out[top : top + nh, left : left + nw] = small
+    return out
+
+
+# ---------------------------------------------------------------------------------- the evaluator
+def read(img01: np.ndarray) -> tuple[int, float, list[float]]:
+    """The quality evaluator's reading of one digit: (label, confidence, the 10 probabilities).
+    The evaluator is loaded once per process (training.quality holds it; it imports no loop)."""
+    from training.quality import QualityScorer
+
+    _, probs = QualityScorer.load().embed(np.asarray(img01, np.float32).reshape(1, 28, 28, 1))
+    p = probs[0]
+    return int(p.argmax()), float(p.max()), [float(v) for v in p]
+
+
+def _loadable(engine, run: str, skipped: list) -> list[Snapshot]:
+    snaps = []
+    for e in engine.registry.get(run).epochs:
+        if e.broken:
+            skipped.append((e.epoch, e.broken))
+            continue
+        try:
+            snaps.append(engine.snapshot(run, e.epoch))
+        except SnapshotError as exc:
+            skipped.append((e.epoch, str(exc).split(": ", 1)[-1]))
+    if not snaps:
+        raise ExplorerError(f"run {run!r} has no loadable epoch yet")
+    return snaps
+
+
+def judge(engine, run: str, epoch: int, img01: np.ndarray) -> dict:
+    """P(real) by the chosen epoch's D, P(real) by every loadable epoch's D, the evaluator's label."""
+    x = np.asarray(img01, np.float32).reshape(1, 28, 28)
+    p_now = float(engine.scores(run, epoch, x)[0])
+    skipped: list = []
+    curve = [
+        {"epoch": s.epoch, "p_real": float(engine.scores(run, s.epoch, x)[0])}
+        for s in _loadable(engine, run, skipped)
+    ]
+    label, conf, probs = read(x)
+    return {
+        "run": run,
+        "epoch": int(epoch),
+        "p_real": p_now,
+        "by_epoch": curve,
+        "skipped": [{"epoch": e, "reason": r} for e, r in skipped],
+        "label": label,
+        "confidence": conf,
+        "probabilities": probs,
+    }
+
+
+# ---------------------------------------------------------------------------------- projection
+def _make_projector(snap: Snapshot):
+    """One traced Adam loop for this snapshot: (digit, z0 (K, d), steps) -> (z, images, pixel MSE, loss)."""
+    import tensorflow as tf
+
+    from models.evaluator import load_evaluator
+
+    _, both = load_evaluator()
+    g, d = snap.generator, snap.latent_dim
+    lo, hi = snap.pixel_range
+
+    def losses(z, target, f_target, f_norm):
+        img = (tf.cast(g(z, training=False), tf.float32)[..., 0] - lo) / (hi - lo)
+        pix = tf.reduce_mean(tf.square(img - target), axis=[1, 2])
+        feats, _ = both(img[..., None], training=False)
+        feat = tf.reduce_sum(tf.square(feats - f_target), axis=1) / f_norm
+        shell = tf.square(tf.reduce_sum(tf.square(z), axis=1) / d - 1.0)
+        return img, pix, pix + LAMBDA * feat + PRIOR * shell
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([28, 28], tf.float32),
+            tf.TensorSpec([None, d], tf.float32),
+            tf.TensorSpec([], tf.int32),
+        ]
+    )
+    def project(target, z0, steps):
+        f_target, _ = both(target[None, :, :, None], training=False)
+        f_norm = tf.reduce_sum(tf.square(f_target)) + 1e-3
+        z, m, v = z0, tf.zeros_like(z0), tf.zeros_like(z0)
+        b1, b2 = 0.9, 0.999
+        for t in tf.range(1, steps + 1):
+            with tf.GradientTape() as tape:
+                tape.watch(z)
+                _, _, loss = losses(z, target, f_target, f_norm)
+                total = tf.reduce_sum(loss)  # the starts are independent: the sum's gradient is each one's
+            grad = tape.gradient(total, z)
+            m = b1 * m + (1 - b1) * grad
+            v = b2 * v + (1 - b2) * tf.square(grad)
+            tf_t = tf.cast(t, tf.float32)
+            z = z - LR * (m / (1 - b1**tf_t)) / (tf.sqrt(v / (1 - b2**tf_t)) + 1e-8)
+        img, pix, loss = losses(z, target, f_target, f_norm)
+        return z, tf.clip_by_value(img, 0.0, 1.0), pix, loss
+
+    return project
+
+
+def _steps(steps) -> int:
+    try:
+        s = int(steps)
+        ok = s == float(steps) and 1 <= s <= 2000
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ExplorerError(f"steps must be a whole number from 1 to 2000 (got {str(steps)[:40]})")
+    return s
+
+
+def _seed(seed) -> int:
+    try:
+        s = int(seed)
+        ok = s == float(seed) and 0 <= s < 2**32
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ExplorerError(f"seed must be a whole number from 0 to 4294967295 (got {str(seed)[:40]})")
+    return s
+
+
+def project_snapshot(snap: Snapshot, img01, seed: int = 0, steps: int = STEPS, starts: int = STARTS) -> dict:
+    """The latent point of one snapshot whose image is closest to the digit (best of `starts`)."""
+    steps, seed = _steps(steps), _seed(seed)
+    target = np.asarray(img01, np.float32).reshape(28, 28)
+    z0 = np.random.default_rng(seed).standard_normal((starts, snap.latent_dim)).astype(np.float32)
+    fn = snap.extra(("project",), lambda: _make_projector(snap))
+    z, imgs, pix, loss = (t.numpy() for t in fn(target, z0, np.int32(steps)))
+    best = int(np.argmin(loss))
+    _, p = snap.generate(z[best : best + 1])
+    return {
+        "epoch": snap.epoch,
+        "z": [float(v) for v in z[best]],
+        "image": imgs[best],
+        "distance": float(np.sqrt(pix[best])),  # RMS pixel difference, [0,1] units
+        "p_real": float(p[0]),
+    }
+
+
+def project(engine, run: str, epoch: int, img01, seed: int = 0, steps: int = STEPS) -> dict:
+    return project_snapshot(engine.snapshot(run, epoch), img01, seed, steps)
+
+
+def project_epochs(engine, run: str, img01, seed: int = 0, steps: int = STEPS) -> dict:
+    """Project into every loadable epoch of the run; the best (smallest distance) marked."""
+    skipped: list = []
+    rows = [project_snapshot(s, img01, seed, steps) for s in _loadable(engine, run, skipped)]
+    best = min(rows, key=lambda r: r["distance"])["epoch"]
+    return {
+        "rows": rows,
+        "best_epoch": best,
+        "skipped": [{"epoch": e, "reason": r} for e, r in skipped],
+    }
+
+
+def random_distance(snap: Snapshot, img01, n: int = 8, seed: int = 0) -> float:
+    """The mean RMS pixel distance from the digit to n random samples of the snapshot (a baseline)."""
+    z = np.random.default_rng(seed).standard_normal((n, snap.latent_dim)).astype(np.float32)
+    imgs, _ = snap.generate(z)
+    return float(
+        np.sqrt(((imgs - np.asarray(img01, np.float32).reshape(1, 28, 28)) ** 2).mean((1, 2))).mean()
+    )
