@@ -33,23 +33,29 @@ LAMBDA, PRIOR = 0.05, 0.05
 
 
 # ---------------------------------------------------------------------------------- preprocessing
+def _decode(text: str) -> bytes:
+    """A data URI or plain base64 -> bytes. A string is never read as a path (the API must not
+    open files on the server)."""
+    raw = text.split(",", 1)[1] if text.startswith("data:") and "," in text else text
+    try:
+        return base64.b64decode(raw.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ExplorerError(
+            "send the image as a data URI (data:image/png;base64,...) or base64 PNG/JPEG bytes"
+        ) from None
+
+
 def _open(image):
     """Anything a caller may hand over -> a PIL image (or a numpy array), or an ExplorerError."""
     from PIL import Image, UnidentifiedImageError
 
     if isinstance(image, dict):  # Gradio's Sketchpad / ImageEditor value
         image = image.get("composite") if image.get("composite") is not None else image.get("background")
-    if isinstance(image, (bytes, str, Path)):
-        if isinstance(image, str) and image.startswith("data:"):
-            try:
-                image = base64.b64decode(image.split(",", 1)[1], validate=True)
-            except (IndexError, binascii.Error, ValueError):
-                raise ExplorerError(
-                    "the image data URI is not valid base64; send data:image/png;base64,..."
-                ) from None
+    if isinstance(image, str):
+        image = _decode(image)
+    if isinstance(image, (bytes, Path)):
         try:
-            src = io.BytesIO(image) if isinstance(image, bytes) else str(image)
-            with Image.open(src) as im:
+            with Image.open(io.BytesIO(image) if isinstance(image, bytes) else image) as im:
                 im.load()
                 return im.copy()
         except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):

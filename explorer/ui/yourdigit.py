@@ -1,0 +1,232 @@
+"""The "Your digit" tab: draw or upload a digit, see what the model sees, how every epoch's D judges
+it, and where it lies in the latent space (explorer.yourdigit). API: /judge, /project, /project_epochs
+(the image as a data URI; JSON back, images inside as PNG data URIs)."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+
+from explorer import latent, render
+from explorer import yourdigit as yd
+from explorer.registry import ExplorerError
+from explorer.ui.context import Ctx, err
+
+INTRO = (
+    "**Your digit.** Draw a digit on the pad (or upload a PNG/JPEG, dark-on-light or light-on-dark). "
+    "It is turned into a 28x28 digit the way MNIST was made: the ink's bounding box fitted into 20x20, "
+    "centred by its centre of mass. **Project** finds the latent point whose image is closest to it."
+)
+
+
+def png_uri(img01) -> str:
+    buf = io.BytesIO()
+    render.digit(img01, 28).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def verdict_md(j: dict) -> str:
+    text = (
+        f"**P(real) {j['p_real']:.2f}** by the D of epoch {j['epoch']} &middot; the evaluator reads "
+        f"**{j['label']}** (confidence {j['confidence']:.2f})"
+    )
+    if j["skipped"]:
+        text += "  \nleft out: " + "; ".join(f"epoch {s['epoch']} ({s['reason']})" for s in j["skipped"])
+    return text
+
+
+def curve_frame(j: dict) -> pd.DataFrame:
+    return pd.DataFrame([{"epoch": r["epoch"], "P(real)": r["p_real"]} for r in j["by_epoch"]])
+
+
+def _pair(digit, rec, p_digit: float, p_rec: float):
+    return render.grid(np.stack([digit, rec])[None], np.array([[p_digit, p_rec]]), cell=140, pad=6)
+
+
+def _handlers(ctx: Ctx) -> dict:
+    eng = ctx.engine
+
+    def take(image, run, epoch):
+        """The pad or the upload changed: preprocess and judge; an empty pad is a note, not an error."""
+        if image is None or (isinstance(image, dict) and image.get("composite") is None):
+            return None, None, "", None
+        try:
+            digit = yd.preprocess(image)
+        except ExplorerError as exc:
+            return None, None, str(exc), None
+        seen = render.digit(digit, 196)
+        try:
+            run, epoch = ctx.need(run, epoch)
+            j = yd.judge(eng, run, epoch, digit)
+        except ExplorerError as exc:
+            return digit.tolist(), seen, str(exc), None
+        return digit.tolist(), seen, verdict_md(j), curve_frame(j)
+
+    def need_digit(digit):
+        if digit is None:
+            raise ExplorerError("draw a digit on the pad or upload one first")
+        return np.asarray(digit, np.float32).reshape(28, 28)
+
+    @err
+    def project(digit, run, epoch, seed, steps):
+        digit = need_digit(digit)
+        run, epoch = ctx.need(run, epoch)
+        r = yd.project(eng, run, epoch, digit, seed, steps)
+        p_digit = float(eng.scores(run, epoch, digit[None])[0])
+        label, conf, _ = yd.read(r["image"])
+        md = (
+            f"Reconstruction by epoch {epoch}: pixel distance **{r['distance']:.3f}** (RMS, 0-1 scale), "
+            f"P(real) **{r['p_real']:.2f}**; the evaluator reads it as **{label}** ({conf:.2f})"
+        )
+        return (
+            _pair(digit, r["image"], p_digit, r["p_real"]),
+            md,
+            latent.format_vector(np.array(r["z"])),
+            r["z"],
+        )
+
+    @err
+    def project_epochs(digit, run, seed, steps):
+        digit = need_digit(digit)
+        if not run or not isinstance(run, str):
+            raise ExplorerError("pick a run first (top of the page)")
+        out = yd.project_epochs(eng, run, digit, seed, steps)
+        rows, best = out["rows"], out["best_epoch"]
+        imgs = np.stack([np.stack([digit, r["image"]]) for r in rows])
+        p_digit = [float(eng.scores(run, r["epoch"], digit[None])[0]) for r in rows]
+        scores = np.array([[pd_, r["p_real"]] for pd_, r in zip(p_digit, rows)])
+        labels = [
+            f"epoch {r['epoch']}\nd={r['distance']:.3f}" + ("\nbest" if r["epoch"] == best else "")
+            for r in rows
+        ]
+        hi = tuple(i for i, r in enumerate(rows) if r["epoch"] == best)
+        grid = render.grid(imgs, scores, labels, cell=72, highlight_rows=hi)
+        frame = pd.DataFrame([{"epoch": r["epoch"], "distance": r["distance"]} for r in rows])
+        md = (
+            f"Epoch **{best}** draws it best (smallest distance). Left: your digit, right: its closest image."
+        )
+        return grid, frame, md
+
+    return {"take": take, "project": project, "project_epochs": project_epochs}
+
+
+def _api(ctx: Ctx) -> None:
+    eng = ctx.engine
+
+    @err
+    def judge(image: str, run: str, epoch: int) -> str:
+        """A digit (data URI) -> JSON: P(real) by the epoch's D and every epoch's D, the evaluator's label."""
+        run, epoch = ctx.need(run, epoch)
+        digit = yd.preprocess(image)
+        return json.dumps(dict(yd.judge(eng, run, epoch, digit), digit_png=png_uri(digit)))
+
+    @err
+    def project(image: str, run: str, epoch: int, seed: int = 0, steps: int = yd.STEPS) -> str:
+        """A digit (data URI) -> JSON: the epoch's closest latent point z, its image, distance, P(real)."""
+        run, epoch = ctx.need(run, epoch)
+        digit = yd.preprocess(image)
+        r = yd.project(eng, run, epoch, digit, seed, steps)
+        return json.dumps(dict(r, image=png_uri(r["image"]), digit_png=png_uri(digit)))
+
+    @err
+    def project_epochs(image: str, run: str, seed: int = 0, steps: int = yd.STEPS) -> str:
+        """A digit (data URI) -> JSON: the projection into every loadable epoch, best epoch marked."""
+        run, _ = ctx.need(run, 0)
+        out = yd.project_epochs(eng, run, yd.preprocess(image), seed, steps)
+        out["rows"] = [dict(r, image=png_uri(r["image"])) for r in out["rows"]]
+        return json.dumps(out)
+
+    gr.api(judge, api_name="judge")
+    gr.api(project, api_name="project")
+    gr.api(project_epochs, api_name="project_epochs")
+
+
+def build(ctx: Ctx, app, point=None, tabs=None) -> None:
+    """The view; `point` (the sliders view) and `tabs` enable "Open in the sliders"."""
+    gr.Markdown(INTRO)
+    digit_state = gr.State(None)
+    z_state = gr.State(None)
+    with gr.Row():
+        with gr.Column():
+            pad = gr.Sketchpad(
+                label="Draw a digit",
+                canvas_size=(280, 280),
+                brush=gr.Brush(default_size=20, colors=["#000000"], color_mode="fixed"),
+                type="pil",
+                elem_id="digit-pad",
+            )
+            upload = gr.Image(label="...or upload a PNG/JPEG", type="pil", sources=["upload", "clipboard"])
+        with gr.Column():
+            seen = gr.Image(
+                label="What the model sees (28x28, enlarged)", interactive=False, elem_id="digit-seen"
+            )
+            verdict = gr.Markdown(elem_id="digit-verdict")
+            curve = gr.LinePlot(
+                x="epoch",
+                y="P(real)",
+                title="P(real) of your digit by each epoch's D",
+                y_lim=[0, 1],
+                height=220,
+            )
+    with gr.Row():
+        seed_nb = gr.Number(value=0, precision=0, minimum=0, label="Seed of the starts")
+        steps_sl = gr.Slider(20, 400, value=yd.STEPS, step=10, label="Projection steps")
+        project_btn = gr.Button("Project", variant="primary", elem_id="project-btn")
+        epochs_btn = gr.Button("Which epoch can draw it", elem_id="project-epochs-btn")
+    with gr.Row():
+        with gr.Column():
+            pair = gr.Image(label="Your digit | its reconstruction", interactive=False, elem_id="digit-pair")
+            proj_md = gr.Markdown(elem_id="digit-projection")
+            z_txt = gr.Textbox(
+                label="The found latent point z (paste it in Latent sliders)", lines=3, buttons=["copy"]
+            )
+            open_btn = gr.Button("Open in the sliders", visible=point is not None and tabs is not None)
+        with gr.Column():
+            epochs_img = gr.Image(
+                label="Every epoch's closest image", interactive=False, elem_id="digit-epochs"
+            )
+            epochs_md = gr.Markdown()
+            dist_plot = gr.LinePlot(
+                x="epoch", y="distance", title="Pixel distance by epoch (lower: draws it better)", height=220
+            )
+
+    h = _handlers(ctx)
+    hidden = dict(api_visibility="undocumented")
+    take_out = [digit_state, seen, verdict, curve]
+    for comp in (pad, upload):
+        comp.change(
+            h["take"], [comp, ctx.run_dd, ctx.epoch_dd], take_out, trigger_mode="always_last", **hidden
+        )
+    pick = [ctx.run_dd, ctx.epoch_dd, seed_nb, steps_sl]
+    project_btn.click(h["project"], [digit_state, *pick], [pair, proj_md, z_txt, z_state], **hidden)
+    epochs_btn.click(
+        h["project_epochs"],
+        [digit_state, ctx.run_dd, seed_nb, steps_sl],
+        [epochs_img, dist_plot, epochs_md],
+        **hidden,
+    )
+    if point is not None and tabs is not None:
+        _wire_open(ctx, open_btn, z_state, point, tabs)
+    _api(ctx)
+
+
+def _wire_open(ctx: Ctx, open_btn, z_state, point, tabs) -> None:
+    """The found z becomes the sliders' base point; the sliders tab opens on it."""
+
+    @err
+    def to_base(z):
+        if not z:
+            raise ExplorerError("project your digit first")
+        return z, gr.Tabs(selected="sliders")
+
+    open_btn.click(to_base, z_state, [ctx.base_state, tabs], api_visibility="undocumented").success(
+        point.snapshot_point,
+        [ctx.run_dd, ctx.epoch_dd, ctx.base_state, ctx.dims_state],
+        point.point_outputs(ctx),
+        api_visibility="undocumented",
+    )
