@@ -198,16 +198,21 @@ def build(ctx: Ctx, app, point=None, tabs=None) -> None:
     h = _handlers(ctx)
     hidden = dict(api_visibility="undocumented")
     take_out = [digit_state, seen, verdict, curve]
-    for comp in (pad, upload):
-        comp.change(
-            h["take"], [comp, ctx.run_dd, ctx.epoch_dd], take_out, trigger_mode="always_last", **hidden
-        )
+    for comp, name in ((pad, "digit_drawn"), (upload, "digit_uploaded")):
+        comp.change(h["take"], [comp, ctx.run_dd, ctx.epoch_dd], take_out, api_name=name, **hidden)
     pick = [ctx.run_dd, ctx.epoch_dd, seed_nb, steps_sl]
-    project_btn.click(h["project"], [digit_state, *pick], [pair, proj_md, z_txt, z_state], **hidden)
+    project_btn.click(
+        h["project"],
+        [digit_state, *pick],
+        [pair, proj_md, z_txt, z_state],
+        api_name="digit_project",
+        **hidden,
+    )
     epochs_btn.click(
         h["project_epochs"],
         [digit_state, ctx.run_dd, seed_nb, steps_sl],
         [epochs_img, dist_plot, epochs_md],
+        api_name="digit_project_epochs",
         **hidden,
     )
     if point is not None and tabs is not None:
@@ -224,9 +229,12 @@ def _wire_open(ctx: Ctx, open_btn, z_state, point, tabs) -> None:
             raise ExplorerError("project your digit first")
         return z, gr.Tabs(selected="sliders")
 
-    open_btn.click(to_base, z_state, [ctx.base_state, tabs], api_visibility="undocumented").success(
+    open_btn.click(
+        to_base, z_state, [ctx.base_state, tabs], api_name="digit_open", api_visibility="undocumented"
+    ).success(
         point.snapshot_point,
         [ctx.run_dd, ctx.epoch_dd, ctx.base_state, ctx.dims_state],
         point.point_outputs(ctx),
+        api_name="digit_open_point",
         api_visibility="undocumented",
     )
