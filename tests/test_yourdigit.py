@@ -15,10 +15,12 @@ from PIL import Image
 from explorer import yourdigit as yd
 from explorer.engine import Engine
 from explorer.registry import ExplorerError, RunRegistry
+from tests import test_browser
 from tests.conftest import MNIST, ROOT
 from tests.test_browser import link_copy, start_app
 
 DEMO_FINAL = 15
+browser = test_browser.browser  # the module-scoped headless Chromium fixture
 STEPS = 100  # enough here: the demo's digits are found within ~60 Adam steps (lr 0.05)
 
 
@@ -188,6 +190,55 @@ def test_the_endpoints_answer_through_the_real_app(trained_runs, tmp_path, digit
             Image.new("L", (100, 100), 255).save(blank, format="PNG")
             c.predict(base64.b64encode(blank.getvalue()).decode(), "demo", 15, api_name="/judge")
         assert json.loads(c.predict(uri, "demo", 1, api_name="/judge"))["epoch"] == 1  # still serving
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def draw_seven(page) -> None:
+    """A 7 drawn with the mouse on the pad (the brush tool picked first, as a person does)."""
+    page.locator("#digit-pad button[aria-label='Brush']").click()
+    page.wait_for_timeout(500)  # the canvas takes the tool
+    box = page.locator("#digit-pad canvas").first.bounding_box()
+    x0, y0 = box["x"] + box["width"] / 2 - 140, box["y"] + box["height"] / 2 - 140
+    page.mouse.move(x0 + 84, y0 + 70)
+    page.mouse.down()
+    for t in range(1, 11):
+        page.mouse.move(x0 + 84 + 11.2 * t, y0 + 70)
+    for t in range(1, 16):
+        page.mouse.move(x0 + 196 - 4.2 * t, y0 + 70 + 9.8 * t)
+    page.mouse.up()
+
+
+def test_draw_project_and_open_in_the_sliders_in_the_browser(tmp_path, browser):
+    from tests.test_browser import SHOTS, new_page, wait_text
+
+    runs = tmp_path / "runs"
+    link_copy(ROOT / "runs" / "demo", runs / "demo")
+    proc, url = start_app(runs)
+    try:
+        page = new_page(browser, url)
+        page.get_by_role("tab", name="Your digit").click()
+        draw_seven(page)
+        verdict = wait_text(page, "#digit-verdict", "the evaluator reads", timeout=120_000)
+        assert "reads 7" in verdict and "P(real)" in verdict, verdict
+        page.locator("#project-btn").click()
+        found = wait_text(page, "#digit-projection", "pixel distance", timeout=180_000)
+        assert "reads it as 7" in found, found
+        z = page.locator("#digit-z textarea").input_value()
+        assert len(z.split(",")) == 64
+        page.screenshot(path=str(SHOTS / "your-digit.png"), full_page=True)
+        page.get_by_role("button", name="Open in the sliders").click()
+        page.wait_for_function(
+            "z => { const t = document.querySelector('#vector textarea');"
+            " return t && t.value.split(',')[0].trim() === z; }",
+            arg=z.split(",")[0].strip(),
+            timeout=60_000,
+        )
+        page.screenshot(path=str(SHOTS / "your-digit-in-sliders.png"), full_page=True)
     finally:
         proc.terminate()
         try:

@@ -183,7 +183,10 @@ def build(ctx: Ctx, app, point=None, tabs=None) -> None:
             pair = gr.Image(label="Your digit | its reconstruction", interactive=False, elem_id="digit-pair")
             proj_md = gr.Markdown(elem_id="digit-projection")
             z_txt = gr.Textbox(
-                label="The found latent point z (paste it in Latent sliders)", lines=3, buttons=["copy"]
+                elem_id="digit-z",
+                label="The found latent point z (paste it in Latent sliders)",
+                lines=3,
+                buttons=["copy"],
             )
             open_btn = gr.Button("Open in the sliders", visible=point is not None and tabs is not None)
         with gr.Column():
