@@ -230,6 +230,9 @@ def test_draw_project_and_open_in_the_sliders_in_the_browser(tmp_path, browser):
         assert "reads it as 7" in found, found
         z = page.locator("#digit-z textarea").input_value()
         assert len(z.split(",")) == 64
+        page.locator("#project-epochs-btn").click()
+        best = wait_text(page, "#digit-epochs-note", "draws it best", timeout=240_000)
+        assert any(f"Epoch {e} draws" in best for e in (1, 3, 7, 15)), best
         page.screenshot(path=str(SHOTS / "your-digit.png"), full_page=True)
         page.get_by_role("button", name="Open in the sliders").click()
         page.wait_for_function(

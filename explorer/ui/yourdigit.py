@@ -193,7 +193,7 @@ def build(ctx: Ctx, app, point=None, tabs=None) -> None:
             epochs_img = gr.Image(
                 label="Every epoch's closest image", interactive=False, elem_id="digit-epochs"
             )
-            epochs_md = gr.Markdown()
+            epochs_md = gr.Markdown(elem_id="digit-epochs-note")
             dist_plot = gr.LinePlot(
                 x="epoch", y="distance", title="Pixel distance by epoch (lower: draws it better)", height=220
             )
