@@ -4,6 +4,7 @@ snapshots (the bundled demo: 15 epochs on real digits), and the named API endpoi
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import subprocess
@@ -164,14 +165,27 @@ def test_bad_steps_and_seeds_are_refused(engine, digits):
         yd.project(engine, "demo", DEMO_FINAL, d, seed=-1)
 
 
+@contextlib.contextmanager
+def app_on(runs):
+    """app.py served on a free port over `runs` (tests.test_browser.start_app), stopped after."""
+    proc, url = start_app(runs)
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def test_the_endpoints_answer_through_the_real_app(trained_runs, tmp_path, digits):
     from gradio_client import Client
 
     runs = tmp_path / "runs"
     link_copy(trained_runs, runs)
     link_copy(ROOT / "runs" / "demo", runs / "demo")
-    proc, url = start_app(runs)
-    try:
+    with app_on(runs) as url:
         buf = io.BytesIO()
         on_paper(digits[0][0]).save(buf, format="PNG")
         uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
@@ -190,12 +204,6 @@ def test_the_endpoints_answer_through_the_real_app(trained_runs, tmp_path, digit
             Image.new("L", (100, 100), 255).save(blank, format="PNG")
             c.predict(base64.b64encode(blank.getvalue()).decode(), "demo", 15, api_name="/judge")
         assert json.loads(c.predict(uri, "demo", 1, api_name="/judge"))["epoch"] == 1  # still serving
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def draw_seven(page) -> None:
@@ -218,8 +226,7 @@ def test_draw_project_and_open_in_the_sliders_in_the_browser(tmp_path, browser):
 
     runs = tmp_path / "runs"
     link_copy(ROOT / "runs" / "demo", runs / "demo")
-    proc, url = start_app(runs)
-    try:
+    with app_on(runs) as url:
         page = new_page(browser, url)
         page.get_by_role("tab", name="Your digit").click()
         draw_seven(page)
@@ -242,9 +249,3 @@ def test_draw_project_and_open_in_the_sliders_in_the_browser(tmp_path, browser):
             timeout=60_000,
         )
         page.screenshot(path=str(SHOTS / "your-digit-in-sliders.png"), full_page=True)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()

@@ -166,13 +166,8 @@ def build(ctx: Ctx, app, point=None, tabs=None) -> None:
                 label="What the model sees (28x28, enlarged)", interactive=False, elem_id="digit-seen"
             )
             verdict = gr.Markdown(elem_id="digit-verdict")
-            curve = gr.LinePlot(
-                x="epoch",
-                y="P(real)",
-                title="P(real) of your digit by each epoch's D",
-                y_lim=[0, 1],
-                height=220,
-            )
+            title = "P(real) of your digit by each epoch's D"
+            curve = gr.LinePlot(x="epoch", y="P(real)", title=title, y_lim=[0, 1], height=220)
     with gr.Row():
         seed_nb = gr.Number(value=0, precision=0, minimum=0, label="Seed of the starts")
         steps_sl = gr.Slider(20, 400, value=yd.STEPS, step=10, label="Projection steps")
@@ -202,7 +197,15 @@ def build(ctx: Ctx, app, point=None, tabs=None) -> None:
     hidden = dict(api_visibility="undocumented")
     take_out = [digit_state, seen, verdict, curve]
     for comp, name in ((pad, "digit_drawn"), (upload, "digit_uploaded")):
-        comp.change(h["take"], [comp, ctx.run_dd, ctx.epoch_dd], take_out, api_name=name, **hidden)
+        # always_last: the pad changes with every stroke; the last drawing is the one judged
+        comp.change(
+            h["take"],
+            [comp, ctx.run_dd, ctx.epoch_dd],
+            take_out,
+            trigger_mode="always_last",
+            api_name=name,
+            **hidden,
+        )
     pick = [ctx.run_dd, ctx.epoch_dd, seed_nb, steps_sl]
     project_btn.click(
         h["project"],
