@@ -86,14 +86,14 @@ def epoch_quality(e: EpochInfo, samples_shown: bool, note: str = "") -> str:
         f"- {fmt(s.get('images_per_s'), '.0f')} images/s, epoch {fmt(s.get('epoch_time_s'), '.1f')} s, "
         f"total {fmt(s.get('elapsed_s'), '.0f')} s",
     ]
-    if q:
+    if q and any(v is not None for v in q.values()):
         share = num(q.get("confident_share"))
         lines += [
             f"- **FCD {fmt(q.get('fcd'), '.2f')}** (real digits: {fmt(q.get('fcd_floor'), '.2f')}; "
             "lower is better)",
             f"- classifier score {fmt(q.get('classifier_score'), '.2f')} / 10, confident "
             f"{fmt(share * 100 if share is not None else None, '.0f')}%, "
-            f"digits covered {q.get('mode_coverage', '?')}/10",
+            f"digits covered {fmt(q.get('mode_coverage'), '.0f')}/10",
         ]
     else:
         lines.append("- no quality figures for this epoch")

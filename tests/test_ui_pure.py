@@ -9,12 +9,23 @@ import math
 import pandas as pd
 import pytest
 
-from explorer import figures, tables
+from explorer import facts, figures, tables
 from explorer.registry import EpochInfo, ExplorerError, RunInfo, RunRegistry
 from explorer.trainer import Trainer, check_run_name, last_log_line, new_run_args, resume_args
 from tests.conftest import ROOT
 
 DEMO = ROOT / "runs" / "demo"
+
+
+def _epoch(n, path, summary, broken=None) -> EpochInfo:
+    """An EpochInfo as the registry makes it: summary.json validated once (explorer.facts);
+    values it cannot take mark the epoch broken, the rest arrive cleaned."""
+    try:
+        return EpochInfo(n, path, broken=broken, facts=facts.epoch_summary(summary))
+    except facts.FactsError as exc:
+        return EpochInfo(n, path, broken=broken or str(exc))
+
+
 BAD_VALUES = [None, "abc", "1e999", float("nan"), float("inf"), [], {}, True, -1]
 
 
@@ -58,7 +69,7 @@ def test_run_facts_never_raise_on_bad_values(bad, tmp_path):
 
 def test_epoch_quality_and_histogram_of_a_real_summary(tmp_path):
     s = _summary()
-    md = tables.epoch_quality(EpochInfo(15, tmp_path, summary=s), samples_shown=True)
+    md = tables.epoch_quality(_epoch(15, tmp_path, s), samples_shown=True)
     assert md.startswith("### Epoch 15")
     assert f"**FCD {s['quality']['fcd']:.2f}**" in md and f"d_loss {s['d_loss']:.3f}" in md
     assert "the samples' captions: P(real) by epoch 15's D" in md
@@ -76,7 +87,7 @@ def test_epoch_quality_never_raises_on_bad_values(bad, tmp_path):
         "classifier_score": bad,
         "digit_histogram": [bad] * 10,
     }
-    e = EpochInfo(2, tmp_path, broken="generator.keras missing", summary=s)
+    e = _epoch(2, tmp_path, s, broken="generator.keras missing")
     md = tables.epoch_quality(e, False, "a note")
     assert "**Epoch 2 is broken: generator.keras missing**" in md and "- a note" in md
     if not isinstance(bad, (int, float)) or not math.isfinite(bad):
@@ -84,8 +95,9 @@ def test_epoch_quality_never_raises_on_bad_values(bad, tmp_path):
     hist = tables.digit_histogram(s["quality"])
     assert hist is not None and len(hist) == 10
     assert tables.digit_histogram({"digit_histogram": bad}) is None
-    no_q = EpochInfo(3, tmp_path, summary={"quality": bad})
-    assert "no quality figures" in tables.epoch_quality(no_q, True)
+    no_q = _epoch(3, tmp_path, {"quality": bad})
+    md = tables.epoch_quality(no_q, True)
+    assert "no quality figures" in md or f"**Epoch 3 is broken: {no_q.broken}**" in md
 
 
 def test_compare_figures_of_the_demo_run(demo):
@@ -111,7 +123,7 @@ def test_compare_builders_never_raise_on_bad_metrics(bad, tmp_path):
         {"kind": "epoch", "epoch": bad, "d_loss": 1.0},
         {"kind": "epoch"},
     ]
-    info = RunInfo("x", tmp_path, epochs=[EpochInfo(2, tmp_path, summary={"quality": bad, "g_loss": bad})])
+    info = RunInfo("x", tmp_path, epochs=[_epoch(2, tmp_path, {"quality": bad, "g_loss": bad})])
     rows = figures.epoch_rows(info, metrics)
     best = figures.best_epoch(rows)
     frames = tables.compare_frames(rows, best)
