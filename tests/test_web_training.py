@@ -147,6 +147,7 @@ HUGE = "/" + "a" * 200_000
         ("../shared/data/mnist\nx", "Data: the path contains control characters"),
         (["a"], "Data:"),
     ],
+    ids=["200k-chars", "nul", "newline", "a-list"],  # (a 200 KB test id would not fit in exec's env)
 )
 def test_the_train_form_is_checked_before_anything_starts(app, data, needle):
     url, runs = app
