@@ -125,7 +125,7 @@ def test_stop_and_resume_refuse_a_run_trained_by_another_process(app):
         cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     try:
-        wait_for(lambda: lock_holder(run), 300, "the CLI trainer to lock its run")
+        wait_for(lambda: lock_holder(run) and (run / "run.json").is_file(), 300, "the CLI trainer's run.json")
         stop = call(url, "stop", "from-cli")
         assert stop.startswith("error") and "stop it where it was started" in stop, stop
         resume = call(url, "resume", "from-cli", LONG + 1)
