@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import MNIST, ROOT
-from tests.test_browser import kill_trainers, raw_call, start_app
+from tests.test_browser import browser, kill_trainers, new_page, pick, raw_call, start_app  # noqa: F401
 from training.runfolder import lock_holder
 
 DEMO = ROOT / "runs" / "demo"
@@ -235,6 +235,33 @@ def test_resume_of_the_bundled_demo_keeps_every_saved_epoch(app):
     metrics = (run / "metrics.jsonl").read_bytes()
     assert metrics.startswith(metrics_before)  # every original line, byte-identical, in place
     assert b'"epoch": 16' in metrics[len(metrics_before) :]
+
+
+def test_the_train_tabs_data_field_offers_the_roots_and_takes_a_typed_path(app, browser):  # noqa: F811
+    """The data field is a dropdown of the allowed data sets that still takes a typed path, as
+    test_browser_walkthrough types one: outside the roots is refused, the shared digits start."""
+    url, runs = app
+    page = new_page(browser, url)
+    try:
+        page.get_by_role("tab", name="Train").click()
+        field = page.locator("#train-data input").first
+        assert field.input_value() == "../shared/data/mnist"  # the first offered data set
+        page.locator("#train-name textarea, #train-name input").first.fill("typed-data")
+        page.locator("#train-epochs input").fill(str(LONG))
+        page.locator("#train-max input").fill("256")
+        for typed, needle in [("/root/.ssh", "Data: not inside the data folders"), (str(MNIST), "started")]:
+            field.fill(typed)
+            pick(page, "#train-precision", "float32")  # leaves the field, as the walkthrough does
+            page.locator("#train-btn").click()
+            page.get_by_text(needle).first.wait_for(timeout=120_000)
+        wait_for(lambda: (runs / "typed-data" / "run.json").is_file(), 300, "the typed-data run.json")
+        config = json.loads((runs / "typed-data" / "run.json").read_text())["config"]
+        assert config["data"] == str(MNIST.resolve())
+        page.locator("#stop-btn").click()
+        wait_for(lambda: trainer_done(runs / "typed-data"), 300, "typed-data to stop")
+    finally:
+        page.close()
+        kill_trainers(runs)
 
 
 def test_the_app_exits_promptly_on_sigterm(tmp_path):
