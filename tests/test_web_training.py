@@ -28,6 +28,17 @@ DEMO = ROOT / "runs" / "demo"
 LONG = 200  # epochs of a run that a test stops long before it ends
 
 
+def start(runs: Path, *extra):
+    """test_browser.start_app, given up to 3 x its 120 s: TensorFlow's start-up alone can take
+    over 2 minutes when other test runs share the 2 cores (seen at load average 21)."""
+    for attempt in range(3):
+        try:
+            return start_app(runs, *extra)
+        except AssertionError as exc:
+            if "did not start" not in str(exc) or attempt == 2:
+                raise
+
+
 def wait_for(cond, timeout: float, what: str, every: float = 1.0):
     deadline = time.time() + timeout
     while time.time() < deadline:
@@ -76,13 +87,10 @@ def app(tmp_path_factory):
     shutil.copytree(DEMO, runs / "demo")
     (base / "data").mkdir()
     (base / "data" / "escape").symlink_to("/etc")  # inside a root by name, outside once resolved
-    proc, url = start_app(runs)
+    proc, url = start(runs)
     yield url, runs
-    proc.terminate()
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    proc.terminate()  # the app exits within seconds of SIGTERM (see the last test)
+    proc.wait(60)
     kill_trainers(runs)
 
 
@@ -267,7 +275,7 @@ def test_the_train_tabs_data_field_offers_the_roots_and_takes_a_typed_path(app, 
 def test_the_app_exits_promptly_on_sigterm(tmp_path):
     runs = tmp_path / "runs"
     shutil.copytree(DEMO, runs / "demo")
-    proc, url = start_app(runs)
+    proc, url = start(runs)
     try:
         assert call(url, "generate", "demo", 15, ", ".join(["0"] * 64)).startswith("ok")
         t = time.monotonic()

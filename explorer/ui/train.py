@@ -37,8 +37,8 @@ def latest_samples(ctx: Ctx, name: str, cache: dict):
 
 
 def data_choices(roots) -> list[tuple[str, str]]:
-    """The data sets the Train tab offers: each allowed data folder, shown relative to the
-    repository (the trainer's working folder) where it is inside its parent."""
+    """The data sets the Train tab offers: each allowed data folder, relative to the repository
+    (the trainer's working folder) when near it, as `../shared/data/mnist`, else absolute."""
     out = []
     for r in roots:
         r = Path(r).resolve()
@@ -46,7 +46,8 @@ def data_choices(roots) -> list[tuple[str, str]]:
             shown = os.path.relpath(r, ROOT)
         except ValueError:
             shown = str(r)
-        shown = shown if shown.startswith("../") and shown.count("../") <= 2 else str(r)
+        if Path(shown).parts.count("..") > 1:
+            shown = str(r)
         out.append((shown, shown))
     return out
 
