@@ -287,3 +287,16 @@ def test_the_app_exits_promptly_on_sigterm(tmp_path):
             proc.kill()
     print(f"sigterm-to-exit {took:.2f} s")
     assert rc == 0 and took < 15
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--max-trainings", "0"], "--max-trainings must be from 1 to 64"),
+        (["--data-root", "/nonexistent-data-root"], "is not a folder"),
+    ],
+)
+def test_bad_training_arguments_of_the_app_are_clear(tmp_path, args, needle):
+    cmd = [sys.executable, "app.py", "--runs-dir", str(tmp_path / "runs"), "--no-browser", *args]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and needle in r.stderr, r.stderr[-500:]
