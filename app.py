@@ -8,12 +8,14 @@ import os
 import shutil
 import signal
 import sys
+import threading
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 ROOT = Path(__file__).resolve().parent
+MAX_FILE_SIZE = "10mb"  # the largest upload Gradio's upload route accepts (the app needs none bigger)
 
 
 def parse_args(argv=None):
@@ -28,6 +30,19 @@ def parse_args(argv=None):
     p.add_argument("--share", action="store_true", help="also open a public Gradio share link")
     p.add_argument("--auth", help="user:password required for every page and API call")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser tab")
+    p.add_argument(
+        "--max-trainings",
+        type=int,
+        default=1,
+        help="how many trainings started from the Train tab may run at once (default 1)",
+    )
+    p.add_argument(
+        "--data-root",
+        action="append",
+        metavar="DIR",
+        help="a folder the Train tab may read data from (repeatable; default: the data sets it "
+        "offers: ../shared/data/mnist, /usr/share/datasets/fashion-mnist, data/ next to the runs folder)",
+    )
     return p.parse_args(argv)
 
 
@@ -48,16 +63,26 @@ def main(argv=None) -> int:
         print(f"error: --runs-dir {runs} is not a folder", file=sys.stderr)
         return 2
     runs.mkdir(parents=True, exist_ok=True)
+    if not 1 <= args.max_trainings <= 64:
+        print(f"error: --max-trainings must be from 1 to 64 (got {args.max_trainings})", file=sys.stderr)
+        return 2
+    roots = None
+    if args.data_root:
+        roots = [Path(d).expanduser().resolve() for d in args.data_root]
+        for d in roots:
+            if not d.is_dir():
+                print(f"error: --data-root {d} is not a folder", file=sys.stderr)
+                return 2
 
     from models.tf_runtime import import_tensorflow
 
     import_tensorflow()  # without its C++ start-up notices on the console
     from explorer.ui import build_app
 
-    app = build_app([runs], runs)
+    app = build_app([runs], runs, max_trainings=args.max_trainings, data_roots=roots)
     # the interpolation GIFs live in a private temporary folder: gone when the app ends
     atexit.register(shutil.rmtree, app.gif_dir, ignore_errors=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # SIGTERM ends as cleanly as Ctrl-C
+    signal.signal(signal.SIGTERM, lambda *_: quick_exit(app))
     app.queue(default_concurrency_limit=8)
     app.launch(
         server_name=args.host,
@@ -68,8 +93,23 @@ def main(argv=None) -> int:
         allowed_paths=[str(app.gif_dir)],
         show_error=True,
         footer_links=["api"],
+        max_file_size=MAX_FILE_SIZE,
     )
     return 0
+
+
+def quick_exit(app) -> None:
+    """SIGTERM: close the server (bounded), remove the GIF folder, and exit at once. A normal
+    interpreter exit spends seconds garbage-collecting TensorFlow's objects; nothing the app
+    holds needs it (run folders are written only by the trainers, separate processes that
+    keep running by design and finish their epoch on their own)."""
+    closer = threading.Thread(target=app.close, daemon=True)
+    closer.start()
+    closer.join(1.5)
+    shutil.rmtree(app.gif_dir, ignore_errors=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

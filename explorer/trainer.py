@@ -21,6 +21,47 @@ from training.runfolder import lock_holder
 ROOT = Path(__file__).resolve().parents[1]
 _RUN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _NOISE = ("I0000", "W0000", "E0000", "WARNING: All log")  # TensorFlow/absl start-up lines
+MAX_DATA_CHARS = 4096
+# the data sets the Train tab offers when app.py is given no --data-root (those that exist)
+DEFAULT_DATA = (ROOT.parent / "shared" / "data" / "mnist", Path("/usr/share/datasets/fashion-mnist"))
+OUTSIDE_ROOTS = (
+    "Data: not inside the data folders this app allows; pick one of the offered data sets "
+    "(app.py --data-root DIR allows another folder)"
+)
+
+
+def default_data_roots(runs_dir: Path) -> list[Path]:
+    """The data folders offered by default: the project's shared digits, Debian's Fashion-MNIST
+    and a data/ folder next to the runs folder, those that exist."""
+    found = [*DEFAULT_DATA, Path(runs_dir).resolve().parent / "data"]
+    return [p for p in found if p.is_dir()]
+
+
+def check_data(data, roots: list[Path]) -> str:
+    """The Train form's data field -> a resolved path inside one of `roots` ('' = Keras' MNIST).
+
+    A path outside every root is refused with ONE message whether or not it exists (the form
+    must not tell which server paths exist); symlinks are resolved before the check."""
+    if data is None:
+        return ""
+    if not isinstance(data, str):
+        raise ExplorerError("Data: must be a folder path as text")
+    if len(data) > MAX_DATA_CHARS:
+        raise ExplorerError(f"Data: a path of at most {MAX_DATA_CHARS} characters")
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in data):
+        raise ExplorerError("Data: the path contains control characters; type a plain path")
+    data = data.strip()
+    if not data:
+        return ""
+    try:  # relative paths are read by the trainer, whose working folder is the repository
+        path = (ROOT / data).resolve()
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, an unreadable folder
+        raise ExplorerError(OUTSIDE_ROOTS) from None
+    for root in roots:
+        root = Path(root).resolve()
+        if path == root or root in path.parents:
+            return str(path)
+    raise ExplorerError(OUTSIDE_ROOTS)
 
 
 def check_run_name(name) -> str:
@@ -42,11 +83,22 @@ def last_log_line(text: str) -> str:
 class Trainer:
     """Training runs started from the UI: separate processes, watched through the run folder."""
 
-    def __init__(self, runs_dir: Path):
+    def __init__(self, runs_dir: Path, max_trainings: int = 1, data_roots: list[Path] | None = None):
         self.runs_dir = Path(runs_dir)
+        self.max_trainings = max_trainings
+        self.data_roots = default_data_roots(runs_dir) if data_roots is None else list(data_roots)
         self.procs: dict[str, subprocess.Popen] = {}
         self.stopping: set[str] = set()
         self.lock = threading.Lock()
+
+    def _busy(self, name: str) -> None:
+        """Refuse a new trainer beyond --max-trainings (trainers started by this app only)."""
+        others = [n for n, p in self.procs.items() if n != name and p.poll() is None]
+        if len(others) >= self.max_trainings:
+            raise ExplorerError(
+                f"busy: {len(others)} training(s) already running ({', '.join(sorted(others))}); "
+                "wait or stop one"
+            )
 
     def log_path(self, name: str) -> Path:
         """Where the run's log goes (runs/.logs/NAME.log); only start() creates the folder."""
@@ -64,21 +116,33 @@ class Trainer:
                     f"run {name!r} is still stopping (pid {p.pid}); try again in a moment"
                 ) from None
         if self.lock_holder(name) is not None and (p is None or p.poll() is not None):
-            raise ExplorerError(f"run {name!r} is being trained by another process; stop it first")
+            raise ExplorerError(
+                f"run {name!r} is being trained by a process this app did not start; "
+                "wait for it, or stop it where it was started"
+            )
         with self.lock:
             p = self.procs.get(name)
             if p is not None and p.poll() is None:
                 raise ExplorerError(f"run {name!r} is already training (pid {p.pid})")
+            self._busy(name)
             self.stopping.discard(name)
             log_path = self.log_path(name)
             log_path.parent.mkdir(parents=True, exist_ok=True)
             cmd = [sys.executable, "-m", "training", "--run-dir", str(self.runs_dir / name), *args]
             env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
-            with open(log_path, "ab") as log:
-                p = subprocess.Popen(
-                    cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
-                )
+            try:
+                with open(log_path, "ab") as log:
+                    p = subprocess.Popen(
+                        cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                    )
+            except (OSError, ValueError) as exc:  # never echo the server's paths back
+                kind = exc.__class__.__name__ if not getattr(exc, "errno", None) else os.strerror(exc.errno)
+                raise ExplorerError(
+                    f"could not start the training process ({kind}); check the form"
+                ) from None
             self.procs[name] = p
+            # reaps the process the moment it ends (no zombie until the next poll)
+            threading.Thread(target=p.wait, name=f"reap-{name}", daemon=True).start()
             return p
 
     def lock_holder(self, name: str) -> int | None:
@@ -92,17 +156,19 @@ class Trainer:
         return (p is not None and p.poll() is None) or self.lock_holder(name) is not None
 
     def stop(self, name: str) -> bool:
+        """Stop a trainer THIS app started; one started elsewhere (e.g. the CLI) is refused."""
         with self.lock:
             p = self.procs.get(name)
         if p is not None and p.poll() is None:
             self.stopping.add(name)
             p.send_signal(signal.SIGTERM)
             return True
-        pid = self.lock_holder(name)
-        if pid is None:
-            return False
-        os.kill(pid, signal.SIGTERM)
-        return True
+        if self.lock_holder(name) is not None:
+            raise ExplorerError(
+                f"run {name!r} is being trained by a process this app did not start; "
+                "stop it where it was started"
+            )
+        return False
 
     def running(self) -> list[str]:
         with self.lock:
@@ -127,44 +193,54 @@ class Trainer:
         return ("running" if rc is None else f"exited {rc}"), last
 
 
-def _whole(v):
-    return int(v) if v not in (None, "", 0) else None
+def _whole(v, field: str, low: int, high: int, empty=()) -> int | None:
+    """A whole number typed in the Train form, in the form's words when it is not one
+    (None for a value in `empty`)."""
+    if v in empty and not isinstance(v, bool):
+        return None
+    try:
+        n = int(v)
+        if n != float(v):
+            raise ValueError
+    except (TypeError, ValueError, OverflowError):
+        raise ExplorerError(f"{field}: a whole number from {low} to {high}") from None
+    if not low <= n <= high:
+        raise ExplorerError(
+            f"{field}: a whole number from {low} to {high} (got {n if abs(n) < 1e12 else 'more'})"
+        )
+    return n
 
 
 def resume_args(run_dir: Path, epochs) -> list[str]:
     """Command-line arguments to continue a run (epochs: the new total, or empty)."""
     if not (Path(run_dir) / "run.json").is_file():
         raise ExplorerError(f"there is no run {Path(run_dir).name!r} in the runs folder to resume")
-    try:
-        epochs = int(epochs) if epochs not in (None, "") else None
-    except (TypeError, ValueError, OverflowError):
-        raise ExplorerError("epochs must be a whole number") from None
-    if epochs is not None and not 1 <= epochs <= 100_000:
-        raise ExplorerError("epochs must be from 1 to 100000")
+    epochs = _whole(epochs, "Epochs", 1, 100_000, empty=(None, ""))
     return ["--resume"] + (["--epochs", str(epochs)] if epochs else [])
 
 
 def new_run_args(
-    run_dir: Path, preset, epochs, batch, max_images, data, precision, presets, precisions
+    run_dir: Path, preset, epochs, batch, max_images, data, precision, presets, precisions, data_roots=()
 ) -> list[str]:
-    """Command-line arguments for a new run, each value checked with a clear message."""
+    """Command-line arguments for a new run, each value checked with a clear message in the
+    form's words, before anything starts."""
     name = Path(run_dir).name
     if Path(run_dir).exists():
         raise ExplorerError(f"run {name!r} already exists: press Resume to continue it, or pick a new name")
     if preset not in presets:
-        raise ExplorerError(f"unknown preset {str(preset)[:40]!r}: choose {', '.join(presets)}")
-    try:
-        epochs, batch, max_images = int(epochs), int(batch), _whole(max_images)
-    except (TypeError, ValueError, OverflowError):
-        raise ExplorerError("epochs, batch size and max images must be whole numbers") from None
-    if not 1 <= epochs <= 100_000 or not 1 <= batch <= 65_536 or (max_images is not None and max_images < 1):
-        raise ExplorerError("epochs (1-100000), batch size (1-65536) and max images must be at least 1")
+        raise ExplorerError(f"Preset: unknown preset {str(preset)[:40]!r}; choose {', '.join(presets)}")
+    epochs = _whole(epochs, "Epochs", 1, 100_000)
+    batch = _whole(batch, "Batch size", 1, 65_536)
+    max_images = _whole(max_images, "Max images", 1, 100_000_000, empty=(None, "", 0))
     precision = precision or "float32"
     if precision not in precisions:
-        raise ExplorerError(f"unknown precision {str(precision)[:40]!r}: choose {', '.join(precisions)}")
+        raise ExplorerError(
+            f"Precision: unknown precision {str(precision)[:40]!r}; choose {', '.join(precisions)}"
+        )
+    data = check_data(data, data_roots)
     args = ["--preset", preset, "--epochs", str(epochs), "--batch-size", str(batch), "--precision", precision]
     if max_images:
         args += ["--max-images", str(max_images)]
-    if (data or "").strip():
-        args += ["--data", data.strip()]
+    if data:
+        args += ["--data", data]
     return args

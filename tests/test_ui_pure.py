@@ -208,7 +208,10 @@ def test_last_log_line_skips_tensorflow_noise():
 
 
 def test_train_arguments_are_checked(tmp_path):
-    args = new_run_args(tmp_path / "new", "dcgan", "3", 32, "", " data/x ", None, ("dcgan",), ("float32",))
+    roots = [ROOT / "data"]  # relative data paths are the trainer's, whose working folder is the repo
+    args = new_run_args(
+        tmp_path / "new", "dcgan", "3", 32, "", " data/x ", None, ("dcgan",), ("float32",), roots
+    )
     assert args == [
         "--preset",
         "dcgan",
@@ -219,13 +222,15 @@ def test_train_arguments_are_checked(tmp_path):
         "--precision",
         "float32",
         "--data",
-        "data/x",
+        str(ROOT / "data" / "x"),
     ]
     for call, needle in [
         ((tmp_path, "dcgan", 1, 1, None, "", "float32"), "already exists"),
         ((tmp_path / "n", "gan", 1, 1, None, "", "float32"), "unknown preset"),
-        ((tmp_path / "n", "dcgan", "x", 1, None, "", "float32"), "whole numbers"),
-        ((tmp_path / "n", "dcgan", 0, 1, None, "", "float32"), "at least 1"),
+        ((tmp_path / "n", "dcgan", "x", 1, None, "", "float32"), "Epochs: a whole number"),
+        ((tmp_path / "n", "dcgan", 0, 1, None, "", "float32"), "Epochs: a whole number from 1 to 100000"),
+        ((tmp_path / "n", "dcgan", 1, 0.5, None, "", "float32"), "Batch size: a whole number"),
+        ((tmp_path / "n", "dcgan", 1, 1, -3, "", "float32"), "Max images: a whole number"),
         ((tmp_path / "n", "dcgan", 1, 1, None, "", "float16"), "unknown precision"),
     ]:
         with pytest.raises(ExplorerError, match=needle):

@@ -42,12 +42,12 @@ def _warm(ctx: Ctx):
     return first_run, first_epoch
 
 
-def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
+def build_app(runs_dirs: list[Path], train_dir: Path, max_trainings: int = 1, data_roots=None) -> gr.Blocks:
     registry = RunRegistry(runs_dirs)
     ctx = Ctx(
         registry=registry,
         engine=Engine(registry),
-        trainer=Trainer(train_dir),
+        trainer=Trainer(train_dir, max_trainings, data_roots),
         train_dir=Path(train_dir),
         gif_dir=Path(tempfile.mkdtemp(prefix="latent-explorer-gif-")),
     )

@@ -3,13 +3,15 @@ and watch them: progress, live losses, the latest epoch's scored samples."""
 
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import gradio as gr
 
 from explorer import tables
 from explorer.registry import ExplorerError
-from explorer.trainer import check_run_name, new_run_args, resume_args
+from explorer.trainer import ROOT, check_run_name, new_run_args, resume_args
 from explorer.ui.context import Ctx, err
 from models.cpu import fast_precisions, precision_note  # standard library only
 from models.presets import DEFAULT_PRESET, PRESETS  # names only: keras loads when a net is built
@@ -34,7 +36,23 @@ def latest_samples(ctx: Ctx, name: str, cache: dict):
     return cache[key]
 
 
-def _layout():
+def data_choices(roots) -> list[tuple[str, str]]:
+    """The data sets the Train tab offers: each allowed data folder, relative to the repository
+    (the trainer's working folder) when near it, as `../shared/data/mnist`, else absolute."""
+    out = []
+    for r in roots:
+        r = Path(r).resolve()
+        try:
+            shown = os.path.relpath(r, ROOT)
+        except ValueError:
+            shown = str(r)
+        if Path(shown).parts.count("..") > 1:
+            shown = str(r)
+        out.append((shown, shown))
+    return out
+
+
+def _layout(roots):
     with gr.Row():
         name = gr.Textbox(
             label="Run name", value=f"run-{time.strftime('%Y%m%d-%H%M%S')}", elem_id="train-name"
@@ -44,9 +62,13 @@ def _layout():
         batch = gr.Number(value=64, precision=0, label="Batch size")
         max_images = gr.Number(value=None, precision=0, label="Max images (empty: all)", elem_id="train-max")
     with gr.Row():
-        data = gr.Textbox(
-            label="Data: a folder of MNIST IDX files or an .npz (empty: Keras' MNIST, downloads once)",
-            placeholder="../shared/data/mnist",
+        choices = data_choices(roots)
+        data = gr.Dropdown(
+            choices,
+            value=choices[0][1] if choices else None,
+            allow_custom_value=True,
+            label="Data: a folder of MNIST IDX files or an .npz inside the offered folders "
+            "(empty: Keras' MNIST, downloads once)",
             elem_id="train-data",
             scale=3,
         )
@@ -86,14 +108,23 @@ def _layout():
 
 
 def build(ctx: Ctx, app: gr.Blocks) -> None:
-    c = _layout()
+    c = _layout(ctx.trainer.data_roots)
     trainer, samples_cache = ctx.trainer, {}
 
     @err
     def start_training(name, preset, epochs, batch, max_images, data, precision="float32"):
         name = check_run_name(name)
         args = new_run_args(
-            ctx.train_dir / name, preset, epochs, batch, max_images, data, precision, PRESETS, PRECISIONS
+            ctx.train_dir / name,
+            preset,
+            epochs,
+            batch,
+            max_images,
+            data,
+            precision,
+            PRESETS,
+            PRECISIONS,
+            trainer.data_roots,
         )
         p = trainer.start(name, args)
         if note := precision_note(precision):
@@ -145,6 +176,10 @@ def build(ctx: Ctx, app: gr.Blocks) -> None:
             return gr.update(value=running[-1]), gr.update(active=True)
         return gr.skip(), gr.skip()
 
+    _wire(app, c, start_training, resume_training, stop_training, show_progress, watch_running_run)
+
+
+def _wire(app, c, start_training, resume_training, stop_training, show_progress, watch_running_run):
     c["train_btn"].click(
         start_training,
         [c[k] for k in ("name", "preset", "epochs", "batch", "max_images", "data", "precision")],
