@@ -220,8 +220,26 @@ def test_uploads_are_bounded(app):
     assert exc.value.code == 413
 
 
+def resumed_and_stepping(run: Path) -> bool:
+    """The resumed trainer has chosen its resume point (run.json records it: where the old code
+    had already deleted every epoch) and is taking training steps (progress.json)."""
+    try:
+        facts = json.loads((run / "run.json").read_text())
+        progress = json.loads((run / "progress.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        facts.get("status") == "training"
+        and bool(facts.get("resumes"))
+        and progress.get("epoch") == 16
+        and (progress.get("step_in_epoch") or 0) > 0
+    )
+
+
 def test_resume_of_the_bundled_demo_keeps_every_saved_epoch(app):
-    """Resume the demo (no checkpoint/ folder, epochs 1,3,7,15 kept) to 16 through the API."""
+    """Resume the demo (no checkpoint/ folder, epochs 1,3,7,15 kept) through the API, then Stop it
+    mid-epoch: every saved epoch and metrics line is still there. (A whole resumed epoch 16 is
+    trained and checked by tests/test_resume_safety.py through the CLI.)"""
     url, runs = app
     run = runs / "demo"
     epochs_before = files_of(run / "epochs")
@@ -230,19 +248,18 @@ def test_resume_of_the_bundled_demo_keeps_every_saved_epoch(app):
     out = call(url, "resume", "demo", 16)
     try:
         assert out.startswith("ok"), out
-        wait_for(lambda: lock_holder(run), 300, "the resumed trainer to lock the demo")
-        wait_for(lambda: trainer_done(run), 1800, "the resumed demo to finish epoch 16", every=3)
+        wait_for(lambda: resumed_and_stepping(run), 600, "the resumed demo to train epoch 16")
+        assert call(url, "stop", "demo").startswith("ok")
+        wait_for(lambda: trainer_done(run), 600, "the stopped demo trainer to exit", every=2)
     finally:
         kill_trainers(runs)
     facts = json.loads((run / "run.json").read_text())
-    assert facts["status"] == "completed" and facts["epochs_done"] == 16, facts.get("error")
+    assert facts["status"] == "stopped" and facts["epochs_done"] == 15, facts.get("error")
+    assert facts["resumes"][-1]["from_epoch"] == 15
     after = files_of(run / "epochs")
     for path, digest in epochs_before.items():
         assert after.get(path) == digest, f"{path} changed or vanished"
-    assert (run / "epochs" / "epoch-0016" / "generator.keras").is_file()
-    metrics = (run / "metrics.jsonl").read_bytes()
-    assert metrics.startswith(metrics_before)  # every original line, byte-identical, in place
-    assert b'"epoch": 16' in metrics[len(metrics_before) :]
+    assert (run / "metrics.jsonl").read_bytes().startswith(metrics_before)  # every line, in place
 
 
 def test_the_train_tabs_data_field_offers_the_roots_and_takes_a_typed_path(app, browser):  # noqa: F811
