@@ -151,16 +151,18 @@ def _handlers(ctx: Ctx, views: list, sliders: SlidersView) -> dict:
         return picked(request, lambda: as_on_disk(run, epoch, base, dims))
 
     def refresh_if_changed(run, epoch, base, dims, seen, request: gr.Request):
-        """New runs and epochs appear without a restart; per session, only when they change, and
-        never while a pick is being answered (the pick's answer is the newer one)."""
+        """New runs and epochs appear without a restart; while a pick is answered, only the facts."""
         before = picks.latest(_session(request))
         sig = json.dumps([ctx.run_choices(), ctx.epoch_choices(run)], default=str)
-        if sig == seen or before[1]:
-            return skip(3 + len(views))  # seen unchanged: a tick after the pick looks again
-        out = as_on_disk(run, epoch, base, dims)
+        if sig == seen:
+            return skip(3 + len(views))
+        if before[1]:  # only the chosen run's facts (seen unchanged: a tick after the pick looks again)
+            out = [gr.skip(), gr.skip(), snapshot.run_facts(ctx, run), *skip(len(views) - 1), gr.skip()]
+        else:
+            out = [*as_on_disk(run, epoch, base, dims), sig]
         if picks.latest(_session(request)) != before:  # a pick began meanwhile
-            return skip(len(out) + 1)
-        return [*out, sig]
+            return skip(len(out))
+        return out
 
     def open_page(run, epoch, base, dims, request: gr.Request):
         # the run list as it is now (runs may have appeared since the server started)
