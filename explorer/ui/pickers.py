@@ -4,6 +4,8 @@ appearing on disk) updates: the Snapshot view and the sliders' point."""
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import gradio as gr
@@ -11,6 +13,46 @@ import gradio as gr
 from explorer.ui import snapshot
 from explorer.ui.context import Ctx
 from explorer.ui.sliders import N_SLIDERS, SlidersView
+
+
+class Picks:
+    """Per browser session, which pick of a run or epoch is the latest. Picks are answered
+    concurrently (loading a run's models takes seconds): an answer that finishes after a newer
+    pick began returns nothing, so a late answer never overwrites a newer choice; and the refresh
+    timer leaves the views and the pickers alone while a pick is being answered."""
+
+    def __init__(self, keep: int = 4096):
+        self._lock = threading.Lock()
+        self._by_session: OrderedDict = OrderedDict()  # session -> [latest ticket, picks in flight]
+        self._keep = keep  # sessions remembered (the oldest are forgotten first)
+
+    def start(self, session) -> int:
+        with self._lock:
+            entry = self._by_session.pop(session, [0, 0])
+            entry[0] += 1
+            entry[1] += 1
+            self._by_session[session] = entry
+            while len(self._by_session) > self._keep:
+                self._by_session.popitem(last=False)
+            return entry[0]
+
+    def finish(self, session, ticket: int) -> bool:
+        """The pick is answered; True when no newer pick began meanwhile."""
+        with self._lock:
+            entry = self._by_session.get(session)
+            if entry is None:  # forgotten among thousands of sessions: answer anyway
+                return True
+            entry[1] = max(0, entry[1] - 1)
+            return entry[0] == ticket
+
+    def latest(self, session) -> tuple[int, int]:
+        """(latest ticket, picks in flight) of the session."""
+        with self._lock:
+            return tuple(self._by_session.get(session, (0, 0)))
+
+
+def _session(request: gr.Request | None):
+    return getattr(request, "session_hash", None)
 
 
 @dataclass
@@ -47,69 +89,118 @@ def build(ctx: Ctx, first_run, first_epoch) -> Pickers:
     return Pickers(refresh_btn, gr.Timer(3.0), gr.State(None))
 
 
-def wire(ctx: Ctx, app: gr.Blocks, p: Pickers, snap: snapshot.SnapshotView, sliders: SlidersView) -> None:
-    views = [*snap.outputs, *sliders.point_outputs(ctx)]  # what a new run/epoch choice updates
+def pickers_as_on_disk(ctx: Ctx, run, epoch):
+    """Updates of the run and epoch pickers: choices as on disk now, the values kept if still there."""
+    runs = ctx.run_choices()
+    names = [v for _, v in runs]
+    run_v = run if run in names else ctx.preferred_run(names)
+    eps = ctx.epoch_choices(run_v)
+    ep_v = epoch if epoch in [v for _, v in eps] else ctx.default_epoch(run_v)
+    return gr.update(choices=runs, value=run_v), gr.update(choices=eps, value=ep_v)
 
-    def skip_views() -> list:  # fresh each call: Gradio post-processes (mutates) update dicts
-        return [gr.skip() for _ in views]
 
-    def show_epoch(run, epoch, base, dims):
+def _handlers(ctx: Ctx, views: list, sliders: SlidersView) -> dict:
+    """What a pick, the refresh button, the refresh timer and a page load answer."""
+    picks = Picks()
+
+    def skip(n: int) -> list:  # fresh each call: Gradio post-processes (mutates) update dicts
+        return [gr.skip() for _ in range(n)]
+
+    def picked(request, answer) -> list:
+        """The answer to the session's newest pick, or nothing if a newer pick began meanwhile."""
+        session = _session(request)
+        ticket = picks.start(session)
+        try:
+            out = answer()
+        finally:
+            latest = picks.finish(session, ticket)
+        return out if latest else skip(len(out))
+
+    def render(run, epoch, base, dims):
         try:  # first: it loads the snapshot, whose D then scores the samples
             pt = sliders.snapshot_point(run, epoch, base, dims)
         except gr.Error as exc:
             if run and epoch not in (None, ""):
                 gr.Warning(exc.message)
-            pt = [f"<p>{exc.message}</p>", None, "", base, dims, "", *[gr.skip()] * N_SLIDERS]
+            pt = [f"<p>{exc.message}</p>", None, "", base, dims, "", *skip(N_SLIDERS)]
         return [*snapshot.view(ctx, run, epoch), *pt]
 
-    def show_run(run, base, dims):
-        ep = ctx.default_epoch(run)
-        return [gr.update(choices=ctx.epoch_choices(run), value=ep), *show_epoch(run, ep, base, dims)]
-
-    def pickers_as_on_disk(run, epoch):
-        runs = ctx.run_choices()
-        names = [v for _, v in runs]
-        run_v = run if run in names else ctx.preferred_run(names)
-        eps = ctx.epoch_choices(run_v)
-        ep_v = epoch if epoch in [v for _, v in eps] else ctx.default_epoch(run_v)
-        return gr.update(choices=runs, value=run_v), gr.update(choices=eps, value=ep_v)
-
-    def refresh(run, epoch, base, dims):
-        """Dropdowns as on disk now; the views too when the chosen run or epoch changed."""
-        run_up, ep_up = pickers_as_on_disk(run, epoch)
+    def as_on_disk(run, epoch, base, dims):
+        """The pickers' choices as on disk now. Their values, and the views, only when the chosen
+        run or epoch is gone: writing a value the person chose races their next pick."""
+        run_up, ep_up = pickers_as_on_disk(ctx, run, epoch)
         if run_up["value"] != run or ep_up["value"] != epoch:
-            return [run_up, ep_up, *show_epoch(run_up["value"], ep_up["value"], base, dims)]
-        if not run_up["value"]:
-            return [run_up, ep_up, *skip_views()]
-        ctx.loadable_final(run_up["value"])  # a new epoch may have become the final one
-        return [run_up, ep_up, snapshot.run_facts(ctx, run_up["value"]), *skip_views()[1:]]
+            return [run_up, ep_up, *render(run_up["value"], ep_up["value"], base, dims)]
+        del run_up["value"], ep_up["value"]
+        if not run:
+            return [run_up, ep_up, *skip(len(views))]
+        ctx.loadable_final(run)  # a new epoch may have become the final one
+        return [run_up, ep_up, snapshot.run_facts(ctx, run), *skip(len(views) - 1)]
 
-    def refresh_if_changed(run, epoch, base, dims, seen):
-        """New runs and epochs appear without a restart; per session, only when they change."""
+    def show_epoch(run, epoch, base, dims, request: gr.Request):
+        return picked(request, lambda: render(run, epoch, base, dims))
+
+    def show_run(run, base, dims, request: gr.Request):
+        def answer():
+            ep = ctx.default_epoch(run)
+            return [gr.update(choices=ctx.epoch_choices(run), value=ep), *render(run, ep, base, dims)]
+
+        return picked(request, answer)
+
+    def refresh(run, epoch, base, dims, request: gr.Request):
+        return picked(request, lambda: as_on_disk(run, epoch, base, dims))
+
+    def refresh_if_changed(run, epoch, base, dims, seen, request: gr.Request):
+        """New runs and epochs appear without a restart; while a pick is answered, only the facts."""
+        before = picks.latest(_session(request))
         sig = json.dumps([ctx.run_choices(), ctx.epoch_choices(run)], default=str)
         if sig == seen:
-            return [gr.skip(), gr.skip(), *skip_views(), seen]
-        return [*refresh(run, epoch, base, dims), sig]
+            return skip(3 + len(views))
+        if before[1]:  # only the chosen run's facts (seen unchanged: a tick after the pick looks again)
+            out = [gr.skip(), gr.skip(), snapshot.run_facts(ctx, run), *skip(len(views) - 1), gr.skip()]
+        else:
+            out = [*as_on_disk(run, epoch, base, dims), sig]
+        if picks.latest(_session(request)) != before:  # a pick began meanwhile
+            return skip(len(out))
+        return out
 
-    def open_page(run, epoch, base, dims):
+    def open_page(run, epoch, base, dims, request: gr.Request):
         # the run list as it is now (runs may have appeared since the server started)
-        run_up, ep_up = pickers_as_on_disk(run, epoch)
-        return [run_up, ep_up, *show_epoch(run_up["value"], ep_up["value"], base, dims)]
+        def answer():
+            run_up, ep_up = pickers_as_on_disk(ctx, run, epoch)
+            return [run_up, ep_up, *render(run_up["value"], ep_up["value"], base, dims)]
 
+        return picked(request, answer)
+
+    return dict(
+        show_epoch=show_epoch,
+        show_run=show_run,
+        refresh=refresh,
+        refresh_if_changed=refresh_if_changed,
+        open_page=open_page,
+    )
+
+
+def wire(ctx: Ctx, app: gr.Blocks, p: Pickers, snap: snapshot.SnapshotView, sliders: SlidersView) -> None:
+    views = [*snap.outputs, *sliders.point_outputs(ctx)]  # what a new run/epoch choice updates
+    h = _handlers(ctx, views, sliders)
     point = [ctx.base_state, ctx.dims_state]
     pick = [ctx.run_dd, ctx.epoch_dd]
     hidden = dict(api_visibility="undocumented")
     # .input (a person's choice), not .change: handlers that set the epoch themselves (run
-    # change, refresh, page load) render the views too, so no view is rendered twice and no
-    # late duplicate overwrites a newer choice
-    ctx.epoch_dd.input(show_epoch, [*pick, *point], views, **hidden)
-    ctx.run_dd.input(show_run, [ctx.run_dd, *point], [ctx.epoch_dd, *views], **hidden)
-    p.refresh_btn.click(refresh, [*pick, *point], [*pick, *views], **hidden)
+    # change, refresh, page load) render the views too, so no view is rendered twice. "multiple":
+    # Gradio's default for .input ("once") silently drops a pick made while the previous pick of
+    # the same picker is answered (seconds while a run's models load); `picked` keeps the newest.
+    ctx.epoch_dd.input(h["show_epoch"], [*pick, *point], views, trigger_mode="multiple", **hidden)
+    ctx.run_dd.input(
+        h["show_run"], [ctx.run_dd, *point], [ctx.epoch_dd, *views], trigger_mode="multiple", **hidden
+    )
+    p.refresh_btn.click(h["refresh"], [*pick, *point], [*pick, *views], **hidden)
     p.refresh_timer.tick(
-        refresh_if_changed,
+        h["refresh_if_changed"],
         [*pick, *point, p.seen_state],
         [*pick, *views, p.seen_state],
         show_progress="hidden",
         **hidden,
     )
-    app.load(open_page, [*pick, *point], [*pick, *views], **hidden)
+    app.load(h["open_page"], [*pick, *point], [*pick, *views], **hidden)
