@@ -151,13 +151,11 @@ def build(ctx: Ctx, app: gr.Blocks) -> None:
             return f"**{exc}**", "", None, None, gr.update(active=False)
         state, last = trainer.state(name)
         try:
-            metrics = ctx.registry.metrics(name)
-        except ExplorerError:  # the process has not written run.json yet
-            metrics = []
+            metrics, progress = ctx.registry.metrics(name), ctx.registry.progress(name)
+        except ExplorerError:  # the process has not written run.json yet: starting
+            metrics, progress = [], None
         latest = latest_samples(ctx, name, samples_cache)
-        text, pct = tables.train_status(
-            name, state, last, ctx.registry.progress(name), latest[1] if latest else None
-        )
+        text, pct = tables.train_status(name, state, last, progress, latest[1] if latest else None)
         # decided afresh at the end: a poll that began before a Resume click must not switch the
         # timer off after the Resume has switched it on (its answer can arrive second)
         running = trainer.is_training(name)
