@@ -19,7 +19,7 @@ import gradio as gr
 from explorer.engine import Engine
 from explorer.registry import ExplorerError, RunRegistry
 from explorer.trainer import Trainer, check_run_name
-from explorer.ui import api, compare, interpolation, pickers, sliders, snapshot, train
+from explorer.ui import api, compare, interpolation, links, pickers, sliders, snapshot, train
 from explorer.ui.context import N_DIM_SLIDERS, N_PCA_SLIDERS, Ctx
 
 __all__ = ["build_app", "check_run_name"]
@@ -56,7 +56,7 @@ def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
     with gr.Blocks(title="Latent Explorer", delete_cache=(900, 1800)) as app:
         gr.Markdown(INTRO)
         top = pickers.build(ctx, first_run, first_epoch)
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab("Snapshot", id="snapshot"):
                 snap = snapshot.build(ctx)
             with gr.Tab("Latent sliders", id="sliders"):
@@ -68,6 +68,7 @@ def build_app(runs_dirs: list[Path], train_dir: Path) -> gr.Blocks:
             with gr.Tab("Train", id="train"):
                 train.build(ctx, app)
         pickers.wire(ctx, app, top, snap, point)
+        links.wire(ctx, app, tabs, snap, point)  # opening a link, Copy link, PNGs with state
         api.build(ctx)
 
     app.ctx = ctx  # for tests and benchmarks

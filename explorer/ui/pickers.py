@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from explorer import state
 from explorer.ui import snapshot
 from explorer.ui.context import Ctx
 from explorer.ui.sliders import N_SLIDERS, SlidersView
@@ -91,7 +92,9 @@ def wire(ctx: Ctx, app: gr.Blocks, p: Pickers, snap: snapshot.SnapshotView, slid
             return [gr.skip(), gr.skip(), *skip_views(), seen]
         return [*refresh(run, epoch, base, dims), sig]
 
-    def open_page(run, epoch, base, dims):
+    def open_page(run, epoch, base, dims, request: gr.Request):
+        if request is not None and state.has_state(dict(request.query_params)):
+            return [gr.skip(), gr.skip(), *skip_views()]  # a link: explorer.ui.links opens it
         # the run list as it is now (runs may have appeared since the server started)
         run_up, ep_up = pickers_as_on_disk(run, epoch)
         return [run_up, ep_up, *show_epoch(run_up["value"], ep_up["value"], base, dims)]
