@@ -171,17 +171,21 @@ def wire(ctx: Ctx, app: gr.Blocks, tabs: gr.Tabs, snap, sliders) -> None:
             gr.Warning(f"the link could not be opened: {exc}")
             return [gr.skip() for _ in outputs]
 
-    @err
     def drop_png(path):
+        """A dropped file -> its state restored, or a notice; the drop zone emptied either way."""
         if not path:
-            return [gr.skip() for _ in outputs]
-        p = Path(path)
-        if p.stat().st_size > MAX_DROP_BYTES:
-            raise state.StateError("that file is too large to be a PNG from this app")
-        s, problems = state.parse(state.png_text(p.read_bytes()))
-        if problems and s.run is None:
-            raise state.StateError(problems[0])
-        return restore(ctx, pts, s, problems)
+            return [*[gr.skip() for _ in outputs], None]
+        try:
+            p = Path(path)
+            if p.stat().st_size > MAX_DROP_BYTES:
+                raise state.StateError("that file is too large to be a PNG from this app")
+            s, problems = state.parse(state.png_text(p.read_bytes()))
+            if problems and s.run is None:
+                raise state.StateError(problems[0])
+            return [*restore(ctx, pts, s, problems), None]
+        except (ExplorerError, OSError) as exc:
+            gr.Warning(str(exc) if isinstance(exc, ExplorerError) else f"cannot read the dropped file: {exc}")
+            return [*[gr.skip() for _ in outputs], None]
 
     hidden = dict(api_visibility="undocumented")
     vals = [*sliders.sliders]
@@ -191,4 +195,4 @@ def wire(ctx: Ctx, app: gr.Blocks, tabs: gr.Tabs, snap, sliders) -> None:
         None, row.link_txt, None, js=COPY_JS, **hidden
     )
     row.png_btn.click(png, [*common, *vals], row.png_html, **hidden).success(None, None, None, js=DOWNLOAD_JS)
-    row.drop.upload(drop_png, row.drop, outputs, **hidden)
+    row.drop.upload(drop_png, row.drop, [*outputs, row.drop], **hidden)
