@@ -178,7 +178,7 @@ def parse(query) -> tuple[ViewState, list[str]]:
             continue
         if val is not None:
             vals[key] = val
-    for key in ("run", "epoch"):
+    for key in ("run", "epoch") if vals.get("view") != "compare" else ("run",):  # compare: all epochs
         if key not in vals and not any(key in m for m in problems):
             problems.append(f"the link has no {key}")
     return ViewState(**vals), problems

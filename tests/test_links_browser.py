@@ -153,3 +153,28 @@ def test_a_bad_link_opens_the_nearest_valid_view_with_a_notice(server, context, 
         kept = pg.locator("#vector textarea").input_value() == latent.format_vector(Z)
         assert kept == ("epoch 9" in message)  # a good point is kept; a bad one is replaced
     pg.close()
+
+
+def test_the_strip_png_carries_its_endpoints(server, context):  # noqa: F811
+    import urllib.parse
+    import urllib.request
+
+    url, _ = server
+    pg = context.new_page()
+    pg.goto(url + "?" + state.encode(ViewState("tiny", 2, "sliders", Z)))
+    vector_is(pg, Z)
+    pg.get_by_role("tab", name="Interpolation").click()
+    pg.get_by_role("button", name="A ← current point").click()
+    pg.get_by_role("button", name="B ← random").click()
+    pg.wait_for_function(
+        "() => document.querySelector('#interp-a textarea').value.split(',').length === 64 && "
+        "document.querySelector('#interp-b textarea').value.split(',').length === 64"
+    )
+    b_text = pg.locator("#interp-b textarea").input_value()
+    pg.locator("#interp-btn").click()
+    src = urllib.parse.urljoin(url, pg.locator("#strip img").get_attribute("src"))
+    got = state.decode(state.png_text(urllib.request.urlopen(src, timeout=30).read()))
+    assert (got.run, got.epoch, got.view) == ("tiny", 2, "interp")
+    assert got.a.tobytes() == latent.parse_vector(latent.format_vector(Z), 64).tobytes()
+    assert latent.format_vector(got.b) == b_text
+    pg.close()

@@ -117,3 +117,10 @@ def test_tag_survives_pillow_save_with_text_info():
     img = state.tag(Image.new("RGB", (4, 4)), GOOD)
     assert get_pil_metadata(img).chunks  # the state is among the text chunks Gradio copies
     assert base64 and state.decode(img.info[state.PNG_KEY]).run == "tiny"
+
+
+def test_a_compare_grid_names_its_run_only():
+    s = ViewState("tiny", None, "compare")
+    assert state.decode(state.encode(s)) == s  # every epoch is in the grid: no epoch needed
+    with pytest.raises(StateError, match="no epoch"):
+        state.decode("v=1&run=tiny&view=sliders")
