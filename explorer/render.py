@@ -187,3 +187,71 @@ def gif_bytes(
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=ms_per_frame, loop=0)
     return buf.getvalue()
+
+
+# ---------------------------------------------------------------------------------- CLI
+def render_link(link: str, runs_dirs: list, size: int = 336) -> tuple[bytes, str]:
+    """A link, query string or PNG from the app -> (PNG bytes with the same state chunk, summary)."""
+    from pathlib import Path
+
+    from explorer import state
+    from explorer.engine import Engine
+    from explorer.registry import ExplorerError, RunRegistry
+
+    if link.lower().endswith(".png") and "?" not in link:
+        try:
+            link = state.png_text(Path(link).read_bytes())
+        except OSError as exc:
+            raise state.StateError(f"cannot read {link}: {exc.strerror or exc}") from None
+    s = state.decode(link)
+    if s.z is None:
+        raise state.StateError("the link holds no point (z=...); copy it with the app's Copy link")
+    registry = RunRegistry(runs_dirs)
+    run = registry.get(s.run)
+    if s.epoch not in [e.epoch for e in run.good_epochs()]:
+        raise ExplorerError(f"epoch {s.epoch} of run {s.run!r} is not on disk (or is broken)")
+    s = state.decode(link, dim=run.latent_dim)
+    img, p = Engine(registry).generate(s.run, s.epoch, s.z)
+    return state.png_bytes(digit(img, size), s), f"{s.run} epoch {s.epoch}: P(real) {p:.3f}"
+
+
+def main(argv=None) -> int:
+    import argparse
+    import os
+    import sys
+    from pathlib import Path
+
+    from explorer.registry import ExplorerError
+
+    ap = argparse.ArgumentParser(
+        prog="python -m explorer.render", description="Render a point saved as a link (or PNG) to a PNG."
+    )
+    ap.add_argument(
+        "--link", required=True, help="a link or query string from Copy link, or a PNG from the app"
+    )
+    ap.add_argument("--runs-dir", action="append", default=None, help="folder of runs (default: runs)")
+    ap.add_argument("--out", required=True, help="PNG to write (with the same state in its metadata)")
+    ap.add_argument("--size", type=int, default=336, help="image side in pixels (default 336)")
+    a = ap.parse_args(argv)
+    if not 28 <= a.size <= 4096:
+        print("error: --size must be between 28 and 4096", file=sys.stderr)
+        return 2
+    try:
+        data, summary = render_link(a.link, a.runs_dir or ["runs"], a.size)
+        out = Path(a.out)
+        tmp = out.with_name(out.name + ".tmp")
+        tmp.write_bytes(data)
+        # replaces only the file the caller named as --out, and only once the new one is whole
+        os.replace(tmp, out)
+    except ExplorerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: cannot write {a.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {a.out} ({summary})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

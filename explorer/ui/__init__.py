@@ -19,7 +19,7 @@ import gradio as gr
 from explorer.engine import Engine
 from explorer.registry import ExplorerError, RunRegistry
 from explorer.trainer import Trainer, check_run_name
-from explorer.ui import api, compare, interpolation, pickers, sliders, snapshot, train, yourdigit
+from explorer.ui import api, compare, interpolation, links, pickers, sliders, snapshot, train, yourdigit
 from explorer.ui.context import N_DIM_SLIDERS, N_PCA_SLIDERS, Ctx
 
 __all__ = ["build_app", "check_run_name"]
@@ -70,6 +70,7 @@ def build_app(runs_dirs: list[Path], train_dir: Path, max_trainings: int = 1, da
             with gr.Tab("Train", id="train"):
                 train.build(ctx, app)
         pickers.wire(ctx, app, top, snap, point)
+        links.wire(ctx, app, tabs, snap, point)  # opening a link, Copy link, PNGs with state
         api.build(ctx)
 
     app.ctx = ctx  # for tests and benchmarks

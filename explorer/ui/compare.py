@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from explorer import figures, render, tables
+from explorer import figures, render, state, tables
 from explorer.registry import ExplorerError
 from explorer.ui.context import Ctx, err
 
@@ -19,7 +19,7 @@ def build(ctx: Ctx) -> None:
     best_md = gr.Markdown(elem_id="best-epoch")
     gr.Markdown("**The same latent points through every epoch on disk** (one row per epoch)")
     compare_img = gr.Image(
-        label="epochs", show_label=False, type="pil", interactive=False, elem_id="compare-grid"
+        label="epochs", show_label=False, type="pil", interactive=False, elem_id="compare-grid", format="png"
     )
     with gr.Row():
         fcd_plot = gr.LinePlot(
@@ -58,6 +58,7 @@ def build(ctx: Ctx) -> None:
         labels = [f"epoch {e}" + ("\nbest FCD" if best_disk and e == best_disk[0] else "") for e in epochs]
         hi = tuple(i for i, e in enumerate(epochs) if best_disk and e == best_disk[0])
         grid = render.grid(imgs, scores, labels, cell=72, highlight_rows=hi)
+        state.tag(grid, state.ViewState(run, None, "compare"))  # the PNG names its run
         judge = f"the final epoch's ({epochs[-1]}) D" if final_d else "each row's own epoch's D"
         text = tables.compare_text(
             rows, epochs, best_all, best_disk, figures.fcd_floor(metrics, info), judge, skipped

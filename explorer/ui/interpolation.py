@@ -11,7 +11,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from explorer import latent, render
+from explorer import latent, render, state
 from explorer.registry import ExplorerError
 from explorer.ui.context import Ctx, err
 
@@ -68,7 +68,9 @@ def build(ctx: Ctx, vec_txt: gr.Textbox) -> None:
         "**The path A → B**: each frame with P(real) by this epoch's D and, "
         'when this is not the final epoch, by the final epoch\'s D ("final D")'
     )
-    strip_img = gr.Image(label="path", show_label=False, type="pil", interactive=False, elem_id="strip")
+    strip_img = gr.Image(
+        label="path", show_label=False, type="pil", interactive=False, elem_id="strip", format="png"
+    )
     with gr.Row():
         path_plot = gr.LinePlot(
             x="step",
@@ -108,6 +110,7 @@ def build(ctx: Ctx, vec_txt: gr.Textbox) -> None:
             except ExplorerError:
                 final = None
         strip = render.strip(imgs, scores, cell=84, scores2=final_scores, score2_name="final D")
+        state.tag(strip, state.ViewState(run, epoch, "interp", a=a, b=b))  # the PNG keeps A, B
         gif = new_gif_path(ctx.gif_dir, run, epoch)
         gif.write_bytes(render.gif_bytes(imgs, scores))
         return strip, path_frame(scores, epoch, final_scores, final), str(gif), str(gif)

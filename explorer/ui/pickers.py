@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
+from explorer import state
 from explorer.ui import snapshot
 from explorer.ui.context import Ctx
 from explorer.ui.sliders import N_SLIDERS, SlidersView
@@ -99,12 +100,14 @@ def pickers_as_on_disk(ctx: Ctx, run, epoch):
     return gr.update(choices=runs, value=run_v), gr.update(choices=eps, value=ep_v)
 
 
+def skip(n: int) -> list:
+    """n outputs left as they are; fresh objects each call (Gradio mutates update dicts)."""
+    return [gr.skip() for _ in range(n)]
+
+
 def _handlers(ctx: Ctx, views: list, sliders: SlidersView) -> dict:
     """What a pick, the refresh button, the refresh timer and a page load answer."""
     picks = Picks()
-
-    def skip(n: int) -> list:  # fresh each call: Gradio post-processes (mutates) update dicts
-        return [gr.skip() for _ in range(n)]
 
     def picked(request, answer) -> list:
         """The answer to the session's newest pick, or nothing if a newer pick began meanwhile."""
@@ -165,6 +168,9 @@ def _handlers(ctx: Ctx, views: list, sliders: SlidersView) -> dict:
         return out
 
     def open_page(run, epoch, base, dims, request: gr.Request):
+        if request is not None and state.has_state(dict(request.query_params)):
+            return skip(2 + len(views))  # a link: explorer.ui.links opens it
+
         # the run list as it is now (runs may have appeared since the server started)
         def answer():
             run_up, ep_up = pickers_as_on_disk(ctx, run, epoch)

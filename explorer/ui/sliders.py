@@ -17,6 +17,7 @@ import numpy as np
 
 from explorer import latent, render
 from explorer.registry import ExplorerError
+from explorer.ui import links
 from explorer.ui.context import N_DIM_SLIDERS, N_PCA_SLIDERS, Ctx, err
 
 IMAGE_PX = 336  # the slider view's large image
@@ -46,6 +47,8 @@ class SlidersView:
     dims_txt: gr.Textbox
     sliders: list  # N_DIM_SLIDERS dimension sliders, then N_PCA_SLIDERS direction sliders
     snapshot_point: object  # handler: the point view for a newly chosen run/epoch
+    points: Points | None = None  # the point logic (explorer.ui.links restores points with it)
+    share: links.ShareRow | None = None  # Copy link, Download PNG, drop a PNG
 
     def point_outputs(self, ctx: Ctx) -> list:
         return [
@@ -225,6 +228,7 @@ def build(ctx: Ctx) -> SlidersView:
                 buttons=["copy"],
             )
             paste_btn = gr.Button("Apply pasted vector")
+            share = links.build()
         with gr.Column(scale=1):
             gr.Markdown(
                 "**Latent dimensions**: the 8 that move the image most (measured); "
@@ -249,8 +253,9 @@ def build(ctx: Ctx) -> SlidersView:
                 for i in range(N_PCA_SLIDERS)
             ]
 
-    h = _handlers(ctx, Points(ctx))
-    v = SlidersView(image_html, score_lbl, vec_txt, dims_txt, sliders, h["snapshot_point"])
+    pts = Points(ctx)
+    h = _handlers(ctx, pts)
+    v = SlidersView(image_html, score_lbl, vec_txt, dims_txt, sliders, h["snapshot_point"], pts, share)
     common = [ctx.run_dd, ctx.epoch_dd, ctx.base_state, ctx.dims_state]
     for i, s in enumerate(sliders):
         # .input fires while dragging (not on programmatic updates, so no loops); always_last

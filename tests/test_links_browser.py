@@ -1,0 +1,180 @@
+"""Points you can keep and share, as a person meets them: the real app (app.py) in headless
+Chromium. A link opens exactly its view; a bad link opens the nearest valid one with a notice;
+Copy link and Download PNG give the same state back; dropping the PNG restores it; the command
+line renders the same picture from the link."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from explorer import latent, state
+from explorer.state import ViewState
+from tests.conftest import ROOT
+from tests.test_browser import browser, new_page, server  # noqa: F401  (the fixtures, shared)
+
+Z = np.random.default_rng(7).standard_normal(64).astype(np.float32)
+
+
+def vector_is(pg, z, timeout=60_000) -> None:
+    pg.wait_for_function(
+        "(v) => { const e = document.querySelector('#vector textarea'); return e && e.value === v; }",
+        arg=latent.format_vector(z),
+        timeout=timeout,
+    )
+
+
+def notice(pg, text: str) -> None:
+    pg.locator(".toast-body").get_by_text(text).first.wait_for()
+
+
+@pytest.fixture
+def context(browser):  # noqa: F811
+    ctx = browser.new_context(
+        viewport={"width": 1400, "height": 1000}, permissions=["clipboard-read", "clipboard-write"]
+    )
+    ctx.set_default_timeout(60_000)
+    yield ctx
+    ctx.close()
+
+
+def test_link_png_and_cli_keep_the_point(server, context, tmp_path):  # noqa: F811
+    url, runs = server
+    want = ViewState("tiny", 2, "sliders", Z)  # not the run (demo) nor the epoch (3) it opens on
+    pg = context.new_page()
+    pg.goto(url + "?" + state.encode(want))
+    vector_is(pg, Z)
+    assert pg.locator("#run-dd input").input_value().startswith("tiny")
+    assert pg.locator("#epoch-dd input").input_value().startswith("epoch 2")
+    assert pg.get_by_role("tab", name="Latent sliders").get_attribute("aria-selected") == "true"
+    pg.locator("#latent-caption").get_by_text("D of epoch 2").wait_for()
+    assert pg.locator(".toast-body").count() == 0  # a good link: no notice
+
+    # Copy link: the textbox and the clipboard hold a link to exactly this state
+    pg.get_by_role("button", name="Copy link").click()
+    pg.wait_for_function("() => (document.querySelector('#link textarea') || {}).value?.includes('z=')")
+    link = pg.locator("#link textarea").input_value()
+    assert link.startswith(url + "?")
+    got = state.decode(link)
+    assert (got.run, got.epoch, got.view, got.z.tobytes()) == ("tiny", 2, "sliders", Z.tobytes())
+    assert pg.evaluate("navigator.clipboard.readText()") == link
+
+    # Download PNG: the large image with the same state in its metadata
+    with pg.expect_download() as dl:
+        pg.get_by_role("button", name="Download PNG").click()
+    png = tmp_path / "point.png"
+    dl.value.save_as(png)
+    assert state.decode(state.png_text(png.read_bytes())) == got
+
+    # the command line draws the very same picture from the link
+    out = tmp_path / "cli.png"
+    cli = subprocess.run(
+        [sys.executable, "-m", "explorer.render", "--link", link, "--runs-dir", str(runs), "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    )
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    assert np.array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(png)))
+    assert state.decode(state.png_text(out.read_bytes())) == got
+    bad = subprocess.run(
+        [sys.executable, "-m", "explorer.render", "--link", "v=1&run=tiny&epoch=2&z=A", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
+        "error: the point in the link is not valid base64 (was the link cut or edited?)"
+    ]
+
+    # elsewhere now; dropping the PNG brings the point (and run and epoch) back
+    pg.get_by_role("button", name="Random point").click()
+    pg.wait_for_function(
+        "(v) => document.querySelector('#vector textarea').value !== v", arg=latent.format_vector(Z)
+    )
+    pg.locator("#state-drop input[type=file]").set_input_files(str(png))
+    vector_is(pg, Z)
+    assert pg.locator("#epoch-dd input").input_value().startswith("epoch 2")
+
+    # a PNG without state, and a file that is no PNG: clear messages
+    plain = tmp_path / "plain.png"
+    Image.new("L", (28, 28)).save(plain)
+    pg.locator("#state-drop input[type=file]").set_input_files(str(plain))
+    notice(pg, "carries no explorer state")
+    (tmp_path / "notes.txt").write_text("hello")
+    pg.locator("#state-drop input[type=file]").set_input_files(str(tmp_path / "notes.txt"))
+    notice(pg, "not a PNG")
+    vector_is(pg, Z)  # and the point on screen is untouched
+    pg.close()
+
+
+@pytest.mark.parametrize(
+    "query, message, run, epoch",
+    [
+        (state.encode(ViewState("gone", 2, "sliders", Z)), "run 'gone' is not on disk", "demo", "epoch 3"),
+        (
+            state.encode(ViewState("tiny", 9, "sliders", Z)),
+            "epoch 9 of 'tiny' is not on disk",
+            "tiny",
+            "epoch 3",
+        ),
+        (
+            state.encode(ViewState("tiny", 2, "sliders", Z[:10])),
+            "has 10 numbers but 'tiny' takes 64",
+            "tiny",
+            "epoch 2",
+        ),
+        ("v=1&run=tiny&epoch=2&view=sliders&z=A", "not valid base64", "tiny", "epoch 2"),
+        ("v=7&run=tiny&epoch=2", "unknown link version '7'", "demo", "epoch 3"),
+    ],
+)
+def test_a_bad_link_opens_the_nearest_valid_view_with_a_notice(server, context, query, message, run, epoch):  # noqa: F811
+    url, _ = server
+    pg = context.new_page()
+    pg.goto(url + "?" + query)
+    notice(pg, message)
+    pg.wait_for_function(
+        "(r) => document.querySelector('#run-dd input').value.startsWith(r)", arg=run, timeout=60_000
+    )
+    assert pg.locator("#epoch-dd input").input_value().startswith(epoch)
+    if run == "tiny":  # the sliders view is open, on a valid (random) point of this run
+        pg.locator("#latent-caption").get_by_text(f"D of {epoch}").wait_for()
+        pg.wait_for_function(
+            "() => document.querySelector('#vector textarea').value.split(',').length === 64"
+        )
+        kept = pg.locator("#vector textarea").input_value() == latent.format_vector(Z)
+        assert kept == ("epoch 9" in message)  # a good point is kept; a bad one is replaced
+    pg.close()
+
+
+def test_the_strip_png_carries_its_endpoints(server, context):  # noqa: F811
+    import urllib.parse
+    import urllib.request
+
+    url, _ = server
+    pg = context.new_page()
+    pg.goto(url + "?" + state.encode(ViewState("tiny", 2, "sliders", Z)))
+    vector_is(pg, Z)
+    pg.get_by_role("tab", name="Interpolation").click()
+    pg.get_by_role("button", name="A ← current point").click()
+    pg.get_by_role("button", name="B ← random").click()
+    pg.wait_for_function(
+        "() => document.querySelector('#interp-a textarea').value.split(',').length === 64 && "
+        "document.querySelector('#interp-b textarea').value.split(',').length === 64"
+    )
+    b_text = pg.locator("#interp-b textarea").input_value()
+    pg.locator("#interp-btn").click()
+    src = urllib.parse.urljoin(url, pg.locator("#strip img").get_attribute("src"))
+    got = state.decode(state.png_text(urllib.request.urlopen(src, timeout=30).read()))
+    assert (got.run, got.epoch, got.view) == ("tiny", 2, "interp")
+    assert got.a.tobytes() == latent.parse_vector(latent.format_vector(Z), 64).tobytes()
+    assert latent.format_vector(got.b) == b_text
+    pg.close()
