@@ -41,7 +41,7 @@ def data_choices(roots) -> list[tuple[str, str]]:
     (the trainer's working folder) when near it, as `../shared/data/mnist`, else absolute."""
     out = []
     for r in roots:
-        r = Path(r).resolve()
+        r = Path(os.path.abspath(r))  # as named, symlinks kept: ../shared may be a link elsewhere
         try:
             shown = os.path.relpath(r, ROOT)
         except ValueError:
