@@ -233,7 +233,7 @@ def test_two_logical_devices_under_mirrored_strategy_train_an_epoch(tmp_path):
 def test_bfloat16_precisions_train_and_snapshot_loadable_models(tmp_path, precision, dtype):
     """Both bf16 options train; onednn_bfloat16 keeps the snapshots plain float32 models."""
     run = tmp_path / precision
-    run_training(*small_args(run, "--precision", precision, epochs=1))
+    run_training(*small_args(run, "--precision", precision, epochs=1, images=64))
     s = json.loads((run / "epochs/epoch-0001/summary.json").read_text())
     assert np.isfinite(s["d_loss"]) and np.isfinite(s["g_loss"])
     assert s["quality"]["fcd"] > 0 and np.isfinite(s["quality"]["fcd"])

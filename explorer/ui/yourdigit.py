@@ -170,7 +170,9 @@ def build(ctx: Ctx, app, point=None, tabs=None) -> None:
             curve = gr.LinePlot(x="epoch", y="P(real)", title=title, y_lim=[0, 1], height=220)
     with gr.Row():
         seed_nb = gr.Number(value=0, precision=0, minimum=0, label="Seed of the starts")
-        steps_sl = gr.Slider(20, 400, value=yd.STEPS, step=10, label="Projection steps")
+        steps_sl = gr.Slider(
+            20, 400, value=yd.STEPS, step=10, label="Projection steps", elem_id="digit-steps"
+        )
         project_btn = gr.Button("Project", variant="primary", elem_id="project-btn")
         epochs_btn = gr.Button("Which epoch can draw it", elem_id="project-epochs-btn")
     with gr.Row():
