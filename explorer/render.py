@@ -217,11 +217,11 @@ def render_link(link: str, runs_dirs: list, size: int = 336) -> tuple[bytes, str
 
 def main(argv=None) -> int:
     import argparse
-    import os
     import sys
     from pathlib import Path
 
     from explorer.registry import ExplorerError
+    from training.runfolder import write_bytes_atomic
 
     ap = argparse.ArgumentParser(
         prog="python -m explorer.render", description="Render a point saved as a link (or PNG) to a PNG."
@@ -238,11 +238,9 @@ def main(argv=None) -> int:
         return 2
     try:
         data, summary = render_link(a.link, a.runs_dir or ["runs"], a.size)
-        out = Path(a.out)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_bytes(data)
         # replaces only the file the caller named as --out, and only once the new one is whole
-        os.replace(tmp, out)
+        # (a hidden temporary beside it, renamed over it; removed if writing fails)
+        write_bytes_atomic(Path(a.out), data)
     except ExplorerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
