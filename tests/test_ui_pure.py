@@ -240,3 +240,27 @@ def test_train_arguments_are_checked(tmp_path):
     assert resume_args(DEMO, "") == ["--resume"] and resume_args(DEMO, 20) == ["--resume", "--epochs", "20"]
     with pytest.raises(ExplorerError, match="from 1 to 100000"):
         resume_args(DEMO, 0)
+
+
+def test_picks_newest_answer_wins_and_remembers_the_run_it_showed():
+    """The rule behind the pickers: an answer to an older pick is dropped, and the run an answer
+    put in the picker is remembered, so a refresh tick sent before a link opened (carrying the
+    old run) is recognised as stale instead of writing the old run's epochs under the new run."""
+    from explorer.ui.pickers import Picks, answer_pick
+
+    picks = Picks()
+    assert picks.shown("s") is None
+    run_up = {"__type__": "update", "value": "tiny", "choices": []}
+    assert answer_pick(picks, "s", lambda: [run_up, "view"]) == [run_up, "view"]
+    assert picks.shown("s") == "tiny" and picks.latest("s") == (1, 0)
+    assert answer_pick(picks, "s", lambda: ["view"], run="demo") == ["view"]
+    assert picks.shown("s") == "demo"
+
+    # a pick answered while a newer one began: its outputs are skipped, the run not recorded
+    def slow():
+        answer_pick(picks, "s", lambda: ["newer"], run="newer")
+        return ["older"]
+
+    out = answer_pick(picks, "s", slow, run="older")
+    assert len(out) == 1 and out[0] != "older" and picks.shown("s") == "newer"
+    assert picks.shown("other session") is None

@@ -45,6 +45,7 @@ class Ctx:
     epoch_dd: gr.Dropdown | None = None
     base_state: gr.State | None = None
     dims_state: gr.State | None = None
+    picks: object = None  # explorer.ui.pickers.Picks: which answer to a session's picks is the newest
 
     # ------------------------------------------------------------------ the pickers' choices
     def run_choices(self) -> list[tuple[str, str]]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from explorer import latent, render, state
 from explorer.registry import ExplorerError
-from explorer.ui import snapshot
+from explorer.ui import pickers, snapshot
 from explorer.ui.context import N_DIM_SLIDERS, N_PCA_SLIDERS, Ctx, err
 
 MAX_DROP_BYTES = 20_000_000  # a PNG from this app is a few kB; larger is not one of ours
@@ -133,6 +133,10 @@ def restore(ctx: Ctx, pts, s: state.ViewState, problems: list[str]) -> list:
     return [run_up, ep_up, *snap, *point, gr.Tabs(selected=view)]
 
 
+def session(request: gr.Request | None):
+    return getattr(request, "session_hash", None)
+
+
 def _png_link(name: str, data: bytes) -> str:
     href = "data:image/png;base64," + base64.b64encode(data).decode()
     return f'<a href="{href}" download="{name}" style="font-size:13px">{name}</a> (PNG with this point in it)'
@@ -165,13 +169,15 @@ def wire(ctx: Ctx, app: gr.Blocks, tabs: gr.Tabs, snap, sliders) -> None:
         params = dict(request.query_params) if request is not None else {}
         if not state.has_state(params):
             return [gr.skip() for _ in outputs]  # a plain visit: explorer.ui.pickers opens the page
-        try:
-            return restore(ctx, pts, *state.parse(params))
+        try:  # a pick like any other: the refresh timer leaves the pickers alone meanwhile
+            return pickers.answer_pick(
+                ctx.picks, session(request), lambda: restore(ctx, pts, *state.parse(params))
+            )
         except ExplorerError as exc:
             gr.Warning(f"the link could not be opened: {exc}")
             return [gr.skip() for _ in outputs]
 
-    def drop_png(path):
+    def drop_png(path, request: gr.Request):
         """A dropped file -> its state restored, or a notice; the drop zone emptied either way."""
         if not path:
             return [*[gr.skip() for _ in outputs], None]
@@ -182,7 +188,8 @@ def wire(ctx: Ctx, app: gr.Blocks, tabs: gr.Tabs, snap, sliders) -> None:
             s, problems = state.parse(state.png_text(p.read_bytes()))
             if problems and s.run is None:
                 raise state.StateError(problems[0])
-            return [*restore(ctx, pts, s, problems), None]
+            out = pickers.answer_pick(ctx.picks, session(request), lambda: restore(ctx, pts, s, problems))
+            return [*out, None]
         except (ExplorerError, OSError) as exc:
             gr.Warning(str(exc) if isinstance(exc, ExplorerError) else f"cannot read the dropped file: {exc}")
             return [*[gr.skip() for _ in outputs], None]

@@ -24,12 +24,13 @@ class Picks:
 
     def __init__(self, keep: int = 4096):
         self._lock = threading.Lock()
-        self._by_session: OrderedDict = OrderedDict()  # session -> [latest ticket, picks in flight]
+        # session -> [latest ticket, picks in flight, the run last sent to its pickers]
+        self._by_session: OrderedDict = OrderedDict()
         self._keep = keep  # sessions remembered (the oldest are forgotten first)
 
     def start(self, session) -> int:
         with self._lock:
-            entry = self._by_session.pop(session, [0, 0])
+            entry = self._by_session.pop(session, [0, 0, None])
             entry[0] += 1
             entry[1] += 1
             self._by_session[session] = entry
@@ -49,11 +50,40 @@ class Picks:
     def latest(self, session) -> tuple[int, int]:
         """(latest ticket, picks in flight) of the session."""
         with self._lock:
-            return tuple(self._by_session.get(session, (0, 0)))
+            return tuple(self._by_session.get(session, (0, 0, None))[:2])
+
+    def sent(self, session, run) -> None:
+        """The run an answer just put in the session's run picker."""
+        with self._lock:
+            entry = self._by_session.get(session)
+            if entry is not None:
+                entry[2] = run
+
+    def shown(self, session):
+        """The run last put in the session's run picker by an answer (None: none yet)."""
+        with self._lock:
+            return self._by_session.get(session, (0, 0, None))[2]
 
 
 def _session(request: gr.Request | None):
     return getattr(request, "session_hash", None)
+
+
+def answer_pick(picks: Picks, session, answer, run=None) -> list:
+    """Answer a pick (anything that sets the run and epoch pickers): its outputs, or outputs left
+    as they are when a newer pick began meanwhile. Records the run the answer shows."""
+    ticket = picks.start(session)
+    try:
+        out = answer()
+    finally:
+        latest = picks.finish(session, ticket)
+    if not latest:
+        return skip(len(out))
+    if run is None and out and isinstance(out[0], dict) and "value" in out[0]:
+        run = out[0]["value"]
+    if run is not None:
+        picks.sent(session, run)
+    return out
 
 
 @dataclass
@@ -87,6 +117,7 @@ def build(ctx: Ctx, first_run, first_epoch) -> Pickers:
         refresh_btn = gr.Button("↻ Refresh runs", scale=1)
     ctx.base_state = gr.State([])
     ctx.dims_state = gr.State([])
+    ctx.picks = Picks()
     return Pickers(refresh_btn, gr.Timer(3.0), gr.State(None))
 
 
@@ -107,17 +138,12 @@ def skip(n: int) -> list:
 
 def _handlers(ctx: Ctx, views: list, sliders: SlidersView) -> dict:
     """What a pick, the refresh button, the refresh timer and a page load answer."""
-    picks = Picks()
+    picks: Picks = ctx.picks
 
-    def picked(request, answer) -> list:
-        """The answer to the session's newest pick, or nothing if a newer pick began meanwhile."""
-        session = _session(request)
-        ticket = picks.start(session)
-        try:
-            out = answer()
-        finally:
-            latest = picks.finish(session, ticket)
-        return out if latest else skip(len(out))
+    def picked(request, answer, run=None) -> list:
+        """The answer to the session's newest pick, or nothing if a newer pick began meanwhile.
+        `run` is the run the answer puts in the run picker (None: the run picker's update's value)."""
+        return answer_pick(picks, _session(request), answer, run)
 
     def render(run, epoch, base, dims):
         try:  # first: it loads the snapshot, whose D then scores the samples
@@ -141,21 +167,26 @@ def _handlers(ctx: Ctx, views: list, sliders: SlidersView) -> dict:
         return [run_up, ep_up, snapshot.run_facts(ctx, run), *skip(len(views) - 1)]
 
     def show_epoch(run, epoch, base, dims, request: gr.Request):
-        return picked(request, lambda: render(run, epoch, base, dims))
+        return picked(request, lambda: render(run, epoch, base, dims), run)
 
     def show_run(run, base, dims, request: gr.Request):
         def answer():
             ep = ctx.default_epoch(run)
             return [gr.update(choices=ctx.epoch_choices(run), value=ep), *render(run, ep, base, dims)]
 
-        return picked(request, answer)
+        return picked(request, answer, run)
 
     def refresh(run, epoch, base, dims, request: gr.Request):
         return picked(request, lambda: as_on_disk(run, epoch, base, dims))
 
     def refresh_if_changed(run, epoch, base, dims, seen, request: gr.Request):
         """New runs and epochs appear without a restart; while a pick is answered, only the facts."""
-        before = picks.latest(_session(request))
+        session = _session(request)
+        if picks.shown(session) not in (None, run):
+            # a stale tick: it was sent before an answer put another run in the picker (a link,
+            # a pick); answering it would put the other run's epochs under the new run
+            return skip(3 + len(views))
+        before = picks.latest(session)
         sig = json.dumps([ctx.run_choices(), ctx.epoch_choices(run)], default=str)
         if sig == seen:
             return skip(3 + len(views))
@@ -163,7 +194,7 @@ def _handlers(ctx: Ctx, views: list, sliders: SlidersView) -> dict:
             out = [gr.skip(), gr.skip(), snapshot.run_facts(ctx, run), *skip(len(views) - 1), gr.skip()]
         else:
             out = [*as_on_disk(run, epoch, base, dims), sig]
-        if picks.latest(_session(request)) != before:  # a pick began meanwhile
+        if picks.latest(session) != before:  # a pick began meanwhile
             return skip(len(out))
         return out
 
