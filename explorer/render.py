@@ -31,6 +31,17 @@ def _score_color(p: float) -> tuple[int, int, int]:
     return int(200 * (1 - p) + 20 * p), int(40 * (1 - p) + 140 * p), 40
 
 
+VERDICTS = ((0.8, "looks real to D"), (0.6, "leans real"), (0.4, "a coin flip for D"), (0.2, "leans fake"))
+
+
+def verdict(p: float) -> str:
+    """D's verdict graded, so that P(real) 0.46 reads as the coin flip it is, not as "fake"."""
+    p = float(p)
+    if not np.isfinite(p):
+        return "no verdict"
+    return next((word for bound, word in VERDICTS if p >= bound), "looks fake to D")
+
+
 def _text_w(text: str, font=_FONT) -> int:
     return int(font.getbbox(text)[2])
 
@@ -119,11 +130,12 @@ def strip(
     scores2: np.ndarray | None = None,
     score2_name: str = "final D",
 ) -> Image.Image:
-    """Frames left to right, wrapped every ``per_row`` frames; each frame captioned."""
+    """Frames left to right in as few rows of at most ``per_row`` as fit, the rows equally long
+    (16 frames: 2 rows of 8, not 12 + 4 with a blank margin); each frame captioned."""
     imgs = np.asarray(images01, np.float32)
     n = len(imgs)
-    cols = min(n, per_row)
-    rows = -(-n // cols)
+    rows = -(-n // max(1, per_row))
+    cols = -(-n // rows)
 
     def fill(a, shape):
         out = np.zeros((rows * cols, *shape), np.float32)

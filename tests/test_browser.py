@@ -232,7 +232,7 @@ def test_browser_walkthrough(page, server):
         arg=before,
         timeout=30_000,
     )
-    assert "real (D of epoch 2)" in page.locator("#score").inner_text()
+    assert "(D of epoch 2)" in page.locator("#score").inner_text()
     caption = page.locator("#latent-caption").inner_text()
     assert "by the D of epoch 2" in caption and "by the final epoch's (3) D" in caption
     v0 = vector(page)

@@ -97,7 +97,7 @@ class Points:
                 caption += f" &middot; <b>{pf:.2f}</b> by the final epoch's ({final}) D"
             except ExplorerError:
                 pass
-        label = {f"real (D of epoch {epoch})": float(p), "fake": float(1 - p)}
+        label = {f"{render.verdict(p)}: P(real) {p:.2f} (D of epoch {epoch})": float(p)}
         return png_html(render.digit(img, IMAGE_PX), caption), label, latent.format_vector(z)
 
     def slider_updates(self, run, epoch, base, dims) -> list:

@@ -32,7 +32,8 @@ def png_uri(img01) -> str:
 
 def verdict_md(j: dict) -> str:
     text = (
-        f"**P(real) {j['p_real']:.2f}** by the D of epoch {j['epoch']} &middot; the evaluator reads "
+        f"**P(real) {j['p_real']:.2f}** by the D of epoch {j['epoch']} ({render.verdict(j['p_real'])}) "
+        "&middot; the evaluator reads "
         f"**{j['label']}** (confidence {j['confidence']:.2f})"
     )
     if j["skipped"]:
