@@ -300,6 +300,12 @@ class Engine:
         imgs, p = snap.generate(zs)
         return imgs, p, zs
 
+    def compare_points(self, run: str, n_points, seed) -> np.ndarray:
+        """The latent points Compare draws through every epoch (the same for a seed and count)."""
+        n_points, seed = _whole(n_points, "points", 1, 32), _whole(seed, "seed", 0, 2**32 - 1)
+        dim = self.registry.get(run).latent_dim
+        return np.random.default_rng(seed).standard_normal((n_points, dim)).astype(np.float32)
+
     def compare(
         self,
         run: str,
@@ -336,7 +342,7 @@ class Engine:
             if info.broken:
                 raise SnapshotError(f"run {run!r} is broken: {info.broken}")
             raise ExplorerError(f"run {run!r} has no loadable epoch yet")
-        z = np.random.default_rng(seed).standard_normal((n_points, info.latent_dim)).astype(np.float32)
+        z = self.compare_points(run, n_points, seed)
         imgs, scores = [], []
         for s in snaps:
             i, p = s.generate(z)

@@ -92,6 +92,10 @@ def grid(
     w = label_w + cols * (cell + pad) + pad
     h = rows * (cell + cap + pad) + pad
     out = Image.new("RGB", (w, h), (250, 250, 250))
+    # where the cells are, for cell_at (a click on the picture -> the cell under it)
+    out.info["layout"] = dict(
+        rows=rows, cols=cols, x0=label_w + pad, y0=pad, dx=cell + pad, dy=cell + cap + pad
+    )
     draw = ImageDraw.Draw(out)
     u8 = to_uint8(imgs)
     for r in range(rows):
@@ -120,6 +124,22 @@ def grid(
                 p = float(scores2[r, c])
                 draw.text((x + 1, ty), f"{score2_name} {p:.2f}", fill=_score_color(p), font=_FONT)
     return out
+
+
+def cell_at(layout: dict, x, y, count: int | None = None) -> tuple[int, int] | None:
+    """The (row, column) of the cell under pixel (x, y) of a grid drawn with that layout (its
+    image's info["layout"]), or None off the cells (margins, labels, a bad layout)."""
+    try:
+        x, y = float(x), float(y)
+        col, row = (x - layout["x0"]) // layout["dx"], (y - layout["y0"]) // layout["dy"]
+        rows, cols = int(layout["rows"]), int(layout["cols"])
+    except (TypeError, ValueError, KeyError, ZeroDivisionError):
+        return None
+    if not (0 <= row < rows and 0 <= col < cols):
+        return None
+    if count is not None and row * cols + col >= count:
+        return None
+    return int(row), int(col)
 
 
 def strip(

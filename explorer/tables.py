@@ -201,9 +201,39 @@ def progress_lines(prog) -> tuple[list[str], float]:
     return lines, pct
 
 
-def train_status(name: str, state: str, last_log: str, prog, latest_epoch=None) -> tuple[str, float]:
+# The Train tab's buttons by phase: (Train, Stop, Resume) enabled
+PHASE_BUTTONS = {
+    "starting": (False, True, False),
+    "training": (False, True, False),
+    "stopping": (False, False, False),
+    "training elsewhere": (False, False, False),
+}
+IDLE_BUTTONS = (True, False, True)
+
+
+def train_phase(state: str, stopping: bool, prog) -> str:
+    """What a run of the Train tab is doing, in a word: starting (the process loads TensorFlow,
+    about 20 s), training, stopping, stopped, completed, failed, training elsewhere, or not
+    started; from the process state (explorer.trainer) and the run's progress.json."""
+    status = _dict(prog).get("status")
+    status = status if isinstance(status, str) else None
+    if state.startswith("running (pid"):
+        return "training elsewhere"
+    if state == "running":
+        return "stopping" if stopping else "training" if status == "training" else "starting"
+    if state.startswith("exited") and not state.endswith(" 0"):
+        return "failed"
+    if status in ("stopped", "completed", "failed"):
+        return status
+    return "stopped" if state.startswith("exited") else "not started"
+
+
+def train_status(
+    name: str, state: str, last_log: str, prog, latest_epoch=None, phase=None
+) -> tuple[str, float]:
     """The Train tab's status markdown and the progress bar's percent."""
-    lines = [f"**{name}**: process {state}"]
+    phase = phase or train_phase(state, False, prog)
+    lines = [f"**{name}**: {phase} · process {state}"]
     more, pct = progress_lines(prog)
     lines += more
     if last_log and state.startswith("exited") and not state.endswith(" 0"):

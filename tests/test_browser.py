@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -16,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import MNIST, ROOT
 
@@ -293,8 +295,14 @@ def test_browser_walkthrough(page, server):
     page.locator("#train-max input").fill("64")
     page.locator("#train-data textarea, #train-data input").first.fill(str(MNIST))
     pick(page, "#train-precision", "onednn_bfloat16")
+    assert page.locator("#stop-btn").is_disabled()  # nothing to stop yet
     page.locator("#train-btn").click()
     page.locator("#train-status").get_by_text("process running").wait_for(timeout=60_000)
+    # starting (TensorFlow loads) or training: Stop only; Train and Resume wait
+    assert re.search(r"from-browser: (starting|training) ·", page.locator("#train-status").inner_text())
+    expect(page.locator("#stop-btn")).to_be_enabled()
+    expect(page.locator("#train-btn")).to_be_disabled()
+    expect(page.locator("#resume-btn")).to_be_disabled()
 
     # the rest of the app stays responsive while it trains
     page.get_by_role("tab", name="Latent sliders").click()
@@ -327,7 +335,15 @@ def test_browser_walkthrough(page, server):
     )
     page.get_by_role("tab", name="Train").click()
     page.locator("#stop-btn").click()
+    page.locator("#train-notice").get_by_text("stop requested").wait_for()
     page.locator("#train-status").get_by_text("status: stopped").wait_for(timeout=90_000)
+    page.wait_for_function(  # the process has exited: stopped, not stopping
+        "() => document.querySelector('#train-status').innerText.includes('from-browser: stopped')",
+        timeout=90_000,
+    )
+    expect(page.locator("#resume-btn")).to_be_enabled()
+    expect(page.locator("#stop-btn")).to_be_disabled()
+    assert "stop requested" in page.locator("#train-notice").inner_text()  # not overwritten
     first = json.loads((run / "run.json").read_text())
     assert first["status"] == "stopped" and 1 <= first["epochs_done"] < 200
     assert first["config"]["precision"] == "onednn_bfloat16"

@@ -149,19 +149,45 @@ def test_train_status_of_a_real_progress_file():
     }
     text, pct = tables.train_status("r1", "running", "", prog, latest_epoch=1)
     assert pct == pytest.approx(25.0)
-    assert "**r1**: process running" in text and "epoch 2/5 · step 39/156 (25%) · 512 img/s" in text
+    assert (
+        "**r1**: training · process running" in text and "epoch 2/5 · step 39/156 (25%) · 512 img/s" in text
+    )
     assert "status: training" in text and "latest samples: epoch 1" in text
     assert "width:25.0%" in tables.progress_bar(pct)
     failed = {"status": "failed", "error": "boom"}
     text, _ = tables.train_status("r1", "exited 1", "ValueError: bad data", failed)
     assert "status: failed · boom" in text and "`ValueError: bad data`" in text
+    assert text.startswith("**r1**: failed")
+
+
+@pytest.mark.parametrize(
+    "state, stopping, status, phase",
+    [
+        ("running", False, None, "starting"),  # loading TensorFlow: no progress.json yet
+        ("running", False, "training", "training"),
+        ("running", True, "training", "stopping"),
+        ("exited 0", False, "stopped", "stopped"),
+        ("exited 0", False, "completed", "completed"),
+        ("exited 1", False, "training", "failed"),  # died without writing its status
+        ("exited -9", False, None, "failed"),
+        ("none", False, None, "not started"),
+        ("none", False, "completed", "completed"),
+        ("running (pid 42, started outside this app)", False, "training", "training elsewhere"),
+    ],
+)
+def test_train_phases_and_the_buttons_they_enable(state, stopping, status, phase):
+    got = tables.train_phase(state, stopping, {"status": status} if status else None)
+    assert got == phase
+    train, stop, resume = tables.PHASE_BUTTONS.get(got, tables.IDLE_BUTTONS)
+    assert stop == (got in ("starting", "training"))  # Stop only what this app is training
+    assert train == resume == (got not in ("starting", "training", "stopping", "training elsewhere"))
 
 
 @pytest.mark.parametrize("bad", BAD_VALUES)
 def test_train_status_never_raises_on_bad_progress(bad):
     prog = {k: bad for k in ("epoch", "epochs", "step_in_epoch", "steps_per_epoch", "images_per_s", "d_loss")}
     text, pct = tables.train_status("r", "none", "", prog)
-    assert 0.0 <= pct <= 100.0 and text.startswith("**r**: process none")
+    assert 0.0 <= pct <= 100.0 and text.startswith("**r**: not started · process none")
     assert tables.train_status("r", "none", "", bad)[1] == 0.0
 
 
