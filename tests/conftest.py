@@ -40,11 +40,11 @@ TINY_ARGS = (
 
 
 @pytest.fixture(scope="session")
-def trained_runs(tmp_path_factory, worker_id) -> Path:
+def trained_runs(tmp_path_factory) -> Path:
     """A runs folder holding 'tiny': 3 epochs of the default preset on 512 real digits (seed 0),
     trained once per test session and shared by every module and every xdist worker (the first
     worker to need it trains it; the others wait on a lock). Read-only: see `runs_copy`."""
-    if worker_id == "master":  # not under xdist
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # not under xdist
         return _train_tiny(tmp_path_factory.mktemp("explorer-runs"))
     from filelock import FileLock
 

@@ -248,10 +248,13 @@ def test_browser_walkthrough(page, server):
     v1 = vector(page)
     assert abs(v1[dim] - 3.5) < 1.5 and sum(abs(a - b) for a, b in zip(v0, v1)) / 64 < 0.6
 
-    # a pasted vector with words in it: a clear message, nothing breaks
+    # a pasted vector with words in it: a clear message, nothing breaks, and the box shows the
+    # point on screen again (it does not keep disagreeing with the image)
+    shown = page.locator("#vector textarea").input_value()
     page.locator("#vector textarea").fill("1, 2, banana")
     page.get_by_role("button", name="Apply pasted vector").click()
     page.get_by_text("words in it").first.wait_for()
+    page.wait_for_function("(v) => document.querySelector('#vector textarea').value === v", arg=shown)
     page.locator(".toast-close").first.click()  # read it; close it (it would linger 10 s)
     page.get_by_role("button", name="Random point").click()
     page.wait_for_function("() => document.querySelector('#vector textarea').value.split(',').length === 64")

@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 
 import numpy as np
 import pytest
@@ -55,6 +57,13 @@ def test_link_png_and_cli_keep_the_point(server, context, tmp_path):  # noqa: F8
     assert pg.get_by_role("tab", name="Latent sliders").get_attribute("aria-selected") == "true"
     pg.locator("#latent-caption").get_by_text("D of epoch 2").wait_for()
     assert pg.locator(".toast-body").count() == 0  # a good link: no notice
+
+    # the Snapshot view's samples grid carries its run and epoch too
+    pg.get_by_role("tab", name="Snapshot").click()
+    src = urllib.parse.urljoin(url, pg.locator("#samples img").get_attribute("src"))
+    grid = state.decode(state.png_text(urllib.request.urlopen(src, timeout=30).read()))
+    assert (grid.run, grid.epoch, grid.view) == ("tiny", 2, "snapshot")
+    pg.get_by_role("tab", name="Latent sliders").click()
 
     # Copy link: the textbox and the clipboard hold a link to exactly this state
     pg.get_by_role("button", name="Copy link").click()
@@ -173,9 +182,6 @@ def click_cell(pg, selector: str, row: int, rows: int, col: int, cols: int, cap:
 
 
 def test_the_strip_png_carries_its_endpoints_and_frames_and_cells_open_in_the_sliders(server, context):  # noqa: F811
-    import urllib.parse
-    import urllib.request
-
     url, runs = server
     pg = context.new_page()
     pg.goto(url + "?" + state.encode(ViewState("tiny", 2, "sliders", Z)))

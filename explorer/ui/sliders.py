@@ -183,9 +183,18 @@ def _handlers(ctx: Ctx, pts: Points) -> dict:
         return pts.show(run, epoch, base, pts.valid_dims(run, epoch, dims, dim))
 
     @err
-    def paste_point(run, epoch, base, dims, pasted=""):
+    def paste_point(run, epoch, base, dims, pasted="", dims_text="", *vals):
         run, epoch, dim, _ = pts.start(run, epoch, base)
-        return pts.show(run, epoch, latent.parse_vector(pasted, dim), pts.valid_dims(run, epoch, dims, dim))
+        try:
+            z = latent.parse_vector(pasted, dim)
+        except ExplorerError as exc:
+            # refused: say why, and put the point on screen back in the box so box and image agree
+            gr.Warning(f"that vector was not applied: {exc}")
+            here = pts.compose(run, epoch, base, dims, vals) if len(vals) == N_SLIDERS else base
+            out = [gr.skip() for _ in range(6 + N_SLIDERS)]
+            out[2] = latent.format_vector(here)
+            return out
+        return pts.show(run, epoch, z, pts.valid_dims(run, epoch, dims, dim))
 
     @err
     def show_dims(run, epoch, base, dims, pasted="", dims_text="", *vals):
@@ -275,8 +284,8 @@ def build(ctx: Ctx) -> SlidersView:
     random_btn.click(h["random_point"], common, out, **hidden)
     reset_btn.click(h["reset_point"], common, out, **hidden)
     nudge_btn.click(h["nudge_point"], with_vals, out, **hidden)
-    paste_btn.click(h["paste_point"], common + [vec_txt], out, **hidden)
-    vec_txt.submit(h["paste_point"], common + [vec_txt], out, **hidden)
+    paste_btn.click(h["paste_point"], with_vals, out, **hidden)
+    vec_txt.submit(h["paste_point"], with_vals, out, **hidden)
     dims_btn.click(h["show_dims"], with_vals, out, **hidden)
     dims_txt.submit(h["show_dims"], with_vals, out, **hidden)
     return v
