@@ -173,12 +173,35 @@ def compare_text(
     return " ".join(parts)
 
 
+EPOCH_COLUMNS = {
+    "epoch": "Epoch",
+    "best": "Best",
+    "fcd": "FCD (lower: better)",
+    "classifier_score": "Classifier score (of 10)",
+    "confident_share": "Confident share",
+    "modes": "Digits covered (of 10)",
+    "d_loss": "D loss",
+    "g_loss": "G loss",
+    "d_acc_real": "D accuracy on real",
+    "d_acc_fake": "D accuracy on fake",
+    "snapshot": "Snapshot",
+}
+
+
 def epoch_table(rows: list[dict], best_all) -> pd.DataFrame:
+    """The per-epoch table: readable column names, quality first, and the best epoch's row on
+    top (then every epoch in order), so the best is in view without scrolling."""
     table = pd.DataFrame(rows)
-    if not table.empty:
-        table.insert(1, "best", ["best FCD" if best_all and e == best_all[0] else "" for e in table["epoch"]])
-        table = table.round(4)
-    return table
+    if table.empty:
+        return table
+    table.insert(1, "best", ["best FCD" if best_all and e == best_all[0] else "" for e in table["epoch"]])
+    table = table.round(4)
+    if best_all:
+        top = table[table["epoch"] == best_all[0]]
+        table = pd.concat([top, table[table["epoch"] != best_all[0]]], ignore_index=True)
+    known = [c for c in EPOCH_COLUMNS if c in table.columns]
+    table = table[known + [c for c in table.columns if c not in EPOCH_COLUMNS]]
+    return table.rename(columns=EPOCH_COLUMNS)
 
 
 # ----------------------------------------------------------------------------- train view

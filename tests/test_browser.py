@@ -455,9 +455,9 @@ def test_compare_on_a_run_with_pruned_epochs(server):
     assert f"Best epoch by FCD: {best}" in text and f"Epoch {best} was not kept on disk" in text
     assert "the 2 snapshot(s) on disk" in text and f"epochs {on_disk[0]}, {on_disk[1]}" in text
     rows = [dict(zip(table["headers"], r)) for r in table["data"]]
-    assert [r["epoch"] for r in rows] == [1, 2, 3]
-    assert {r["epoch"]: r["snapshot"] for r in rows}[best] == "not kept on disk"
-    assert [r["epoch"] for r in rows if r["best"]] == [best]
+    assert sorted(r["Epoch"] for r in rows) == [1, 2, 3]
+    assert {r["Epoch"]: r["Snapshot"] for r in rows}[best] == "not kept on disk"
+    assert [r["Epoch"] for r in rows if r["Best"]] == [best] == [rows[0]["Epoch"]]  # on top
     # the grid has one row per epoch on disk: 2 rows against tiny's 3
     from PIL import Image
 

@@ -105,11 +105,17 @@ def test_link_png_and_cli_keep_the_point(server, context, tmp_path):  # noqa: F8
         "error: the point in the link is not valid base64 (was the link cut or edited?)"
     ]
 
-    # elsewhere now; dropping the PNG brings the point (and run and epoch) back
+    # elsewhere now; Back returns to the point, Forward to the random one
     pg.get_by_role("button", name="Random point").click()
     pg.wait_for_function(
         "(v) => document.querySelector('#vector textarea').value !== v", arg=latent.format_vector(Z)
     )
+    elsewhere = pg.locator("#vector textarea").input_value()
+    pg.locator("#back-btn").click()
+    vector_is(pg, Z)
+    pg.locator("#fwd-btn").click()
+    pg.wait_for_function("(v) => document.querySelector('#vector textarea').value === v", arg=elsewhere)
+    # dropping the PNG brings the point (and run and epoch) back
     pg.locator("#state-drop input[type=file]").set_input_files(str(png))
     vector_is(pg, Z)
     assert pg.locator("#epoch-dd input").input_value().startswith("epoch 2")

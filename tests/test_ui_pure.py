@@ -113,7 +113,10 @@ def test_compare_figures_of_the_demo_run(demo):
     assert f"**Best epoch by FCD: {best[0]}**" in text and "epochs 1, 3, 7, 15" in text
     assert "real digits score about" in text and "P(real) by X." in text
     table = tables.epoch_table(rows, best)
-    assert list(table.columns[:2]) == ["epoch", "best"] and (table["best"] == "best FCD").sum() == 1
+    assert list(table.columns[:3]) == ["Epoch", "Best", "FCD (lower: better)"]
+    assert (table["Best"] == "best FCD").sum() == 1 and table["Best"][0] == "best FCD"  # on top
+    assert table["Epoch"][0] == best[0] and sorted(table["Epoch"]) == list(range(1, 16))
+    assert list(table["Epoch"][1:]) == sorted(e for e in range(1, 16) if e != best[0])
 
 
 @pytest.mark.parametrize("bad", BAD_VALUES)
@@ -290,3 +293,24 @@ def test_picks_newest_answer_wins_and_remembers_the_run_it_showed():
     out = answer_pick(picks, "s", slow, run="older")
     assert len(out) == 1 and out[0] != "older" and picks.shown("s") == "newer"
     assert picks.shown("other session") is None
+
+
+def test_history_of_points_goes_back_and_forward_like_a_browser():
+    from explorer.ui import history
+
+    h = history.empty()
+    for z in ([1.0, 2.0], [1.0, 2.0], [3.0, 4.0], [5.0, 6.0]):  # the same point twice: one entry
+        h = history.push(h, z)
+    assert h == {"points": [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], "at": 2}
+    h, z = history.step(h, -1)
+    assert z == [3.0, 4.0] and history.labels(h) == ("◀ Back (1)", "Forward (1) ▶")
+    h = history.push(h, [3.0, 4.0])  # showing it again is no new entry
+    assert h["at"] == 1 and len(h["points"]) == 3
+    h = history.push(h, [7.0, 8.0])  # a new point drops the forward entries
+    assert h == {"points": [[1.0, 2.0], [3.0, 4.0], [7.0, 8.0]], "at": 2}
+    assert history.step(h, +1) == (h, None)  # nothing later
+    for i in range(100):
+        h = history.push(h, [float(i), 0.0])
+    assert len(h["points"]) == history.MAX_POINTS and h["points"][-1] == [99.0, 0.0]
+    for bad in (None, "x", {"points": "no"}, {}):  # a damaged state starts afresh
+        assert history.step(bad, -1)[1] is None and history.push(bad, [1.0])["points"] == [[1.0]]

@@ -17,7 +17,7 @@ import numpy as np
 
 from explorer import latent, render
 from explorer.registry import ExplorerError
-from explorer.ui import links
+from explorer.ui import history, links
 from explorer.ui.context import N_DIM_SLIDERS, N_PCA_SLIDERS, Ctx, err
 
 IMAGE_PX = 336  # the slider view's large image
@@ -230,6 +230,9 @@ def build(ctx: Ctx) -> SlidersView:
                 random_btn = gr.Button("Random point", elem_id="random-btn")
                 reset_btn = gr.Button("Reset", elem_id="reset-btn")
                 nudge_btn = gr.Button("Nudge", elem_id="nudge-btn")
+            with gr.Row():
+                back_btn = gr.Button("◀ Back (0)", elem_id="back-btn", size="sm")
+                fwd_btn = gr.Button("Forward (0) ▶", elem_id="fwd-btn", size="sm")
             vec_txt = gr.Textbox(
                 label="Latent vector (copy it, or paste one and press Apply)",
                 lines=3,
@@ -288,4 +291,5 @@ def build(ctx: Ctx) -> SlidersView:
     vec_txt.submit(h["paste_point"], with_vals, out, **hidden)
     dims_btn.click(h["show_dims"], with_vals, out, **hidden)
     dims_txt.submit(h["show_dims"], with_vals, out, **hidden)
+    history.wire(ctx, v, back_btn, fwd_btn)
     return v
