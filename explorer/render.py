@@ -22,6 +22,25 @@ def digit(img01: np.ndarray, size: int = 280) -> Image.Image:
     return im.resize((size, size), Image.NEAREST)
 
 
+SAL_FAKE, SAL_REAL = (230, 40, 40), (40, 120, 255)  # red: more ink here looks more fake; blue: more real
+
+
+def saliency_overlay(img01: np.ndarray, grad: np.ndarray, size: int = 280) -> Image.Image:
+    """A grey (28,28) digit with D's pixel gradient over it as a colour map -> RGB PIL image.
+
+    Red where more ink would lower D's logit (D sees "fake" there), blue where it would raise it;
+    the more opaque, the larger the gradient (relative to this image's largest). A gradient of
+    zero everywhere (or not finite) leaves the digit as it is."""
+    grey = np.clip(np.asarray(img01, np.float32).reshape(28, 28), 0.0, 1.0)
+    g = np.nan_to_num(np.asarray(grad, np.float32).reshape(28, 28), nan=0.0, posinf=0.0, neginf=0.0)
+    top = float(np.abs(g).max())
+    alpha = 0.85 * np.sqrt(np.abs(g) / top) if top > 0 else np.zeros_like(g)  # sqrt: faint areas show
+    colour = np.where((g < 0)[..., None], np.float32(SAL_FAKE), np.float32(SAL_REAL)) / 255.0
+    rgb = grey[..., None] * (1 - alpha[..., None]) + colour * alpha[..., None]
+    im = Image.fromarray(to_uint8(rgb), mode="RGB")
+    return im.resize((size, size), Image.NEAREST)
+
+
 def _score_color(p: float) -> tuple[int, int, int]:
     # red (fake-looking) -> green (real-looking); grey when there is no number to show
     p = float(p)

@@ -15,6 +15,7 @@ import pandas as pd
 from explorer import latent, render
 from explorer import yourdigit as yd
 from explorer.registry import ExplorerError
+from explorer.ui import named
 from explorer.ui.context import Ctx, err
 
 INTRO = (
@@ -22,6 +23,8 @@ INTRO = (
     "It is turned into a 28x28 digit the way MNIST was made: the ink's bounding box fitted into 20x20, "
     "centred by its centre of mass. **Project** finds the latent point whose image is closest to it."
 )
+
+CURVE_TITLE = "P(real) of your digit by each epoch's D"
 
 
 def png_uri(img01) -> str:
@@ -167,8 +170,8 @@ def build(ctx: Ctx, app, point=None, tabs=None) -> None:
                 label="What the model sees (28x28, enlarged)", interactive=False, elem_id="digit-seen"
             )
             verdict = gr.Markdown(elem_id="digit-verdict")
-            title = "P(real) of your digit by each epoch's D"
-            curve = gr.LinePlot(x="epoch", y="P(real)", title=title, y_lim=[0, 1], height=220)
+            curve = gr.LinePlot(x="epoch", y="P(real)", title=CURVE_TITLE, y_lim=[0, 1], height=220)
+            named.digit_saliency(ctx, digit_state)  # the saliency toggle and overlay (explorer.ui.named)
     with gr.Row():
         seed_nb = gr.Number(value=0, precision=0, minimum=0, label="Seed of the starts")
         steps_sl = gr.Slider(
