@@ -61,7 +61,14 @@ def build(ctx: Ctx) -> None:
         state.tag(grid, state.ViewState(run, None, "compare"))  # the PNG names its run
         judge = f"the final epoch's ({epochs[-1]}) D" if final_d else "each row's own epoch's D"
         text = tables.compare_text(
-            rows, epochs, best_all, best_disk, figures.fcd_floor(metrics, info), judge, skipped
+            rows,
+            epochs,
+            best_all,
+            best_disk,
+            figures.fcd_floor(metrics, info),
+            judge,
+            skipped,
+            info.info.get("quality_note"),
         )
         f = tables.compare_frames(rows, best_all)
         return grid, text, f["loss"], f["acc"], f["fcd"], f["score"], tables.epoch_table(rows, best_all)
