@@ -37,6 +37,9 @@ MIN_SIDE = 8
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 MEMORY_BUDGET = int(os.environ.get("LATENT_EXPLORER_IMAGE_MEMORY", 2 * 1024**3))
 GREY_MODES = {"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"}
+# probe() refuses images over the limit itself (one line each, counted); PIL's own warning for
+# them (it raises only above twice the limit) would only repeat that, and its filter is global
+warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
 PREPROCESSING = (
     "transparency over white; the centre square of the shorter side, resized (Lanczos) to {s}x{s}; {c}"
 )
@@ -87,12 +90,10 @@ def _is_colour(im: Image.Image) -> bool:
 def probe(path: Path) -> tuple[bool | None, str]:
     """Read only the header: (is it colour, "") or (None, why it is skipped)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                w, h = im.size
-                colour = _is_colour(im)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        with Image.open(path) as im:
+            w, h = im.size
+            colour = _is_colour(im)
+    except Image.DecompressionBombError:
         return None, f"over PIL's decompression-bomb limit of {MAX_PIXELS} pixels; downscale it first"
     except Exception as exc:  # noqa: BLE001 - any unreadable file is skipped, not fatal
         return None, _reason(exc)
