@@ -1,4 +1,7 @@
-"""Rendering to PIL: one digit, strips and grids captioned with P(real), animated GIFs."""
+"""Rendering to PIL: one image, strips and grids captioned with P(real), animated GIFs.
+
+An image is (H, W) grey or (H, W, 3) colour, floats in [0, 1], any size (run.json's image_shape).
+"""
 
 from __future__ import annotations
 
@@ -16,10 +19,29 @@ def to_uint8(img01: np.ndarray) -> np.ndarray:
     return (np.clip(np.asarray(img01, np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def _cell(img01: np.ndarray) -> Image.Image:
+    """One (H,W) / (H,W,1) grey or (H,W,3) colour image in [0,1] -> a PIL image at its own size."""
+    a = np.asarray(img01, np.float32)
+    if a.ndim == 1:  # a flat MNIST digit
+        a = a.reshape(28, 28)
+    elif a.ndim >= 3 and a.shape[-1] in (1, 3):
+        a = a.reshape(a.shape[-3:])
+        a = a[..., 0] if a.shape[-1] == 1 else a
+    else:
+        a = a.reshape(a.shape[-2:])
+    return Image.fromarray(to_uint8(a), mode="L" if a.ndim == 2 else "RGB")
+
+
 def digit(img01: np.ndarray, size: int = 280) -> Image.Image:
-    """One (28,28) image in [0,1] -> a crisp enlarged grayscale PIL image."""
-    im = Image.fromarray(to_uint8(np.asarray(img01).reshape(28, 28)), mode="L")
-    return im.resize((size, size), Image.NEAREST)
+    """One image (grey or colour, any size) in [0,1] -> a crisp enlarged PIL image ``size`` px wide."""
+    im = _cell(img01)
+    return im.resize((size, round(size * im.height / im.width)), Image.NEAREST)
+
+
+def crisp(px: int, side: int) -> int:
+    """A display size for ``side``-px images near ``px``: a whole multiple of the side, so every
+    pixel is drawn the same size (28 px digits keep the sizes they always had)."""
+    return int(px) if side == 28 or px % side == 0 else side * max(1, round(px / side))
 
 
 SAL_FAKE, SAL_REAL = (230, 40, 40), (40, 120, 255)  # red: more ink here looks more fake; blue: more real
@@ -78,16 +100,18 @@ def grid(
     highlight_rows: tuple[int, ...] = (),
     count: int | None = None,
 ) -> Image.Image:
-    """(R, C, 28, 28) images -> one RGB grid; each cell captioned with its P(real).
+    """(R, C, H, W) grey or (R, C, H, W, 3) colour images -> one RGB grid; each cell captioned
+    with its P(real).
 
     ``scores2`` adds a second caption line (e.g. P(real) by the final epoch's D);
     ``highlight_rows`` frames rows (e.g. the best epoch) in blue; ``count`` draws only the first
     cells (row-major), leaving the rest of the last row empty.
     """
     imgs = np.asarray(images01)
-    if imgs.ndim == 3:
+    if imgs.ndim == 3 + (imgs.shape[-1] == 3):  # one row
         imgs = imgs[None]
     rows, cols = imgs.shape[:2]
+    cell = crisp(cell, imgs.shape[2])
 
     def as2d(s):
         if s is None:
@@ -116,7 +140,6 @@ def grid(
         rows=rows, cols=cols, x0=label_w + pad, y0=pad, dx=cell + pad, dy=cell + cap + pad
     )
     draw = ImageDraw.Draw(out)
-    u8 = to_uint8(imgs)
     for r in range(rows):
         y = pad + r * (cell + cap + pad)
         if r in highlight_rows:
@@ -133,7 +156,7 @@ def grid(
             if count is not None and r * cols + c >= count:
                 break
             x = label_w + pad + c * (cell + pad)
-            out.paste(Image.fromarray(u8[r, c], mode="L").resize((cell, cell), Image.NEAREST), (x, y))
+            out.paste(_cell(imgs[r, c]).resize((cell, cell), Image.NEAREST), (x, y))
             ty = y + cell + 1
             if scores is not None:
                 p = float(scores[r, c])
@@ -182,7 +205,7 @@ def strip(
         return out.reshape(rows, cols, *shape)
 
     return grid(
-        fill(imgs, (28, 28)),
+        fill(imgs, imgs.shape[1:]),
         fill(scores, ()),
         cell=cell,
         count=n,
@@ -191,13 +214,14 @@ def strip(
     )
 
 
-def split_samples(im: Image.Image, cols: int = 8, cell: int = 28) -> np.ndarray | None:
-    """samples.png (a grid of 28 px cells, ``cols`` per row, equal padding) -> (N,28,28) in [0,1].
+def split_samples(im: Image.Image, cols: int = 8, cell: int = 28, channels: int = 1) -> np.ndarray | None:
+    """samples.png (a grid of ``cell`` px cells, ``cols`` per row, equal padding) -> (N, cell, cell)
+    grey or (N, cell, cell, 3) colour, in [0,1].
 
     None when the picture is not such a grid (then it is shown as it is, without scores).
     """
-    g = np.asarray(im.convert("L"), np.float32) / 255.0
-    h, w = g.shape
+    g = np.asarray(im.convert("L" if channels == 1 else "RGB"), np.float32) / 255.0
+    h, w = g.shape[:2]
     pad, rem = divmod(w - cols * cell, cols + 1)
     if rem or pad < 0:
         return None
@@ -222,9 +246,12 @@ def gif_bytes(
     ms_per_frame: int = 90,
     bounce: bool = True,
 ) -> bytes:
-    """An animated GIF of the frames (there and back), each with its score on a light band."""
+    """An animated GIF of the frames (there and back), each with its score on a light band;
+    ``size`` is rounded to a whole multiple of the images' side (``crisp``)."""
     frames = []
-    for i, im in enumerate(np.asarray(images01)):
+    images01 = np.asarray(images01)
+    size = crisp(size, images01.shape[1])
+    for i, im in enumerate(images01):
         f = digit(im, size).convert("RGB")
         if scores is not None:
             p = float(scores[i])

@@ -51,7 +51,10 @@ def run_facts(info: RunInfo) -> str:
         f"### {info.name}  ·  {info.status}",
         f"- preset **{i.get('preset', '?')}**, latent {i.get('latent_dim', '?')}, "
         f"pixels {i.get('pixel_range', '?')}, D outputs {d_out}",
-        f"- data: {ds.get('source', '?')} ({ds.get('n_images', '?')} images)",
+        f"- data: {ds.get('source', '?')} ({ds.get('n_images', '?')} images"
+        + (f", {ds['preprocessing']}" if isinstance(ds.get("preprocessing"), str) else "")
+        + ")",
+        f"- images {'x'.join(map(str, i.get('image_shape') or [28, 28, 1]))}",
         f"- epochs done {done if done is not None else '?'} of {cfg.get('epochs', '?')}, "
         f"batch {cfg.get('batch_size', '?')}, lr G {cfg.get('lr_g', '?')} / D {cfg.get('lr_d', '?')}, "
         f"seed {cfg.get('seed', '?')}, {cfg.get('precision', '')}",
@@ -59,6 +62,11 @@ def run_facts(info: RunInfo) -> str:
         f"- command: `{i.get('command', '?')}`",
         f"- created {i.get('created', '?')}, TF {vs.get('tensorflow', '?')}, Keras {vs.get('keras', '?')}",
     ]
+    skipped = _dict(ds.get("skipped")).get("count")
+    if isinstance(skipped, int) and skipped:
+        facts.append(f"- {skipped} unreadable image file(s) skipped (run.json lists them)")
+    if isinstance(i.get("quality_note"), str):
+        facts.append(f"- quality not scored: {i['quality_note']}")
     if info.broken:
         facts.append(f"- **broken: {info.broken}**")
     return "\n".join(facts)
@@ -95,6 +103,8 @@ def epoch_quality(e: EpochInfo, samples_shown: bool, note: str = "") -> str:
             f"{fmt(share * 100 if share is not None else None, '.0f')}%, "
             f"digits covered {fmt(q.get('mode_coverage'), '.0f')}/10",
         ]
+    elif isinstance(s.get("quality_note"), str):
+        lines.append(f"- quality not scored: {s['quality_note']}")
     else:
         lines.append("- no quality figures for this epoch")
     if samples_shown and not note and not e.broken:
@@ -144,7 +154,7 @@ def compare_frames(rows: list[dict], best_all) -> dict[str, pd.DataFrame | None]
 
 
 def compare_text(
-    rows: list[dict], epochs: list[int], best_all, best_disk, floor, judge: str, skipped=()
+    rows: list[dict], epochs: list[int], best_all, best_disk, floor, judge: str, skipped=(), note=None
 ) -> str:
     """The Compare view's summary: best epoch by FCD, what the grid and plots cover."""
     floor_txt = f"; real digits score about {floor:.1f}" if floor is not None else ""
@@ -160,6 +170,8 @@ def compare_text(
             )
         elif best_disk:
             parts.append("Its row is framed in blue below.")
+    elif isinstance(note, str):
+        parts.append(f"Quality not scored: {html.escape(note)}.")
     else:
         parts.append("No quality figures in this run (trained with --quality-samples 0).")
     parts.append(

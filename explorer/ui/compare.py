@@ -37,7 +37,14 @@ def _handlers(ctx: Ctx, n_outputs: int):
         state.tag(grid, state.ViewState(run, None, "compare"))  # the PNG names its run
         judge = f"the final epoch's ({epochs[-1]}) D" if final_d else "each row's own epoch's D"
         text = tables.compare_text(
-            rows, epochs, best_all, best_disk, figures.fcd_floor(metrics, info), judge, skipped
+            rows,
+            epochs,
+            best_all,
+            best_disk,
+            figures.fcd_floor(metrics, info),
+            judge,
+            skipped,
+            info.info.get("quality_note"),
         )
         f = tables.compare_frames(rows, best_all)
         table = tables.epoch_table(rows, best_all)

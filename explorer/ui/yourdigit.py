@@ -126,6 +126,7 @@ def _api(ctx: Ctx) -> None:
     def judge(image: str, run: str, epoch: int) -> str:
         """A digit (data URI) -> JSON: P(real) by the epoch's D and every epoch's D, the evaluator's label."""
         run, epoch = ctx.need(run, epoch)
+        yd.need_digits(eng, run)  # a colour run says so before the image is read
         digit = yd.preprocess(image)
         return json.dumps(dict(yd.judge(eng, run, epoch, digit), digit_png=png_uri(digit)))
 
@@ -133,6 +134,7 @@ def _api(ctx: Ctx) -> None:
     def project(image: str, run: str, epoch: int, seed: int = 0, steps: int = yd.STEPS) -> str:
         """A digit (data URI) -> JSON: the epoch's closest latent point z, its image, distance, P(real)."""
         run, epoch = ctx.need(run, epoch)
+        yd.need_digits(eng, run)  # a colour run says so before the image is read
         digit = yd.preprocess(image)
         r = yd.project(eng, run, epoch, digit, seed, steps)
         return json.dumps(dict(r, image=png_uri(r["image"]), digit_png=png_uri(digit)))
@@ -141,6 +143,7 @@ def _api(ctx: Ctx) -> None:
     def project_epochs(image: str, run: str, seed: int = 0, steps: int = yd.STEPS) -> str:
         """A digit (data URI) -> JSON: the projection into every loadable epoch, best epoch marked."""
         run, _ = ctx.need(run, 0)
+        yd.need_digits(eng, run)
         out = yd.project_epochs(eng, run, yd.preprocess(image), seed, steps)
         out["rows"] = [dict(r, image=png_uri(r["image"])) for r in out["rows"]]
         return json.dumps(out)
