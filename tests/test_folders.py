@@ -173,11 +173,7 @@ def test_the_views_and_the_app_explore_the_colour_run(icon_run, engine, tmp_path
         assert im.mode == "RGB" and im.size == (32, 32) and 0 <= p <= 1
         page, verdict, _ = c.predict("icons", 2, *([0.5] * 14), api_name="/slide")
         slid = Image.open(io.BytesIO(base64.b64decode(page.split("base64,", 1)[1].split('"', 1)[0])))
-        assert (
-            slid.mode == "RGB"
-            and slid.size == (336, 336)
-            and verdict["label"] in ("fake", "real (D of epoch 2)")
-        )
+        assert slid.mode == "RGB" and slid.size == (336, 336) and "(D of epoch 2)" in verdict["label"]
         out = c.predict("icons", 8, 0, False, api_name="/compare")
         assert "Quality not scored" in out[1] and "MNIST" in out[1]
         strip, *_ = c.predict("icons", 2, "0 " * 64, "1 " * 64, 6, "linear", api_name="/interpolate")

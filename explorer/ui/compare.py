@@ -111,7 +111,15 @@ def build(ctx: Ctx, tab: gr.Tab | None = None) -> dict:
         return gr.update(choices=eps, value=[e for e in chosen or [] if e in eps])
 
     inputs = [ctx.run_dd, points_sl, seed_nb, final_cb, epochs_dd]
-    compare_btn.click(compare, inputs, outputs, api_name="compare")
+    compare_btn.click(compare, inputs, outputs, api_name="compare_view", api_visibility="undocumented")
+
+    def compare_api(run: str, points: float, seed: float, final_d: bool):
+        """/compare: every epoch on disk (the view's choice of epochs is the view's own)."""
+        return compare(run, points, seed, final_d, None)
+
+    # the named endpoint keeps its four inputs (a raw call sends exactly those)
+    api_btn = gr.Button(visible=False)
+    api_btn.click(compare_api, inputs[:4], outputs, api_name="compare")
     hidden = dict(api_visibility="undocumented")
     for ev in (final_cb.input, points_sl.release, seed_nb.submit, epochs_dd.input):
         ev(auto, inputs, outputs, **hidden)

@@ -199,7 +199,7 @@ def _handlers(ctx: Ctx, pts: Points) -> dict:
         except ExplorerError as exc:
             # refused: say why, and put the point on screen back in the box so box and image agree
             gr.Warning(f"that vector was not applied: {exc}")
-            here = pts.compose(run, epoch, base, dims, vals) if len(vals) == N_SLIDERS else base
+            here = links.current_point(pts, run, epoch, base, dims, vals)
             out = [gr.skip() for _ in range(6 + N_SLIDERS)]
             out[2] = latent.format_vector(here)
             return out
