@@ -12,6 +12,7 @@ before writing anything; then, holding the run's lock: build or restore the mode
 
 from __future__ import annotations
 
+import functools
 import sys
 import threading
 import time
@@ -58,7 +59,7 @@ def train(
     if existing is not None:
         cfg = resume_config(cfg, run_dir, existing)
     cfg = cfg.resolved()
-    images_u8, _labels, source = load_dataset(cfg.dataset, cfg.data, cfg.max_images)
+    images_u8, labels, source = load_dataset(cfg.dataset, cfg.data, cfg.max_images)
     if len(images_u8) < cfg.batch_size:
         raise ConfigError(
             f"only {len(images_u8)} images for a batch of {cfg.batch_size}; "
@@ -89,7 +90,7 @@ def train(
     lock.acquire()
     try:
         s = _open_session(cfg, run_dir, strategy, point, existing, source, len(images_u8))
-        return _run(s, images_u8, should_stop, on_epoch)
+        return _run(s, images_u8, labels, should_stop, on_epoch)
     finally:
         lock.release()
 
@@ -145,7 +146,7 @@ def _build_models(s: Session, strategy) -> None:
             s.ema_generator.set_weights(s.generator.get_weights())
 
 
-def _run(s: Session, images_u8: np.ndarray, should_stop, on_epoch) -> TrainResult:
+def _run(s: Session, images_u8: np.ndarray, labels, should_stop, on_epoch) -> TrainResult:
     """The epoch loop: train, publish, repeat; records a failure in run.json and re-raises."""
     import tensorflow as tf
 
@@ -171,7 +172,7 @@ def _run(s: Session, images_u8: np.ndarray, should_stop, on_epoch) -> TrainResul
         cfg.ema,
         graph_bf16=cfg.precision == "onednn_bfloat16",
     )
-    s.score = _quality_fn(cfg.quality_samples)
+    s.score = _quality_fn(cfg.quality_samples, s.run_dir, images_u8, labels)
     s.tb = tf.summary.create_file_writer(str(s.run_dir / rf.TENSORBOARD)) if cfg.tensorboard else None
     status = "completed"
     try:
@@ -264,13 +265,17 @@ def _train_epoch(s: Session, epoch: int, iterator, train_steps, n_images: int, s
     }
 
 
-def _quality_fn(n_samples: int):
-    """The evaluator's scorer, or None (with the reason printed once) when unavailable."""
-    if n_samples <= 0:
-        return None
+def _quality_fn(n_samples: int, run_dir, images_u8, labels):
+    """The evaluator's scorer (with the memorisation figure), or None (with the reason printed
+    once) when unavailable. Writes the run's neighbour index (neighbours.npz) either way."""
     try:
-        from training.quality import score_generator
+        from training.quality import open_index, score_generator
     except Exception as exc:  # missing evaluator weights or module
         print(f"note: quality metrics off ({exc.__class__.__name__}: {exc})", file=sys.stderr)
         return None
-    return score_generator
+    try:
+        index = open_index(run_dir, images_u8, labels, with_features=n_samples > 0)
+    except Exception as exc:  # noqa: BLE001 - the index is an extra: training goes on without it
+        print(f"note: no neighbour index ({exc.__class__.__name__}: {exc})", file=sys.stderr)
+        index = None
+    return functools.partial(score_generator, index=index) if n_samples > 0 else None

@@ -15,6 +15,7 @@ import pandas as pd
 from explorer import latent, render
 from explorer import yourdigit as yd
 from explorer.registry import ExplorerError
+from explorer.ui import nearest
 from explorer.ui.context import Ctx, err
 
 INTRO = (
@@ -149,8 +150,7 @@ def _api(ctx: Ctx) -> None:
 def build(ctx: Ctx, app, point=None, tabs=None) -> None:
     """The view; `point` (the sliders view) and `tabs` enable "Open in the sliders"."""
     gr.Markdown(INTRO)
-    digit_state = gr.State(None)
-    z_state = gr.State(None)
+    digit_state, z_state = gr.State(None), gr.State(None)
     with gr.Row():
         with gr.Column():
             pad = gr.Sketchpad(
@@ -166,6 +166,7 @@ def build(ctx: Ctx, app, point=None, tabs=None) -> None:
                 label="What the model sees (28x28, enlarged)", interactive=False, elem_id="digit-seen"
             )
             verdict = gr.Markdown(elem_id="digit-verdict")
+            nearest.digit_strip(ctx, digit_state)  # the nearest real training digits of the digit
             title = "P(real) of your digit by each epoch's D"
             curve = gr.LinePlot(x="epoch", y="P(real)", title=title, y_lim=[0, 1], height=220)
     with gr.Row():
