@@ -115,6 +115,46 @@ def test_a_bad_memorisation_value_reads_as_missing_and_breaks_nothing(bad):
     assert row["quality"]["fcd"] == 40.0 and row["quality"]["memorised_share"] is None
 
 
+def _npz(**arrays) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _zip_bomb() -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("images.npy", b"\0" * (300 << 20))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    "data, reason",
+    [
+        (b"", "not a readable index"),
+        (b"PK\x03\x04garbage", "not a readable index"),
+        (_npz(images=np.zeros((5, 28, 28), np.float32)), "'images' is not uint8"),
+        (_npz(images=np.zeros((5, 28, 28), np.uint8), ids=np.arange(3)), "'ids' has shape"),
+        (_npz(images=np.zeros((5, 28, 28), np.uint8), labels=np.array([object()] * 5)), "not a readable"),
+        (_npz(images=np.zeros((5, 28, 28), np.uint8), features=np.full((5, 128), np.nan)), "not finite"),
+        (_npz(images=np.zeros((1, 28, 28), np.uint8)), "at least 2"),
+    ],
+)
+def test_a_damaged_index_file_is_refused_in_one_line(tmp_path, data, reason):
+    (tmp_path / NEIGHBOURS).write_bytes(data)
+    with pytest.raises(RunFolderError, match=reason) as exc:
+        nnindex.read(tmp_path)
+    assert "\n" not in str(exc.value)
+
+
+def test_an_index_that_unpacks_to_gigabytes_is_refused_unread(tmp_path):
+    (tmp_path / NEIGHBOURS).write_bytes(_zip_bomb())
+    with pytest.raises(RunFolderError, match="unpacks to more than"):
+        nnindex.read(tmp_path)
+
+
 def test_the_explorer_finds_a_runs_digits_and_their_look_alikes(trained_runs, mnist):
     x, y = mnist
     nb = Neighbours(RunRegistry([trained_runs]))

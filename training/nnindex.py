@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -29,15 +30,16 @@ MAX_INDEX = 10_000  # digits kept (a training set larger than this is subsampled
 N_REFERENCE = 2_000  # real digits whose nearest OTHER real digit sets the memorisation threshold
 MEMORISED_PERCENTILE = 5.0  # a sample is memorised below the 5th percentile of those distances
 MAX_FILE_BYTES = 64 * 1024 * 1024
+MAX_UNPACKED_BYTES = 256 * 1024 * 1024  # 10,000 digits unpack to about 10 MB
 PIXELS = 28 * 28
 BASIS_DIM = 128
 _CHUNK = 256  # query rows per block: (256, 10k) float32 bounds = 10 MB
 
 
 def _dot(q: np.ndarray, rows: np.ndarray) -> np.ndarray:
-    """q @ rows.T. A few queries (the UI's) go through einsum's own loop: on a busy machine BLAS's
-    threads cost 20 ms where the single loop takes under 1 ms; batches go through BLAS."""
-    return np.einsum("qj,ij->qi", q, rows) if len(q) <= 4 else q @ rows.T
+    """q @ rows.T. A few queries (the UI's, up to 16) go through einsum's own loop: on a busy machine
+    BLAS's threads cost 20 ms where the single loop takes under 1 ms; batches go through BLAS."""
+    return np.einsum("qj,ij->qi", q, rows) if len(q) <= 16 else q @ rows.T
 
 
 def subset_ids(n_total: int, max_n: int = MAX_INDEX) -> np.ndarray:
@@ -139,8 +141,8 @@ class NeighbourIndex:
         for r in range(len(q)):
             ci, cd = cand[r], d2[r]
             if worst_cand[r] < limit[r]:  # digits outside the candidates the bound cannot rule out
+                bound[r, ci] = np.inf  # (measured already)
                 more = np.nonzero(bound[r] < limit[r])[0]
-                more = more[~np.isin(more, ci)]
                 if len(more):
                     ci = np.concatenate([ci, more])
                     cd = np.concatenate([cd, self._exact(q[r : r + 1], more[None])[0]])
@@ -245,8 +247,14 @@ def read(run_dir: str | os.PathLike) -> NeighbourIndex:
     if size > MAX_FILE_BYTES:
         raise rf.RunFolderError(f"{rf.NEIGHBOURS} is larger than {MAX_FILE_BYTES >> 20} MB")
     try:
+        with zipfile.ZipFile(p) as zf:
+            unpacked = sum(i.file_size for i in zf.infolist())
+        if unpacked > MAX_UNPACKED_BYTES:
+            raise rf.RunFolderError(f"{rf.NEIGHBOURS} unpacks to more than {MAX_UNPACKED_BYTES >> 20} MB")
         with np.load(p, allow_pickle=False) as z:
             a = {name: z[name] for name in z.files}
+    except rf.RunFolderError:
+        raise
     except Exception as exc:  # noqa: BLE001 - truncated zip, garbage, pickled objects: all unusable
         raise rf.RunFolderError(
             f"{rf.NEIGHBOURS} is not a readable index ({exc.__class__.__name__})"
