@@ -182,6 +182,17 @@ class Neighbours:
                     self._cache.popitem(last=False)
             return loaded
 
+    def ready(self, run: str) -> bool:
+        """Is the run's index cheap to get (in memory, or a neighbours.npz to read)? A rebuild from
+        the training data costs seconds (every digit through the evaluator): views ask first."""
+        with self._lock:
+            if run in self._cache:
+                return True
+        try:
+            return nnindex.path(self.registry.get(run).path).is_file()
+        except ExplorerError:
+            return True  # the query will say what is wrong, at once
+
     def index(self, run: str) -> Loaded:
         loaded = self.get(run)
         if loaded.index is None:

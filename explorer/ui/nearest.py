@@ -78,16 +78,31 @@ def point_strip(ctx: Ctx, run, epoch, vector: str, show: bool) -> str:
 
 
 def digit_strip(ctx: Ctx, digit_state) -> gr.HTML:
-    """Your digit's strip: shown under the verdict, updated whenever the digit changes."""
+    """Your digit's strip, under the verdict: updated whenever the digit changes when the run's
+    index is at hand; a run whose index must first be rebuilt from its data (seconds) waits for
+    the button, so drawing stays quick."""
     box = gr.HTML(elem_id="digit-nn")
-    digit_state.change(
-        lambda digit, run: "" if digit is None else strip_html(ctx, run, digit),
-        [digit_state, ctx.run_dd],
-        box,
-        trigger_mode="always_last",
-        api_name="digit_neighbours",
-        api_visibility="undocumented",
-    )
+    btn = gr.Button("Find the nearest real training digits", size="sm", elem_id="digit-nn-btn")
+
+    def auto(digit, run):
+        if digit is None:
+            return ""
+        if not ctx.neighbours.ready(run):
+            return (
+                '<div class="nn-note" style="font-size:13px">Press <b>Find the nearest real training '
+                "digits</b>: this run has no stored index, so the first search rebuilds it from its "
+                "training data (a few seconds).</div>"
+            )
+        return strip_html(ctx, run, digit)
+
+    def find(digit, run):
+        if digit is None:
+            return '<div class="nn-note">draw a digit on the pad or upload one first</div>'
+        return strip_html(ctx, run, digit)
+
+    hidden = dict(trigger_mode="always_last", api_visibility="undocumented")
+    digit_state.change(auto, [digit_state, ctx.run_dd], box, api_name="digit_neighbours", **hidden)
+    btn.click(find, [digit_state, ctx.run_dd], box, api_name="digit_neighbours_find", **hidden)
     return box
 
 
