@@ -10,22 +10,6 @@ from explorer.registry import ExplorerError
 from explorer.ui.context import Ctx, err
 
 
-def memo_text(rows: list[dict]) -> str:
-    """One sentence on the memorisation figure: its last value and the rule, or why there is none."""
-    got = [r for r in rows if r.get("memorised") is not None]
-    if not got:
-        return (
-            "No memorisation figure in this run's metrics (runs trained before it existed, such as the "
-            "bundled demo, or trained with --quality-samples 0)."
-        )
-    last = got[-1]
-    return (
-        f"Memorised at epoch {last['epoch']}: **{100 * last['memorised']:.1f}%** of the samples lie nearer "
-        "a training digit than 95% of real digits lie to their nearest other real digit (a new "
-        "digit drawn like the real ones scores about 5%)."
-    )
-
-
 def build(ctx: Ctx) -> None:
     with gr.Row():
         points_sl = gr.Slider(1, 16, value=8, step=1, label="Latent points")
@@ -54,7 +38,9 @@ def build(ctx: Ctx) -> None:
         acc_plot = gr.LinePlot(
             x="epoch", y="accuracy", color="series", title="D accuracy", height=260, y_lim=[0, 1]
         )
-    _memorisation(ctx, compare_btn)  # its plot and note, filled by an event of its own
+    from explorer.ui import memorisation
+
+    memorisation.build(ctx, compare_btn)  # the memorisation figure per epoch: its plot and note
     epoch_table = gr.Dataframe(
         label="Per-epoch figures (from metrics.jsonl)", interactive=False, elem_id="epoch-table"
     )
@@ -88,32 +74,4 @@ def build(ctx: Ctx) -> None:
         [ctx.run_dd, points_sl, seed_nb, final_cb],
         [compare_img, best_md, loss_plot, acc_plot, fcd_plot, is_plot, epoch_table],
         api_name="compare",
-    )
-
-
-def _memorisation(ctx: Ctx, compare_btn) -> None:
-    with gr.Row():
-        memo_plot = gr.LinePlot(
-            x="epoch",
-            y="memorised %",
-            title="Memorised share: samples nearer a training digit than 95% of real digits are to theirs",
-            height=260,
-            elem_id="memo-plot",
-        )
-        memo_md = gr.Markdown(elem_id="memo-note")
-
-    @err
-    def memorisation(run: str):
-        """The memorisation plot (its own event: /compare's outputs stay as they were)."""
-        if not run or not isinstance(run, str):
-            raise ExplorerError("pick a run first (top of the page)")
-        rows = figures.epoch_rows(ctx.registry.get(run), ctx.registry.metrics(run))
-        return tables.compare_frames(rows, None)["memorised"], memo_text(rows)
-
-    compare_btn.click(
-        memorisation,
-        [ctx.run_dd],
-        [memo_plot, memo_md],
-        api_name="memorisation",
-        api_visibility="undocumented",
     )
