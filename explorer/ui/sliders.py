@@ -17,7 +17,7 @@ import numpy as np
 
 from explorer import latent, render
 from explorer.registry import ExplorerError
-from explorer.ui import links, nearest
+from explorer.ui import links
 from explorer.ui.context import N_DIM_SLIDERS, N_PCA_SLIDERS, Ctx, err
 
 IMAGE_PX = 336  # the slider view's large image
@@ -228,6 +228,8 @@ def build(ctx: Ctx) -> SlidersView:
                 buttons=["copy"],
             )
             paste_btn = gr.Button("Apply pasted vector")
+            from explorer.ui import nearest
+
             nearest.slider_strip(ctx, vec_txt)  # a toggle and the strip of nearest real digits
             share = links.build()
         with gr.Column(scale=1):
