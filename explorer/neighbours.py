@@ -215,6 +215,7 @@ class Neighbours:
         fi = fd = None
         if ix.features is not None:
             fi, fd = ix.feature_knn(_features(x[..., None]), k)
+        shown = {int(p) for p in pi.ravel()} | (set() if fi is None else {int(p) for p in fi.ravel()})
         rows = []
         for q in range(len(x)):
             rows.append(
@@ -231,12 +232,8 @@ class Neighbours:
             "source": loaded.source,
             "note": loaded.note or ("" if ix.features is not None else "no neighbours by features"),
             "results": rows,
+            "images": {p: ix.images_u8[p] for p in shown},  # uint8 (28, 28) of every hit, by position
         }
-
-    def image(self, run: str, position: int) -> np.ndarray:
-        """An index digit in [0,1] (28, 28), by its position in the index."""
-        ix = self.index(run).index
-        return ix.images_u8[int(position)].astype(np.float32) / 255.0
 
 
 def _hits(ix: nnindex.NeighbourIndex, pos, dist) -> list[dict]:

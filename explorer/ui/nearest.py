@@ -25,10 +25,10 @@ def png_uri(img01, size: int = 28) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
-def _row(ctx: Ctx, run: str, title: str, hits, unit: str) -> str:
+def _row(images: dict, title: str, hits, unit: str) -> str:
     cells = []
     for h in hits:
-        img = ctx.neighbours.image(run, h["position"])
+        img = images[h["position"]] / 255.0
         label = "" if h["label"] is None else f"a {h['label']}, "
         tip = f"training digit #{h['training_index']}"
         cells.append(
@@ -52,13 +52,13 @@ def strip_html(ctx: Ctx, run: str, img01, k: int = K_DEFAULT) -> str:
         return f'<div class="nn-note" style="font-size:13px">{html.escape(str(exc))}</div>'
     r = out["results"][0]
     parts = [
-        f'<div id="nn-strip"><b>Nearest real training digits</b> '
+        f'<div class="nn-strip"><b>Nearest real training digits</b> '
         f'<span style="font-size:12px;opacity:.7">(of {out["n_index"]:,} kept from '
         f"{out['n_training']:,}; {html.escape(out['source'])})</span>",
-        _row(ctx, run, "by pixels", r["pixels"], "RMS pixel distance, 0-1 scale"),
+        _row(out["images"], "by pixels", r["pixels"], "RMS pixel distance, 0-1 scale"),
     ]
     if r["features"] is not None:
-        parts.append(_row(ctx, run, "by the evaluator's features", r["features"], "feature distance"))
+        parts.append(_row(out["images"], "by the evaluator's features", r["features"], "feature distance"))
     if out["note"]:
         parts.append(f'<div style="font-size:12px;opacity:.7">{html.escape(out["note"])}</div>')
     return "".join(parts) + "</div>"
@@ -165,10 +165,10 @@ def build_api(ctx: Ctx) -> None:
             raise ExplorerError("name a run (see /list_runs)")
         digit = _api_image(image)
         out = ctx.neighbours.query(run, digit[None], k)
-        r = out.pop("results")[0]
+        r, images = out.pop("results")[0], out.pop("images")
         for hits in (r["pixels"], r["features"] or []):
             for h in hits:
-                h["image"] = png_uri(ctx.neighbours.image(run, h["position"]))
+                h["image"] = png_uri(images[h["position"]] / 255.0)
         return json.dumps(dict(out, pixels=r["pixels"], features=r["features"], image=png_uri(digit)))
 
     gr.api(neighbours, api_name="neighbours")
