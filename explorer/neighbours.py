@@ -129,7 +129,10 @@ def _rebuild(info: RunInfo) -> tuple[nnindex.NeighbourIndex, str]:
                 f"its training data at {rec} now holds {len(images)} digits, "
                 f"not the {n_saved} it was trained on"
             )
-        return nnindex.build(images, labels), f"rebuilt from the run's training data ({rec})"
+        try:
+            return nnindex.build(images, labels), f"rebuilt from the run's training data ({rec})"
+        except ValueError as exc:  # not 28x28 grey digits
+            raise NeighboursUnavailable(f"its training data cannot be used ({str(exc)[:200]})") from None
     where = ", ".join(dict.fromkeys(tried)) or "nothing readable recorded in run.json"
     raise NeighboursUnavailable(f"its training data is not on this machine (looked for: {where[:300]})")
 
@@ -148,6 +151,13 @@ class Neighbours:
         info = self.registry.get(run)
         path = nnindex.path(info.path)
         stamp = _stamp(path)
+        shape = info.facts.image_shape if info.facts is not None else (28, 28, 1)
+        if tuple(shape) != (28, 28, 1):
+            msg = (
+                f"nearest real digits are unavailable for run {run!r}: they are searched among 28x28 "
+                f"grey digits, and this run's images are {'x'.join(map(str, shape))}"
+            )
+            return Loaded(None, "", error=msg, stamp=stamp, path=path)
         try:
             index, source, note = nnindex.read(info.path), NEIGHBOURS, ""
         except RunFolderError as exc:

@@ -205,6 +205,18 @@ def test_a_corrupt_or_missing_index_says_so_and_the_rest_keeps_working(runs_copy
     assert img.shape == (28, 28) and 0 <= p <= 1
 
 
+def test_a_run_of_other_images_says_neighbours_are_for_28x28_grey_digits(runs_copy, mnist):
+    run = runs_copy / "tiny"
+    (run / NEIGHBOURS).unlink()
+    info = json.loads((run / "run.json").read_text())
+    info["image_shape"] = [32, 32, 3]
+    (run / "run.json").write_text(json.dumps(info))
+    with pytest.raises(NeighboursUnavailable, match="28x28 grey digits, and this run's images are 32x32x3"):
+        Neighbours(RunRegistry([runs_copy])).query("tiny", mnist[0][:1] / 255.0, 3)
+    with pytest.raises(ValueError, match="28x28 grey"):
+        nnindex.build(np.zeros((4, 32, 32, 3), np.uint8))
+
+
 def test_the_demo_without_an_index_is_rebuilt_from_its_recorded_data(mnist):
     """runs/demo ships no neighbours.npz (it stays under 25 MB): its run.json's data, found from
     the checkout, gives the same 10,000 digits training saw."""

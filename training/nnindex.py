@@ -216,6 +216,8 @@ class NeighbourIndex:
 
 def build(images_u8, labels=None, features_fn=None, evaluator: str = "", max_n: int = MAX_INDEX):
     """The index of a training set: at most max_n digits (subset_ids), their features if given."""
+    if np.ndim(images_u8) != 3 or tuple(np.shape(images_u8)[1:]) != (28, 28):
+        raise ValueError(f"the index holds 28x28 grey digits; these images are {np.shape(images_u8)[1:]}")
     images_u8 = np.asarray(images_u8, np.uint8)
     ids = subset_ids(len(images_u8), max_n)
     kept = images_u8[ids]
