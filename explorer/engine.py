@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from explorer import latent
+from explorer.facts import cell_shape
 from explorer.registry import ExplorerError, RunInfo, RunRegistry
 
 CACHE_SIZE = 12
@@ -37,19 +38,24 @@ class Snapshot:
     lock: threading.Lock = field(default_factory=threading.Lock)
     stamp: tuple = ()  # the G and D files' version when loaded (RunRegistry.snapshot_stamp)
     path: object = None  # the epoch folder
+    image_shape: tuple = (28, 28, 1)
+
+    @property
+    def cell_shape(self) -> tuple:  # one image's array: (H, W) grey, (H, W, 3) colour
+        return cell_shape(self.image_shape)
 
     def generate(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """z (N, dim) -> (images in [0,1] (N,28,28), P(real) from this epoch's D (N,))."""
+        """z (N, dim) -> (images in [0,1] (N, *cell_shape), P(real) from this epoch's D (N,))."""
         z = np.asarray(z, np.float32).reshape(-1, self.latent_dim)
         img, p = self._gen_score(z)
         return img.numpy(), p.numpy()
 
     def score(self, images01: np.ndarray) -> np.ndarray:
-        """P(real) of images in [0,1] (N,28,28) by this snapshot's discriminator.
+        """P(real) of images in [0,1] (N, *cell_shape) by this snapshot's discriminator.
 
         Its graph is traced on first use, not at load: Compare loads every epoch and never
         needs it for most of them."""
-        x = np.asarray(images01, np.float32).reshape(-1, 28, 28)
+        x = np.asarray(images01, np.float32).reshape(-1, *self.cell_shape)
         if self._score is None:
             with self.lock:
                 if self._score is None:
@@ -94,26 +100,28 @@ def _prob_fn(logits: bool):
 
 
 def _check_d(run: RunInfo, epoch: int, d) -> None:
-    if tuple(d.input_shape)[1:] != (28, 28, 1) or d.output_shape[-1] != 1:
+    shape = tuple(run.image_shape)
+    if tuple(d.input_shape)[1:] != shape or d.output_shape[-1] != 1:
         raise SnapshotError(
-            f"run {run.name!r} epoch {epoch}: expected a discriminator taking 28x28x1 images and "
+            f"run {run.name!r} epoch {epoch}: expected a discriminator taking "
+            f"{'x'.join(map(str, shape))} images (run.json's image_shape) and "
             f"giving one logit, got {d.input_shape} -> {d.output_shape}"
         )
 
 
-def _score_fn(d, lo: float, hi: float, to_prob):
+def _score_fn(d, lo: float, hi: float, to_prob, image_shape=(28, 28, 1)):
     import tensorflow as tf
 
-    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.float32)])
+    @tf.function(input_signature=[tf.TensorSpec([None, *cell_shape(image_shape)], tf.float32)])
     def score(img01):
-        x = img01[..., None] * (hi - lo) + lo
+        x = tf.reshape(img01, [-1, *image_shape]) * (hi - lo) + lo
         return to_prob(d(x, training=False))
 
     return score
 
 
 def _load_scorer(run: RunInfo, epoch: int):
-    """Only the discriminator of a snapshot: images in [0,1] (N,28,28) -> P(real) (N,).
+    """Only the discriminator of a snapshot: images in [0,1] (N, *cell_shape) -> P(real) (N,).
 
     Returns (score function, the epoch folder, its files' stamp at load)."""
     info = run.epoch(epoch)
@@ -123,8 +131,9 @@ def _load_scorer(run: RunInfo, epoch: int):
     d = _load_model(run, epoch, info.path / "discriminator.keras")
     _check_d(run, epoch, d)
     lo, hi = run.pixel_range
-    score = _score_fn(d, lo, hi, _prob_fn(run.d_outputs_logits))
-    return (lambda x: score(np.asarray(x, np.float32).reshape(-1, 28, 28)).numpy()), info.path, stamp
+    score = _score_fn(d, lo, hi, _prob_fn(run.d_outputs_logits), tuple(run.image_shape))
+    cells = cell_shape(run.image_shape)
+    return (lambda x: score(np.asarray(x, np.float32).reshape(-1, *cells)).numpy()), info.path, stamp
 
 
 def _load_snapshot(run: RunInfo, epoch: int) -> Snapshot:
@@ -143,9 +152,11 @@ def _load_snapshot(run: RunInfo, epoch: int) -> Snapshot:
             f"run {run.name!r} epoch {epoch}: the generator takes {g_in[-1]} latent values but "
             f"run.json says latent_dim={dim}; the snapshot does not belong to this run"
         )
-    if g_out[1:] != (28, 28, 1):
+    shape = tuple(run.image_shape)
+    if g_out[1:] != shape:
         raise SnapshotError(
-            f"run {run.name!r} epoch {epoch}: expected a generator making 28x28x1 images, got {g_out}"
+            f"run {run.name!r} epoch {epoch}: expected a generator making "
+            f"{'x'.join(map(str, shape))} images (run.json's image_shape), got {g_out}"
         )
     _check_d(run, epoch, d)
     from models.fast_ops import accelerate
@@ -158,7 +169,8 @@ def _load_snapshot(run: RunInfo, epoch: int) -> Snapshot:
     def gen_score(z):
         x = g(z, training=False)
         p = to_prob(d(x, training=False))
-        img = (tf.cast(x, tf.float32)[..., 0] - lo) / (hi - lo)
+        img = (tf.cast(x, tf.float32) - lo) / (hi - lo)
+        img = img[..., 0] if shape[-1] == 1 else img
         return tf.clip_by_value(img, 0.0, 1.0), p
 
     snap = Snapshot(
@@ -169,24 +181,14 @@ def _load_snapshot(run: RunInfo, epoch: int) -> Snapshot:
         g,
         d,
         gen_score,
-        _make_score=lambda: _score_fn(d, lo, hi, to_prob),
+        _make_score=lambda: _score_fn(d, lo, hi, to_prob, shape),
         stamp=stamp,
         path=info.path,
+        image_shape=shape,
     )
     for n in (1, 8):  # trace once and warm up (shape [None, dim] covers every batch size)
         snap.generate(np.zeros((n, dim), np.float32))
     return snap
-
-
-def _whole(value, what: str, lo: int, hi: int) -> int:
-    try:
-        v = float(value)
-        ok = np.isfinite(v) and v == int(v) and lo <= v <= hi
-    except (TypeError, ValueError, OverflowError):
-        ok = False
-    if not ok:
-        raise ExplorerError(f"{what} must be a whole number from {lo} to {hi} (got {str(value)[:40]})")
-    return int(v)
 
 
 class Engine:
@@ -300,6 +302,9 @@ class Engine:
         imgs, p = snap.generate(zs)
         return imgs, p, zs
 
+    def compare_points(self, run: str, n_points, seed) -> np.ndarray:
+        return latent.compare_points(n_points, seed, self.registry.get(run).latent_dim)
+
     def compare(
         self,
         run: str,
@@ -311,12 +316,12 @@ class Engine:
     ):
         """The same latent points through every (good) epoch on disk of a run.
 
-        Returns (epochs, images (E, n, 28, 28), scores (E, n)); scores by each epoch's own D,
+        Returns (epochs, images (E, n, *cell_shape), scores (E, n)); scores by each epoch's own D,
         or by the final (last loadable) epoch's D when ``final_d``. Epochs that are broken or
         fail to load are left out and, when ``skipped`` is a list, reported there as
         (epoch, reason): one bad snapshot does not take the whole view down.
         """
-        n_points, seed = _whole(n_points, "points", 1, 32), _whole(seed, "seed", 0, 2**32 - 1)
+        n_points, seed = latent.whole(n_points, "points", 1, 32), latent.whole(seed, "seed", 0, 2**32 - 1)
         info = self.registry.get(run)
         good = [e.epoch for e in info.good_epochs()]
         if skipped is not None:
@@ -336,7 +341,7 @@ class Engine:
             if info.broken:
                 raise SnapshotError(f"run {run!r} is broken: {info.broken}")
             raise ExplorerError(f"run {run!r} has no loadable epoch yet")
-        z = np.random.default_rng(seed).standard_normal((n_points, info.latent_dim)).astype(np.float32)
+        z = self.compare_points(run, n_points, seed)
         imgs, scores = [], []
         for s in snaps:
             i, p = s.generate(z)
@@ -380,7 +385,7 @@ class Engine:
             for b in base:
                 img0, _ = snap.generate(b[None])
                 imgs, _ = snap.generate(b[None] + 0.5 * eye)
-                effect += np.abs(imgs - img0).mean(axis=(1, 2))
+                effect += np.abs(imgs - img0).reshape(dim, -1).mean(axis=1)
             return [int(i) for i in np.argsort(-effect)]
 
         return snap.extra("dims", make)[:k]

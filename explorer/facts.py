@@ -130,8 +130,11 @@ def run_facts(raw) -> RunFacts:
         )
     shape = raw.get("image_shape", [28, 28, 1])
     dims = [whole(v, 1, 4096) for v in shape] if isinstance(shape, list) and 2 <= len(shape) <= 3 else [None]
-    if None in dims:
-        raise FactsError(f"run.json: image_shape is {_show(shape)}, not [height, width, channels]")
+    if None in dims or len(dims) == 3 and dims[2] not in (1, 3):
+        raise FactsError(
+            f"run.json: image_shape is {_show(shape)}, not [height, width, channels] with 1 or 3 channels"
+        )
+    dims = [*dims[:2], dims[2] if len(dims) == 3 else 1]
     logits = raw.get("d_outputs_logits", True)
     if not isinstance(logits, bool):
         raise FactsError(f"run.json: d_outputs_logits is {_show(logits)}, not true or false")
@@ -150,6 +153,12 @@ def run_facts(raw) -> RunFacts:
         config=config,
         info=info,
     )
+
+
+def cell_shape(image_shape) -> tuple:
+    """(H, W, 1) -> (H, W); (H, W, 3) stays: one image's array as the explorer's views get it."""
+    h, w, c = image_shape
+    return (h, w) if c == 1 else (h, w, c)
 
 
 # ----------------------------------------------------------------------------- summary.json
@@ -222,6 +231,7 @@ class EpochSummary:
     elapsed_s: float | None = None
     quality_time_s: float | None = None
     quality: Quality | None = None
+    quality_note: str | None = None  # why quality was not scored (data the evaluator cannot judge)
 
     def as_dict(self) -> dict:
         """The cleaned summary as plain JSON values (what ``EpochInfo.summary`` holds)."""
@@ -240,7 +250,12 @@ def epoch_summary(raw) -> EpochSummary:
         for k in ("epoch", "steps", "global_step")
     }
     q = raw.get("quality")
-    return EpochSummary(**counts, **nums, quality=None if q is None else quality(q, "summary.json: quality"))
+    return EpochSummary(
+        **counts,
+        **nums,
+        quality=None if q is None else quality(q, "summary.json: quality"),
+        quality_note=_text(raw, "quality_note"),
+    )
 
 
 # ----------------------------------------------------------------------------- metrics.jsonl

@@ -1,4 +1,5 @@
-"""Loading the digits: Keras' MNIST loader online, a local IDX folder or .npz offline.
+"""Loading the digits: Keras' MNIST loader online, a local IDX folder or .npz offline; or a
+folder of images (training/imagefolder.py) through ``load_training_data``.
 
 Every loader returns ``(images, labels)``: ``images`` uint8 of shape (N, 28, 28), ``labels``
 uint8 of shape (N,) or None. Bad input raises :class:`DataError` with a message that says what
@@ -173,3 +174,35 @@ def load_dataset(
         images = images[:max_images]
         labels = labels[:max_images] if labels is not None else None
     return images, labels, source
+
+
+def load_training_data(
+    dataset: str = "mnist",
+    data: str | None = None,
+    max_images: int | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """The training images, labels or None, and run.json's "dataset" facts (source, ...).
+
+    A --data folder without MNIST IDX files is a folder of images: uint8 (N, s, s, c) at
+    ``image_size`` px with ``channels``; everything else is 28x28 grey digits (N, 28, 28).
+    """
+    path = Path(data).expanduser() if data else None
+    if path is not None and path.is_dir() and not _pick(path, "images"):
+        from training.imagefolder import FolderError, load_image_folder
+
+        if max_images is not None and max_images <= 0:
+            raise DataError(f"--max-images must be a positive number, got {max_images}")
+        try:
+            folder = load_image_folder(path, image_size, channels, max_images)
+        except (FolderError, OSError) as exc:
+            raise DataError(str(exc)) from None
+        return folder.images, folder.labels, {"source": str(path.resolve()), **folder.info}
+    if (image_size or 28) != 28 or (channels or 1) != 1:
+        raise DataError(
+            "--image-size and --channels apply to a folder of images (--data FOLDER); "
+            "MNIST-style digits are 28x28 grey (leave both out)"
+        )
+    images, labels, source = load_dataset(dataset, data, max_images)
+    return images, labels, {"source": source}

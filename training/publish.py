@@ -48,6 +48,7 @@ class Session:
     metrics: rf.MetricsLog | None = None
     fixed_z: np.ndarray | None = None
     score: object = None  # the quality scorer, or None
+    quality_note: str | None = None  # why quality is not scored for this data (None: it is)
     tb: object = None  # the TensorBoard writer, or None
 
     @property
@@ -98,7 +99,9 @@ def _versions() -> dict:
     }
 
 
-def open_records(s: Session, existing: dict | None, source: str, n_images: int) -> None:
+def open_records(
+    s: Session, existing: dict | None, source: str, n_images: int, dataset: dict | None = None
+) -> None:
     """Start run.json and metrics.jsonl; write the start epoch's folder if a kill skipped it.
 
     Nothing is deleted or truncated here: lines and folders of epochs past the resume point are
@@ -110,7 +113,7 @@ def open_records(s: Session, existing: dict | None, source: str, n_images: int) 
         "name": s.run_dir.name,
         **s.preset.facts(),
         "config": cfg.to_json(),
-        "dataset": {"source": source, "n_images": int(n_images)},
+        "dataset": {**(dataset or {}), "source": source, "n_images": int(n_images)},
         "command": cfg.command,
         "created": rf.now_iso(),
         "epochs_done": 0,
@@ -133,6 +136,7 @@ def open_records(s: Session, existing: dict | None, source: str, n_images: int) 
         config=cfg.to_json(),
         epochs_done=point.epoch,
         cpu=cpu_profile(),
+        **({"quality_note": s.quality_note} if s.quality_note else {}),
     )
     s.fixed_z = (
         np.random.default_rng([cfg.seed, 1])
@@ -155,6 +159,8 @@ def publish_epoch(s: Session, summary: dict) -> None:
             s.published, s.preset.latent_dim, s.preset.pixel_range, n=cfg.quality_samples
         )
         summary["quality_time_s"] = time.perf_counter() - tq
+    elif s.quality_note:
+        summary["quality_note"] = s.quality_note
     grid = s.samples01()
     s.summaries.append(summary)
     save_checkpoint(

@@ -74,16 +74,17 @@ def build_app(runs_dirs: list[Path], train_dir: Path, max_trainings: int = 1, da
                 snap = snapshot.build(ctx)
             with gr.Tab("Latent sliders", id="sliders"):
                 point = sliders.build(ctx)
-            with gr.Tab("Interpolation", id="interp"):
-                interpolation.build(ctx, point.vec_txt)
-            with gr.Tab("Compare epochs", id="compare"):
-                compare.build(ctx)
+            with gr.Tab("Interpolation", id="interp") as interp_tab:
+                interp = interpolation.build(ctx, point.vec_txt, interp_tab)
+            with gr.Tab("Compare epochs", id="compare") as compare_tab:
+                comp = compare.build(ctx, compare_tab)
             with gr.Tab("Your digit", id="yourdigit"):
                 yourdigit.build(ctx, app, point, tabs)
             with gr.Tab("Train", id="train"):
                 train.build(ctx, app)
         pickers.wire(ctx, app, top, snap, point)
         links.wire(ctx, app, tabs, snap, point)  # opening a link, Copy link, PNGs with state
+        links.wire_cells(ctx, tabs, snap, point, [interp, comp])  # a click on a frame or cell
         api.build(ctx)
         nearest.build_api(ctx)
 

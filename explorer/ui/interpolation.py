@@ -49,41 +49,36 @@ def path_frame(scores, epoch, final_scores=None, final=None) -> pd.DataFrame:
     return df
 
 
-def build(ctx: Ctx, vec_txt: gr.Textbox) -> None:
-    with gr.Row():
-        a_txt = gr.Textbox(label="Start point A", lines=2, elem_id="interp-a")
-        b_txt = gr.Textbox(label="End point B", lines=2, elem_id="interp-b")
-    with gr.Row():
-        a_cur = gr.Button("A ← current point")
-        a_rnd = gr.Button("A ← random")
-        b_cur = gr.Button("B ← current point")
-        b_rnd = gr.Button("B ← random")
-    with gr.Row():
-        steps_sl = gr.Slider(
-            latent.MIN_STEPS, latent.MAX_STEPS, value=10, step=1, label="Steps", elem_id="steps"
-        )
-        path_rd = gr.Radio(["spherical", "linear"], value="spherical", label="Path")
-        interp_btn = gr.Button("Interpolate", variant="primary", elem_id="interp-btn")
-    gr.Markdown(
-        "**The path A → B**: each frame with P(real) by this epoch's D and, "
-        'when this is not the final epoch, by the final epoch\'s D ("final D")'
-    )
-    strip_img = gr.Image(
-        label="path", show_label=False, type="pil", interactive=False, elem_id="strip", format="png"
-    )
-    with gr.Row():
-        path_plot = gr.LinePlot(
-            x="step",
-            y="P(real)",
-            color="judged by",
-            title="P(real) along the path",
-            y_lim=[0, 1],
-            height=280,
-            elem_id="path-plot",
-        )
-        gif_img = gr.Image(label="Animation (A → B → A)", type="filepath", interactive=False, elem_id="gif")
-        gif_file = gr.File(label="Download the GIF", elem_id="gif-file")
+def clickmap(im, run, epochs: list, zs: np.ndarray) -> dict:
+    """What a click on a drawn grid needs to open the cell under it: the run, each row's epoch,
+    each cell's latent point (rows, cols, dim) and the cells' layout (taken off the image)."""
+    layout = im.info.pop("layout", None)
+    return dict(run=run, epochs=list(map(int, epochs)), zs=np.asarray(zs).tolist(), layout=layout)
 
+
+def cell_state(cm: dict | None, x, y) -> state.ViewState | None:
+    """The sliders' view of the cell under (x, y) of a grid described by `clickmap`, or None."""
+    if not isinstance(cm, dict) or not cm.get("layout"):
+        return None
+    zs = np.asarray(cm["zs"], np.float32)
+    rc = render.cell_at(cm["layout"], x, y)
+    if rc is None or zs.ndim != 3 or rc[0] >= zs.shape[0] or rc[1] >= zs.shape[1]:
+        return None
+    return state.ViewState(cm["run"], cm["epochs"][rc[0]], "sliders", zs[rc])
+
+
+def endpoint_picture(ctx: Ctx, run, epoch, text: str, name: str):
+    """The point in an endpoint box as a picture with its P(real), or None while it is no point."""
+    try:
+        run, epoch = ctx.need(run, epoch)
+        z = latent.parse_vector(text, ctx.engine.snapshot(run, epoch).latent_dim)
+        img, p = ctx.engine.generate(run, epoch, z)
+    except (ExplorerError, gr.Error):
+        return None
+    return render.grid(img[None, None], np.array([[p]]), [name], cell=84, label_w=24)
+
+
+def _handlers(ctx: Ctx) -> dict:
     @err
     def current_point(run, epoch, current):
         ctx.engine.snapshot(*ctx.need(run, epoch))  # a run/epoch that cannot load says so first
@@ -110,19 +105,83 @@ def build(ctx: Ctx, vec_txt: gr.Textbox) -> None:
             except ExplorerError:
                 final = None
         strip = render.strip(imgs, scores, cell=84, scores2=final_scores, score2_name="final D")
+        lay = strip.info["layout"]
+        zs = np.zeros((lay["rows"] * lay["cols"], a.size), np.float32)
+        zs[: len(imgs)] = latent.path(a, b, len(imgs), path)
+        cm = clickmap(strip, run, [epoch] * lay["rows"], zs.reshape(lay["rows"], lay["cols"], -1))
         state.tag(strip, state.ViewState(run, epoch, "interp", a=a, b=b))  # the PNG keeps A, B
         gif = new_gif_path(ctx.gif_dir, run, epoch)
         gif.write_bytes(render.gif_bytes(imgs, scores))
-        return strip, path_frame(scores, epoch, final_scores, final), str(gif), str(gif)
+        return strip, path_frame(scores, epoch, final_scores, final), str(gif), str(gif), cm
 
+    def opened(run, epoch, a_text, b_text, current):
+        """The view opens with A = the current point and B = a random one (empty boxes only)."""
+        try:
+            a = a_text if (a_text or "").strip() else current_point(run, epoch, current)
+            b = b_text if (b_text or "").strip() else random_point(run, epoch)
+        except gr.Error:
+            return gr.skip(), gr.skip()
+        return a, b
+
+    return dict(
+        current_point=current_point, random_point=random_point, interpolate=interpolate, opened=opened
+    )
+
+
+def build(ctx: Ctx, vec_txt: gr.Textbox, tab: gr.Tab | None = None) -> dict:
+    with gr.Row():
+        a_img = gr.Image(show_label=False, interactive=False, elem_id="interp-a-img", scale=1, height=150)
+        a_txt = gr.Textbox(label="Start point A", lines=2, elem_id="interp-a", scale=3)
+        b_img = gr.Image(show_label=False, interactive=False, elem_id="interp-b-img", scale=1, height=150)
+        b_txt = gr.Textbox(label="End point B", lines=2, elem_id="interp-b", scale=3)
+    with gr.Row():
+        a_cur = gr.Button("A ← current point")
+        a_rnd = gr.Button("A ← random")
+        b_cur = gr.Button("B ← current point")
+        b_rnd = gr.Button("B ← random")
+    with gr.Row():
+        steps_sl = gr.Slider(
+            latent.MIN_STEPS, latent.MAX_STEPS, value=10, step=1, label="Steps", elem_id="steps"
+        )
+        path_rd = gr.Radio(["spherical", "linear"], value="spherical", label="Path")
+        interp_btn = gr.Button("Interpolate", variant="primary", elem_id="interp-btn")
+    gr.Markdown(
+        "**The path A → B**: each frame with P(real) by this epoch's D and, "
+        'when this is not the final epoch, by the final epoch\'s D ("final D"). '
+        "Click a frame to open it in the Latent sliders."
+    )
+    cells = gr.State(None)
+    strip_img = gr.Image(
+        label="path", show_label=False, type="pil", interactive=False, elem_id="strip", format="png"
+    )
+    with gr.Row():
+        path_plot = gr.LinePlot(
+            x="step",
+            y="P(real)",
+            color="judged by",
+            title="P(real) along the path",
+            y_lim=[0, 1],
+            height=280,
+            elem_id="path-plot",
+        )
+        gif_img = gr.Image(label="Animation (A → B → A)", type="filepath", interactive=False, elem_id="gif")
+        gif_file = gr.File(label="Download the GIF", elem_id="gif-file")
+
+    h = _handlers(ctx)
     pick = [ctx.run_dd, ctx.epoch_dd]
-    a_cur.click(current_point, [*pick, vec_txt], a_txt, api_visibility="undocumented")
-    b_cur.click(current_point, [*pick, vec_txt], b_txt, api_visibility="undocumented")
-    a_rnd.click(random_point, pick, a_txt, api_visibility="undocumented")
-    b_rnd.click(random_point, pick, b_txt, api_visibility="undocumented")
+    a_cur.click(h["current_point"], [*pick, vec_txt], a_txt, api_visibility="undocumented")
+    b_cur.click(h["current_point"], [*pick, vec_txt], b_txt, api_visibility="undocumented")
+    a_rnd.click(h["random_point"], pick, a_txt, api_visibility="undocumented")
+    b_rnd.click(h["random_point"], pick, b_txt, api_visibility="undocumented")
     interp_btn.click(
-        interpolate,
+        h["interpolate"],
         [*pick, a_txt, b_txt, steps_sl, path_rd],
-        [strip_img, path_plot, gif_img, gif_file],
+        [strip_img, path_plot, gif_img, gif_file, cells],
         api_name="interpolate",
     )
+    hidden = dict(api_visibility="undocumented", show_progress="hidden")
+    for txt, img, name in ((a_txt, a_img, "A"), (b_txt, b_img, "B")):
+        txt.change(lambda r, e, t, n=name: endpoint_picture(ctx, r, e, t, n), [*pick, txt], img, **hidden)
+    if tab is not None:
+        tab.select(h["opened"], [*pick, a_txt, b_txt, vec_txt], [a_txt, b_txt], **hidden)
+    return dict(image=strip_img, cells=cells)

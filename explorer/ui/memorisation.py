@@ -26,7 +26,7 @@ def memo_text(rows: list[dict]) -> str:
     )
 
 
-def build(ctx: Ctx, compare_btn) -> None:
+def build(ctx: Ctx, compare_btn, tab=None) -> None:
     """The plot and its note; updated when Compare runs and when another run is picked (the figure
     is the run's, whatever the compare options)."""
     with gr.Row():
@@ -55,3 +55,5 @@ def build(ctx: Ctx, compare_btn) -> None:
     hidden = dict(api_visibility="undocumented")
     compare_btn.click(memorisation, [ctx.run_dd], [memo_plot, memo_md], api_name="memorisation", **hidden)
     ctx.run_dd.change(quiet, [ctx.run_dd], [memo_plot, memo_md], api_name="memorisation_run", **hidden)
+    if tab is not None:  # Compare runs as its tab opens: so does this figure
+        tab.select(quiet, [ctx.run_dd], [memo_plot, memo_md], api_name="memorisation_tab", **hidden)

@@ -15,16 +15,17 @@ from dataclasses import dataclass
 import gradio as gr
 import numpy as np
 
-from explorer import latent, render
+from explorer import directions, latent, render
 from explorer.registry import ExplorerError
-from explorer.ui import links
+from explorer.ui import history, links, named
 from explorer.ui.context import N_DIM_SLIDERS, N_PCA_SLIDERS, Ctx, err
 
 IMAGE_PX = 336  # the slider view's large image
 N_SLIDERS = N_DIM_SLIDERS + N_PCA_SLIDERS
 
 
-def png_html(img, caption: str = "", alt: str = "digit") -> str:
+def png_html(img, caption: str = "", alt: str = "digit", overlay=None) -> str:
+    """The large image (and, when given, its saliency overlay, shown by the toggle: ui.named)."""
     buf = io.BytesIO()
     img.save(buf, format="PNG", compress_level=1)
     data = base64.b64encode(buf.getvalue()).decode()
@@ -34,8 +35,8 @@ def png_html(img, caption: str = "", alt: str = "digit") -> str:
         "display: block; margin: 0 auto;"
     )
     return (
-        f'<div style="text-align:center"><img id="latent-image" alt="{alt}" '
-        f'src="data:image/png;base64,{data}" style="{style}"/>{cap}</div>'
+        f'<div style="text-align:center">{named.overlay_img(overlay, style) if overlay is not None else ""}'
+        f'<img id="latent-image" alt="{alt}" src="data:image/png;base64,{data}" style="{style}"/>{cap}</div>'
     )
 
 
@@ -88,8 +89,15 @@ class Points:
             raise ExplorerError("slider values must be finite numbers")
         return np.clip(z, -latent.MAX_ABS, latent.MAX_ABS)
 
-    def render(self, run, epoch, z, final=None):
-        img, p = self.engine.generate(run, epoch, z)
+    def render(self, run, epoch, z, final=None, saliency=True):
+        """The point's image, D's verdict and vector; with `saliency`, D's pixel gradient over it too
+        (the drag path asks for it only while the toggle is on: one graph call either way)."""
+        overlay = None
+        if saliency:
+            img, p, grad = directions.look(self.engine, self.engine.snapshot(run, epoch), z)
+            overlay = render.saliency_overlay(img, grad, 28)  # scaled up by the browser (pixelated)
+        else:
+            img, p = self.engine.generate(run, epoch, z)
         caption = f"P(real) <b>{p:.2f}</b> by the D of epoch {epoch}"
         if final is not None and final != epoch:
             try:
@@ -97,8 +105,9 @@ class Points:
                 caption += f" &middot; <b>{pf:.2f}</b> by the final epoch's ({final}) D"
             except ExplorerError:
                 pass
-        label = {f"real (D of epoch {epoch})": float(p), "fake": float(1 - p)}
-        return png_html(render.digit(img, IMAGE_PX), caption), label, latent.format_vector(z)
+        label = {f"{render.verdict(p)}: P(real) {p:.2f} (D of epoch {epoch})": float(p)}
+        html_ = png_html(render.digit(img, IMAGE_PX), caption, overlay=overlay)
+        return html_, label, latent.format_vector(z)
 
     def slider_updates(self, run, epoch, base, dims) -> list:
         dir_labels = []
@@ -155,13 +164,13 @@ def parse_dims(text: str, dim: int, current: list) -> list[int]:
 
 def _handlers(ctx: Ctx, pts: Points) -> dict:
     @err
-    def slide(run, epoch, base, dims, *vals):
+    def slide(run, epoch, base, dims, saliency, *vals):
         run, epoch = ctx.need(run, epoch)
         z = pts.compose(run, epoch, base, dims, vals)
         # the final epoch is a fact of the run, kept server-side (set when a point or snapshot is
         # chosen, refreshed by the run-list timer): no disk access or tracing here after that
         final = ctx.finals[run] if run in ctx.finals else ctx.loadable_final(run)
-        return pts.render(run, epoch, z, final)
+        return pts.render(run, epoch, z, final, saliency=bool(saliency))
 
     @err
     def random_point(run, epoch, base, dims):
@@ -183,9 +192,18 @@ def _handlers(ctx: Ctx, pts: Points) -> dict:
         return pts.show(run, epoch, base, pts.valid_dims(run, epoch, dims, dim))
 
     @err
-    def paste_point(run, epoch, base, dims, pasted=""):
+    def paste_point(run, epoch, base, dims, pasted="", dims_text="", *vals):
         run, epoch, dim, _ = pts.start(run, epoch, base)
-        return pts.show(run, epoch, latent.parse_vector(pasted, dim), pts.valid_dims(run, epoch, dims, dim))
+        try:
+            z = latent.parse_vector(pasted, dim)
+        except ExplorerError as exc:
+            # refused: say why, and put the point on screen back in the box so box and image agree
+            gr.Warning(f"that vector was not applied: {exc}")
+            here = pts.compose(run, epoch, base, dims, vals) if len(vals) == N_SLIDERS else base
+            out = [gr.skip() for _ in range(6 + N_SLIDERS)]
+            out[2] = latent.format_vector(here)
+            return out
+        return pts.show(run, epoch, z, pts.valid_dims(run, epoch, dims, dim))
 
     @err
     def show_dims(run, epoch, base, dims, pasted="", dims_text="", *vals):
@@ -221,6 +239,10 @@ def build(ctx: Ctx) -> SlidersView:
                 random_btn = gr.Button("Random point", elem_id="random-btn")
                 reset_btn = gr.Button("Reset", elem_id="reset-btn")
                 nudge_btn = gr.Button("Nudge", elem_id="nudge-btn")
+            with gr.Row():
+                back_btn = gr.Button("◀ Back (0)", elem_id="back-btn", size="sm")
+                fwd_btn = gr.Button("Forward (0) ▶", elem_id="fwd-btn", size="sm")
+            controls = named.build()  # Toward digit, More real, the saliency toggle
             vec_txt = gr.Textbox(
                 label="Latent vector (copy it, or paste one and press Apply)",
                 lines=3,
@@ -265,7 +287,7 @@ def build(ctx: Ctx) -> SlidersView:
         # drops stale moves and guarantees the released position is rendered
         s.input(
             h["slide"],
-            [*common, *sliders],
+            [*common, controls.saliency_state, *sliders],
             [image_html, score_lbl, vec_txt],
             trigger_mode="always_last",
             show_progress="hidden",
@@ -278,8 +300,10 @@ def build(ctx: Ctx) -> SlidersView:
     random_btn.click(h["random_point"], common, out, **hidden)
     reset_btn.click(h["reset_point"], common, out, **hidden)
     nudge_btn.click(h["nudge_point"], with_vals, out, **hidden)
-    paste_btn.click(h["paste_point"], common + [vec_txt], out, **hidden)
-    vec_txt.submit(h["paste_point"], common + [vec_txt], out, **hidden)
+    paste_btn.click(h["paste_point"], with_vals, out, **hidden)
+    vec_txt.submit(h["paste_point"], with_vals, out, **hidden)
     dims_btn.click(h["show_dims"], with_vals, out, **hidden)
     dims_txt.submit(h["show_dims"], with_vals, out, **hidden)
+    history.wire(ctx, v, back_btn, fwd_btn)
+    named.wire(ctx, v, controls)
     return v
