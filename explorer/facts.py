@@ -173,6 +173,9 @@ SUMMARY_NUMBERS = (
     "quality_time_s",
 )
 QUALITY_NUMBERS = ("fcd", "fcd_floor", "classifier_score", "confident_share")
+# the memorisation figure (training/nnindex.py) and its distances: a value that is not a number in
+# range is read as missing, never as a broken epoch (older runs lack them; they are extras)
+MEMORISATION = {"memorised_share": 1.0, "memorised_threshold": 2.0, "nn_distance_median": 2.0}
 
 
 @dataclass(frozen=True)
@@ -184,6 +187,9 @@ class Quality:
     digit_histogram: tuple[float, ...] | None = None
     mode_coverage: int | None = None
     n_samples: int | None = None
+    memorised_share: float | None = None
+    memorised_threshold: float | None = None
+    nn_distance_median: float | None = None
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -201,7 +207,14 @@ def quality(raw, where: str = "quality") -> Quality:
             raise FactsError(f"{where}: digit_histogram is {_show(hist)}, not a list of numbers")
         hist = tuple(_number({"v": h}, "v", f"{where}: digit_histogram") or 0.0 for h in hist)
     ints = {k: _count(raw, k, where, 10**9) for k in ("mode_coverage", "n_samples")}
-    return Quality(**nums, digit_histogram=hist, **ints)
+    memo = {k: in_range(raw.get(k), 0.0, hi) for k, hi in MEMORISATION.items()}
+    return Quality(**nums, digit_histogram=hist, **ints, **memo)
+
+
+def in_range(value, lo: float, hi: float) -> float | None:
+    """A finite number within [lo, hi], else None (missing)."""
+    f = finite(value)
+    return f if f is not None and lo <= f <= hi else None
 
 
 @dataclass(frozen=True)

@@ -150,7 +150,16 @@ def compare_frames(rows: list[dict], best_all) -> dict[str, pd.DataFrame | None]
         ],
         ["epoch", "classifier score"],
     )
-    return {"loss": loss, "acc": acc, "fcd": frame(fcd_pts, ["epoch", "FCD", "series"]), "score": score}
+    memo = frame(
+        [
+            {"epoch": r["epoch"], "memorised %": 100 * r["memorised"]}
+            for r in rows
+            if r.get("memorised") is not None
+        ],
+        ["epoch", "memorised %"],
+    )
+    fcd = frame(fcd_pts, ["epoch", "FCD", "series"])
+    return {"loss": loss, "acc": acc, "fcd": fcd, "score": score, "memorised": memo}
 
 
 def compare_text(
@@ -192,6 +201,7 @@ EPOCH_COLUMNS = {
     "classifier_score": "Classifier score (of 10)",
     "confident_share": "Confident share",
     "modes": "Digits covered (of 10)",
+    "memorised": "Memorised share",
     "d_loss": "D loss",
     "g_loss": "G loss",
     "d_acc_real": "D accuracy on real",

@@ -13,6 +13,7 @@ before writing anything; then, holding the run's lock: build or restore the mode
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 import threading
 import time
@@ -60,7 +61,7 @@ def train(
     if existing is not None:
         cfg = resume_config(cfg, run_dir, existing)
     cfg = cfg.resolved()
-    images_u8, _labels, dataset = load_training_data(
+    images_u8, labels, dataset = load_training_data(
         cfg.dataset, cfg.data, cfg.max_images, cfg.image_size, cfg.channels
     )
     shape = (*images_u8.shape[1:3], images_u8.shape[3] if images_u8.ndim == 4 else 1)
@@ -100,7 +101,7 @@ def train(
     lock.acquire()
     try:
         s = _open_session(cfg, run_dir, strategy, point, existing, dataset, len(images_u8), shape)
-        return _run(s, images_u8, should_stop, on_epoch)
+        return _run(s, images_u8, labels, should_stop, on_epoch)
     finally:
         lock.release()
 
@@ -155,7 +156,7 @@ def _build_models(s: Session, strategy) -> None:
             s.ema_generator.set_weights(s.generator.get_weights())
 
 
-def _run(s: Session, images_u8: np.ndarray, should_stop, on_epoch) -> TrainResult:
+def _run(s: Session, images_u8: np.ndarray, labels, should_stop, on_epoch) -> TrainResult:
     """The epoch loop: train, publish, repeat; records a failure in run.json and re-raises."""
     import tensorflow as tf
 
@@ -182,7 +183,9 @@ def _run(s: Session, images_u8: np.ndarray, should_stop, on_epoch) -> TrainResul
         cfg.ema,
         graph_bf16=cfg.precision == "onednn_bfloat16",
     )
-    s.score = _quality_fn(cfg.quality_samples) if s.quality_note is None else None
+    s.score = (
+        _quality_fn(cfg.quality_samples, s.run_dir, images_u8, labels) if s.quality_note is None else None
+    )
     s.tb = tf.summary.create_file_writer(str(s.run_dir / rf.TENSORBOARD)) if cfg.tensorboard else None
     status = "completed"
     try:
@@ -310,13 +313,17 @@ def _quality_note(cfg: TrainConfig, shape: tuple, dataset: dict) -> str | None:
     )
 
 
-def _quality_fn(n_samples: int):
-    """The evaluator's scorer, or None (with the reason printed once) when unavailable."""
-    if n_samples <= 0:
-        return None
+def _quality_fn(n_samples: int, run_dir, images_u8, labels):
+    """The evaluator's scorer (with the memorisation figure), or None (with the reason printed
+    once) when unavailable. Writes the run's neighbour index (neighbours.npz) either way."""
     try:
-        from training.quality import score_generator
+        from training.quality import open_index, score_generator
     except Exception as exc:  # missing evaluator weights or module
         print(f"note: quality metrics off ({exc.__class__.__name__}: {exc})", file=sys.stderr)
         return None
-    return score_generator
+    try:
+        index = open_index(run_dir, images_u8, labels, with_features=n_samples > 0)
+    except Exception as exc:  # noqa: BLE001 - the index is an extra: training goes on without it
+        print(f"note: no neighbour index ({exc.__class__.__name__}: {exc})", file=sys.stderr)
+        index = None
+    return functools.partial(score_generator, index=index) if n_samples > 0 else None

@@ -99,6 +99,9 @@ def build(ctx: Ctx, tab: gr.Tab | None = None) -> dict:
         acc_plot = gr.LinePlot(
             x="epoch", y="accuracy", color="series", title="D accuracy", height=260, y_lim=[0, 1]
         )
+    from explorer.ui import memorisation
+
+    memorisation.build(ctx, compare_btn, tab)  # the memorisation figure per epoch: its plot and note
     epoch_table = gr.Dataframe(
         label="Per-epoch figures (from metrics.jsonl)", interactive=False, elem_id="epoch-table"
     )

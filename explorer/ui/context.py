@@ -41,6 +41,7 @@ class Ctx:
     train_dir: Path
     gif_dir: Path
     finals: dict = field(default_factory=dict)  # run -> its final loadable epoch (shared by sessions)
+    neighbours: object = None  # explorer.neighbours.Neighbours: nearest real digits per run
     run_dd: gr.Dropdown | None = None  # the pickers (set by explorer.ui.pickers.build)
     epoch_dd: gr.Dropdown | None = None
     base_state: gr.State | None = None

@@ -250,6 +250,9 @@ def build(ctx: Ctx) -> SlidersView:
                 buttons=["copy"],
             )
             paste_btn = gr.Button("Apply pasted vector")
+            from explorer.ui import nearest
+
+            nearest.slider_strip(ctx, vec_txt)  # a toggle and the strip of nearest real digits
             share = links.build()
         with gr.Column(scale=1):
             gr.Markdown(

@@ -15,7 +15,7 @@ import pandas as pd
 from explorer import latent, render
 from explorer import yourdigit as yd
 from explorer.registry import ExplorerError
-from explorer.ui import named
+from explorer.ui import named, nearest
 from explorer.ui.context import Ctx, err
 
 INTRO = (
@@ -156,8 +156,7 @@ def _api(ctx: Ctx) -> None:
 def build(ctx: Ctx, app, point=None, tabs=None) -> None:
     """The view; `point` (the sliders view) and `tabs` enable "Open in the sliders"."""
     gr.Markdown(INTRO)
-    digit_state = gr.State(None)
-    z_state = gr.State(None)
+    digit_state, z_state = gr.State(None), gr.State(None)
     with gr.Row():
         with gr.Column():
             pad = gr.Sketchpad(
@@ -175,6 +174,7 @@ def build(ctx: Ctx, app, point=None, tabs=None) -> None:
             verdict = gr.Markdown(elem_id="digit-verdict")
             curve = gr.LinePlot(x="epoch", y="P(real)", title=CURVE_TITLE, y_lim=[0, 1], height=220)
             named.digit_saliency(ctx, digit_state)  # the saliency toggle and overlay (explorer.ui.named)
+            nearest.digit_strip(ctx, digit_state)  # the nearest real training digits of the digit
     with gr.Row():
         seed_nb = gr.Number(value=0, precision=0, minimum=0, label="Seed of the starts")
         steps_sl = gr.Slider(
