@@ -208,20 +208,6 @@ def test_sliders_controls_in_the_browser(app, browser):
         pg.close()
 
 
-def test_your_digit_saliency_toggle_in_the_browser(app, browser):
-    """A 7 drawn with the mouse; the toggle shows D's gradient over it, by the chosen epoch's D."""
-    from tests.test_browser import wait_text
-    from tests.test_yourdigit import draw_seven
-
-    pg = new_page(browser, app.url_)
-    try:
-        pg.get_by_role("tab", name="Your digit").click()
-        pg.locator("#digit-saliency-toggle input").check()
-        draw_seven(pg)
-        wait_text(pg, "#digit-verdict", "the evaluator reads", timeout=120_000)
-        pg.locator("#digit-saliency img").wait_for(state="visible")
-        pg.screenshot(path=str(SHOTS / "your-digit-saliency.png"), full_page=True)
-        pg.locator("#digit-saliency-toggle input").uncheck()
-        pg.locator("#digit-saliency").wait_for(state="hidden")
-    finally:
-        pg.close()
+# The Your digit view's saliency toggle is driven in the browser by
+# tests/test_yourdigit.py::test_draw_project_and_open_in_the_sliders_in_the_browser, which has
+# a digit drawn and judged already (judging loads every epoch: a second app doing it costs ~40 s).

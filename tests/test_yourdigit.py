@@ -241,6 +241,12 @@ def test_draw_project_and_open_in_the_sliders_in_the_browser(served, browser):
     draw_seven(page)
     verdict = wait_text(page, "#digit-verdict", "the evaluator reads", timeout=120_000)
     assert "reads 7" in verdict and "P(real)" in verdict, verdict
+    # the toggle lays D's pixel gradient over the digit, by the chosen epoch's D (explorer.ui.named)
+    page.locator("#digit-saliency-toggle input").check()
+    page.locator("#digit-saliency img").wait_for(state="visible")
+    page.screenshot(path=str(SHOTS / "your-digit-saliency.png"), full_page=True)
+    page.locator("#digit-saliency-toggle input").uncheck()
+    page.locator("#digit-saliency").wait_for(state="hidden")
     page.locator("#project-btn").click()
     found = wait_text(page, "#digit-projection", "pixel distance", timeout=180_000)
     assert "reads it as 7" in found, found
