@@ -304,8 +304,9 @@ def step_losses(metrics: list[dict], last: int = 2000) -> pd.DataFrame | None:
             continue
         vals = [None if isinstance(r.get(k), bool) else num(r.get(k)) for k in ("step", "d_loss", "g_loss")]
         if None not in vals:
+            step = int(vals[0])  # a whole step: the axis reads 10, not 10.000000
             rows += [
-                {"step": vals[0], "loss": vals[1], "series": "d_loss"},
-                {"step": vals[0], "loss": vals[2], "series": "g_loss"},
+                {"step": step, "loss": vals[1], "series": "d_loss"},
+                {"step": step, "loss": vals[2], "series": "g_loss"},
             ]
     return frame(rows[-last:], ["step", "loss", "series"])

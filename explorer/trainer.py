@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 from explorer.registry import ExplorerError
@@ -148,6 +149,42 @@ class Trainer:
     def lock_holder(self, name: str) -> int | None:
         """pid of a trainer of this run that this app did not start (e.g. before a restart)."""
         return lock_holder(self.runs_dir / check_run_name(name))
+
+    def _idle_run(self, name: str) -> Path:
+        """The folder of a run of the runs folder that nothing trains (held under self.lock)."""
+        name = check_run_name(name)
+        folder = self.runs_dir / name
+        if not folder.is_dir():
+            raise ExplorerError(f"there is no run {name!r} in the runs folder ({self.runs_dir})")
+        p = self.procs.get(name)
+        if (p is not None and p.poll() is None) or self.lock_holder(name) is not None:
+            raise ExplorerError(f"run {name!r} is training: stop it first (and wait until it has stopped)")
+        return folder
+
+    def trash(self, name: str) -> Path:
+        """Delete a run as a person asked (confirmed in the page): its folder is MOVED, whole, into
+        the runs folder's .trash/ under a new time-stamped name, with one rename on the same disk.
+        Nothing is destroyed or overwritten (rename refuses an existing target), so a deleted run
+        can always be moved back; the app never empties .trash/. Never while the run trains."""
+        with self.lock:
+            folder = self._idle_run(name)
+            trash = self.runs_dir / ".trash"
+            trash.mkdir(exist_ok=True)
+            target = trash / f"{folder.name}-{time.strftime('%Y%m%d-%H%M%S')}-{time.time_ns() % 10**6:06d}"
+            os.rename(folder, target)  # a new name: nothing there to replace
+            return target
+
+    def rename(self, name: str, new: str) -> Path:
+        """Give a run a new name (its folder's name; never while it trains, never onto an existing
+        run: the target is checked and os.rename of a folder onto an existing non-empty folder fails)."""
+        new = check_run_name(new)
+        with self.lock:
+            folder = self._idle_run(name)
+            target = self.runs_dir / new
+            if target.exists():
+                raise ExplorerError(f"a run named {new!r} already exists: pick another name")
+            os.rename(folder, target)
+            return target
 
     def is_training(self, name: str) -> bool:
         """Is a trainer of this run alive right now (started here or elsewhere)?"""

@@ -187,7 +187,7 @@ def click_cell(pg, selector: str, row: int, rows: int, col: int, cols: int, cap:
     pg.mouse.click(box["x"] + x * box["width"] / w, box["y"] + y * box["height"] / h)
 
 
-def test_the_strip_png_carries_its_endpoints_and_frames_and_cells_open_in_the_sliders(server, context):  # noqa: F811
+def test_strip_png_endpoints_and_clicks_on_frames_and_cells(server, context, tmp_path):  # noqa: F811
     url, runs = server
     pg = context.new_page()
     pg.goto(url + "?" + state.encode(ViewState("tiny", 2, "sliders", Z)))
@@ -208,7 +208,8 @@ def test_the_strip_png_carries_its_endpoints_and_frames_and_cells_open_in_the_sl
     pg.locator("#interp-btn").click()
     pg.locator("#strip img").wait_for()
     src = urllib.parse.urljoin(url, pg.locator("#strip img").get_attribute("src"))
-    got = state.decode(state.png_text(urllib.request.urlopen(src, timeout=30).read()))
+    strip_png = urllib.request.urlopen(src, timeout=30).read()
+    got = state.decode(state.png_text(strip_png))
     assert (got.run, got.epoch, got.view) == ("tiny", 2, "interp")
     assert got.a.tobytes() == latent.parse_vector(latent.format_vector(Z), 64).tobytes()
     assert latent.format_vector(got.b) == b_text
@@ -237,4 +238,55 @@ def test_the_strip_png_carries_its_endpoints_and_frames_and_cells_open_in_the_sl
     z = Engine(RunRegistry([runs])).compare_points("tiny", 8, 0)[7]
     vector_is(pg, latent.parse_vector(latent.format_vector(z), 64))
     assert pg.locator("#epoch-dd input").input_value().startswith(f"epoch {epochs[0]}")
+
+    # the strip's PNG dropped on the app: the Interpolation view with its A and B back in the boxes
+    (tmp_path / "strip.png").write_bytes(strip_png)
+    pg.get_by_role("tab", name="Interpolation").click()
+    pg.locator("#interp-a textarea").fill("")
+    pg.locator("#interp-b textarea").fill("")
+    pg.get_by_role("tab", name="Latent sliders").click()
+    pg.locator("#state-drop input[type=file]").set_input_files(str(tmp_path / "strip.png"))
+    pg.wait_for_function(
+        "([a, b]) => (document.querySelector('#interp-a textarea') || {}).value === a && "
+        "document.querySelector('#interp-b textarea').value === b",
+        arg=[latent.format_vector(Z), b_text],
+    )
+    assert pg.locator("#epoch-dd input").input_value().startswith("epoch 2")
+    pg.close()
+
+
+def test_a_run_is_renamed_and_deleted_from_the_train_tab_never_lost(server, context):  # noqa: F811
+    """Rename, then Delete with the page's confirmation: the run leaves the picker and lands
+    whole in the runs folder's .trash/; a cancelled Delete does nothing."""
+    url, runs = server
+    files = sorted(p.relative_to(runs / "broken-json") for p in (runs / "broken-json").rglob("*"))
+    pg = context.new_page()
+    pg.goto(url)
+    pg.get_by_role("tab", name="Train").click()
+    pg.locator("#train-name textarea, #train-name input").first.fill("broken-json")
+    pg.locator("#manage-run").get_by_text("Delete or rename this run").click()
+    pg.locator("#rename-to textarea, #rename-to input").first.fill("tiny")
+    pg.locator("#rename-btn").click()
+    notice(pg, "a run named 'tiny' already exists")
+    pg.locator("#rename-to textarea, #rename-to input").first.fill("renamed-json")
+    pg.locator("#rename-btn").click()
+    pg.locator("#train-notice").get_by_text("renamed").wait_for()
+    assert not (runs / "broken-json").exists() and (runs / "renamed-json" / "run.json").is_file()
+    assert pg.locator("#train-name textarea, #train-name input").first.input_value() == "renamed-json"
+
+    pg.once("dialog", lambda d: d.dismiss())  # cancelled: nothing happens
+    pg.locator("#delete-btn").click()
+    pg.wait_for_timeout(1500)
+    assert (runs / "renamed-json" / "run.json").is_file()
+    pg.once("dialog", lambda d: d.accept())
+    pg.locator("#delete-btn").click()
+    pg.locator("#train-notice").get_by_text("deleted").wait_for()
+    (trashed,) = (runs / ".trash").glob("renamed-json-*")
+    assert sorted(p.relative_to(trashed) for p in trashed.rglob("*")) == files  # whole
+    pg.locator("#run-dd input").click()
+    pg.get_by_role("option", name="tiny", exact=False).first.wait_for()
+    pg.wait_for_function(  # the picker follows the disk (its refresh runs every 3 s)
+        "() => ![...document.querySelectorAll('[role=option]')].some(o => o.innerText.includes('json'))",
+        timeout=30_000,
+    )
     pg.close()

@@ -314,3 +314,34 @@ def test_history_of_points_goes_back_and_forward_like_a_browser():
     assert len(h["points"]) == history.MAX_POINTS and h["points"][-1] == [99.0, 0.0]
     for bad in (None, "x", {"points": "no"}, {}):  # a damaged state starts afresh
         assert history.step(bad, -1)[1] is None and history.push(bad, [1.0])["points"] == [[1.0]]
+
+
+def test_trash_and_rename_move_whole_runs_and_refuse_a_training_one(tmp_path):
+    import subprocess
+    import sys
+
+    runs = tmp_path / "runs"
+    src = ROOT / "runs" / "demo"
+    for name in ("a", "b"):
+        (runs / name / "epochs").mkdir(parents=True)
+        (runs / name / "run.json").write_bytes((src / "run.json").read_bytes())
+    t = Trainer(runs)
+    with pytest.raises(ExplorerError, match="already exists"):
+        t.rename("a", "b")
+    with pytest.raises(ExplorerError, match="there is no run 'zz'"):
+        t.trash("zz")
+    with pytest.raises(ExplorerError, match="run name"):
+        t.rename("a", "../escape")
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        t.procs["a"] = sleeper  # a live trainer of 'a' started by this app
+        for op in (lambda: t.trash("a"), lambda: t.rename("a", "c")):
+            with pytest.raises(ExplorerError, match="is training: stop it first"):
+                op()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert t.rename("a", "c") == runs / "c" and (runs / "c" / "run.json").is_file()
+    target = t.trash("c")
+    assert target.parent == runs / ".trash" and (target / "run.json").is_file() and not (runs / "c").exists()
+    assert [r.name for r in RunRegistry([runs]).list_runs()] == ["b"]  # .trash is not a run

@@ -83,7 +83,7 @@ def build_app(runs_dirs: list[Path], train_dir: Path, max_trainings: int = 1, da
             with gr.Tab("Train", id="train"):
                 train.build(ctx, app)
         pickers.wire(ctx, app, top, snap, point)
-        links.wire(ctx, app, tabs, snap, point)  # opening a link, Copy link, PNGs with state
+        links.wire(ctx, app, tabs, snap, point, interp)  # opening a link, Copy link, PNGs with state
         links.wire_cells(ctx, tabs, snap, point, [interp, comp])  # a click on a frame or cell
         api.build(ctx)
         nearest.build_api(ctx)

@@ -184,4 +184,4 @@ def build(ctx: Ctx, vec_txt: gr.Textbox, tab: gr.Tab | None = None) -> dict:
         txt.change(lambda r, e, t, n=name: endpoint_picture(ctx, r, e, t, n), [*pick, txt], img, **hidden)
     if tab is not None:
         tab.select(h["opened"], [*pick, a_txt, b_txt, vec_txt], [a_txt, b_txt], **hidden)
-    return dict(image=strip_img, cells=cells)
+    return dict(image=strip_img, cells=cells, a_txt=a_txt, b_txt=b_txt)

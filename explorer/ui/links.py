@@ -142,11 +142,30 @@ def _png_link(name: str, data: bytes) -> str:
     return f'<a href="{href}" download="{name}" style="font-size:13px">{name}</a> (PNG with this point in it)'
 
 
-def wire(ctx: Ctx, app: gr.Blocks, tabs: gr.Tabs, snap, sliders) -> None:
+def endpoints(ctx: Ctx, s: state.ViewState, run) -> list:
+    """The interpolation boxes A and B of a state (a strip's PNG carries them), each left as it
+    is when the state has none or it does not fit the run opened."""
+    try:
+        dim = ctx.registry.get(run).latent_dim if run else None
+    except ExplorerError:
+        dim = None
+    return [
+        latent.format_vector(v) if v is not None and dim is not None and v.size == dim else gr.skip()
+        for v in (s.a, s.b)
+    ]
+
+
+def wire(ctx: Ctx, app: gr.Blocks, tabs: gr.Tabs, snap, sliders, interp: dict | None = None) -> None:
     row: ShareRow = sliders.share
     pts = sliders.points
-    outputs = [ctx.run_dd, ctx.epoch_dd, *snap.outputs, *sliders.point_outputs(ctx), tabs]
+    boxes = [interp["a_txt"], interp["b_txt"]] if interp else []
+    outputs = [ctx.run_dd, ctx.epoch_dd, *snap.outputs, *sliders.point_outputs(ctx), tabs, *boxes]
     common = [ctx.run_dd, ctx.epoch_dd, ctx.base_state, ctx.dims_state]
+
+    def restore_all(s: state.ViewState, problems: list[str]) -> list:
+        out = restore(ctx, pts, s, problems)
+        run = out[0].get("value") if isinstance(out[0], dict) else None
+        return out + (endpoints(ctx, s, run) if boxes else [])
 
     def view_state(run, epoch, base, dims, vals) -> state.ViewState:
         run, epoch = ctx.need(run, epoch)
@@ -170,9 +189,7 @@ def wire(ctx: Ctx, app: gr.Blocks, tabs: gr.Tabs, snap, sliders) -> None:
         if not state.has_state(params):
             return [gr.skip() for _ in outputs]  # a plain visit: explorer.ui.pickers opens the page
         try:  # a pick like any other: the refresh timer leaves the pickers alone meanwhile
-            return pickers.answer_pick(
-                ctx.picks, session(request), lambda: restore(ctx, pts, *state.parse(params))
-            )
+            return pickers.answer_pick(ctx.picks, session(request), lambda: restore_all(*state.parse(params)))
         except ExplorerError as exc:
             gr.Warning(f"the link could not be opened: {exc}")
             return [gr.skip() for _ in outputs]
@@ -188,7 +205,7 @@ def wire(ctx: Ctx, app: gr.Blocks, tabs: gr.Tabs, snap, sliders) -> None:
             s, problems = state.parse(state.png_text(p.read_bytes()))
             if problems and s.run is None:
                 raise state.StateError(problems[0])
-            out = pickers.answer_pick(ctx.picks, session(request), lambda: restore(ctx, pts, s, problems))
+            out = pickers.answer_pick(ctx.picks, session(request), lambda: restore_all(s, problems))
             return [*out, None]
         except (ExplorerError, OSError) as exc:
             gr.Warning(str(exc) if isinstance(exc, ExplorerError) else f"cannot read the dropped file: {exc}")

@@ -12,6 +12,7 @@ import gradio as gr
 from explorer import tables
 from explorer.registry import ExplorerError
 from explorer.trainer import ROOT, check_run_name, new_run_args, resume_args
+from explorer.ui import manage
 from explorer.ui.context import Ctx, err
 from models.cpu import fast_precisions, precision_note  # standard library only
 from models.presets import DEFAULT_PRESET, PRESETS  # names only: keras loads when a net is built
@@ -94,7 +95,15 @@ def _layout(roots):
     status = gr.Markdown(elem_id="train-status")
     bar = gr.HTML()
     with gr.Row():
-        loss = gr.LinePlot(x="step", y="loss", color="series", title="Losses (live)", height=300)
+        loss = gr.LinePlot(
+            x="step",
+            y="loss",
+            color="series",
+            title="Losses (live)",
+            x_title="training step",
+            y_title="loss",
+            height=300,
+        )
         with gr.Column():
             gr.Markdown("**Latest samples**, each with P(real) by that epoch's D")
             samples = gr.Image(
@@ -184,6 +193,7 @@ def build(ctx: Ctx, app: gr.Blocks) -> None:
         return gr.skip(), gr.skip()
 
     _wire(app, c, start_training, resume_training, stop_training, show_progress, watch_running_run)
+    manage.build(ctx, c["name"], c["notice"])
 
 
 def _wire(app, c, start_training, resume_training, stop_training, show_progress, watch_running_run):
