@@ -28,7 +28,9 @@ from explorer.registry import ExplorerError
 BOX, SIZE = 20, 28  # MNIST: ink fitted into 20x20, centred in 28x28
 INK_MIN = 0.15  # a pixel is ink when it is this far from the background (JPEG noise stays out)
 MAX_SIDE = 1024  # larger uploads are shrunk first (a 4000x4000 photo costs no more than this)
-STEPS, STARTS, LR = 150, 8, 0.05
+# 100 Adam steps at 0.1 reach the distance 150 steps at 0.05 reached, in two thirds of the time
+# (20 real digits into the demo's epoch 15: mean RMS distance 0.0632 against 0.0635)
+STEPS, STARTS, LR = 100, 8, 0.1
 LAMBDA, PRIOR = 0.05, 0.05
 
 
