@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from models import get_preset
 from training import runfolder as rf
 from training.checkpoint import (  # noqa: F401  (public names other code imports from here)
     ResumePoint,
@@ -38,7 +39,7 @@ from training.config import (  # noqa: F401
     prepare_run_dir,
     resume_config,
 )
-from training.data import DataError, load_dataset
+from training.data import DataError, class_labels, load_dataset
 from training.publish import Session, fail_run, finish_run, open_records, progress_bar, publish_epoch
 from training.step import make_strategy, make_train_step  # noqa: F401
 
@@ -58,7 +59,9 @@ def train(
     if existing is not None:
         cfg = resume_config(cfg, run_dir, existing)
     cfg = cfg.resolved()
-    images_u8, _labels, source = load_dataset(cfg.dataset, cfg.data, cfg.max_images)
+    images_u8, labels, source = load_dataset(cfg.dataset, cfg.data, cfg.max_images)
+    num_classes = get_preset(cfg.preset).num_classes
+    labels = class_labels(labels, num_classes, source) if num_classes else None
     if len(images_u8) < cfg.batch_size:
         raise ConfigError(
             f"only {len(images_u8)} images for a batch of {cfg.batch_size}; "
@@ -89,7 +92,7 @@ def train(
     lock.acquire()
     try:
         s = _open_session(cfg, run_dir, strategy, point, existing, source, len(images_u8))
-        return _run(s, images_u8, should_stop, on_epoch)
+        return _run(s, images_u8, labels, should_stop, on_epoch)
     finally:
         lock.release()
 
@@ -97,8 +100,6 @@ def train(
 def _open_session(cfg, run_dir, strategy, point, existing, source, n_images) -> Session:
     """Build the models, restore ``point`` into them, then (and only then) open the records."""
     import keras
-
-    from models import get_preset
 
     preset = get_preset(cfg.preset)
     keras.mixed_precision.set_global_policy(keras_policy(cfg.precision))
@@ -145,7 +146,7 @@ def _build_models(s: Session, strategy) -> None:
             s.ema_generator.set_weights(s.generator.get_weights())
 
 
-def _run(s: Session, images_u8: np.ndarray, should_stop, on_epoch) -> TrainResult:
+def _run(s: Session, images_u8: np.ndarray, labels, should_stop, on_epoch) -> TrainResult:
     """The epoch loop: train, publish, repeat; records a failure in run.json and re-raises."""
     import tensorflow as tf
 
@@ -153,9 +154,15 @@ def _run(s: Session, images_u8: np.ndarray, should_stop, on_epoch) -> TrainResul
     lo, hi = s.preset.pixel_range
     images = tf.constant(images_u8)
 
+    labels = None if labels is None else tf.constant(labels)
+
     def to_model(batch_u8):
         x = tf.cast(batch_u8, tf.float32)[..., None] / 255.0
         return x * (hi - lo) + lo
+
+    def batch(idx):  # images, or (images, labels) for a conditional preset
+        x = to_model(tf.gather(images, idx))
+        return x if labels is None else (x, tf.gather(labels, idx))
 
     train_steps = make_train_step(
         s.strategy,
@@ -170,6 +177,7 @@ def _run(s: Session, images_u8: np.ndarray, should_stop, on_epoch) -> TrainResul
         s.ema_generator,
         cfg.ema,
         graph_bf16=cfg.precision == "onednn_bfloat16",
+        num_classes=s.preset.num_classes,
     )
     s.score = _quality_fn(cfg.quality_samples)
     s.tb = tf.summary.create_file_writer(str(s.run_dir / rf.TENSORBOARD)) if cfg.tensorboard else None
@@ -180,7 +188,7 @@ def _run(s: Session, images_u8: np.ndarray, should_stop, on_epoch) -> TrainResul
             ds = (
                 tf.data.Dataset.from_tensor_slices(perm)
                 .batch(cfg.batch_size, drop_remainder=True)
-                .map(lambda idx: to_model(tf.gather(images, idx)), num_parallel_calls=tf.data.AUTOTUNE)
+                .map(batch, num_parallel_calls=tf.data.AUTOTUNE)
                 .prefetch(tf.data.AUTOTUNE)
             )
             iterator = iter(s.strategy.experimental_distribute_dataset(ds))
