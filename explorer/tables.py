@@ -59,6 +59,10 @@ def run_facts(info: RunInfo) -> str:
         f"- command: `{i.get('command', '?')}`",
         f"- created {i.get('created', '?')}, TF {vs.get('tensorflow', '?')}, Keras {vs.get('keras', '?')}",
     ]
+    if i.get("conditional") is True:
+        facts.insert(
+            2, f"- **conditional** on {i.get('num_classes', '?')} digit labels: samples one row per digit"
+        )
     if info.broken:
         facts.append(f"- **broken: {info.broken}**")
     return "\n".join(facts)
@@ -95,6 +99,9 @@ def epoch_quality(e: EpochInfo, samples_shown: bool, note: str = "") -> str:
             f"{fmt(share * 100 if share is not None else None, '.0f')}%, "
             f"digits covered {fmt(q.get('mode_coverage'), '.0f')}/10",
         ]
+        asked = num(q.get("conditional_accuracy"))
+        if asked is not None:
+            lines.append(f"- **{asked * 100:.1f}%** of the samples read as the digit asked for")
     else:
         lines.append("- no quality figures for this epoch")
     if samples_shown and not note and not e.broken:

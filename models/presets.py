@@ -193,7 +193,10 @@ def _cdcgan_generator(latent_dim: int) -> keras.Model:
     from keras import layers
 
     z, label = keras.Input((latent_dim,), name="z"), _label_input()
-    e = layers.Embedding(N_CLASSES, LABEL_EMBED, name="label_embedding")(label)
+    # unit-scale embeddings (Keras' default is +-0.05): the label speaks as loud as z from step 1
+    e = layers.Embedding(
+        N_CLASSES, LABEL_EMBED, keras.initializers.RandomNormal(stddev=1.0), name="label_embedding"
+    )(label)
     return keras.Model([z, label], _dcgan_g_body(layers.Concatenate()([z, e])), name="generator")
 
 
@@ -204,7 +207,9 @@ def _cdcgan_discriminator() -> keras.Model:
 
     img, label = keras.Input(IMAGE_SHAPE, name="image"), _label_input()
     h, w, _ = IMAGE_SHAPE
-    plane = layers.Embedding(N_CLASSES, h * w, name="label_plane")(label)
+    plane = layers.Embedding(
+        N_CLASSES, h * w, keras.initializers.RandomNormal(stddev=1.0), name="label_plane"
+    )(label)
     x = layers.Concatenate()([img, layers.Reshape((h, w, 1))(plane)])
     x = layers.LeakyReLU(0.2)(layers.Conv2D(64, 4, strides=2, padding="same")(x))
     x = layers.LeakyReLU(0.2)(layers.Conv2D(128, 4, strides=2, padding="same")(x))

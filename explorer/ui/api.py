@@ -27,6 +27,7 @@ def build(ctx: Ctx) -> None:
                 "status": r.status,
                 "broken": r.broken,
                 "latent_dim": r.info.get("latent_dim"),
+                "num_classes": r.facts.num_classes if r.facts else None,  # 0: not conditional
                 "epochs": [
                     {"epoch": e.epoch, "broken": e.broken, "fcd": epoch_fcd(e.summary)} for e in r.epochs
                 ],
@@ -36,11 +37,12 @@ def build(ctx: Ctx) -> None:
         return json.dumps(out)
 
     @err
-    def generate(run: str, epoch: int, vector: str) -> tuple[str, float]:
-        """Render one latent vector (text, comma-separated) -> (PNG data URI, P(real) by that epoch's D)."""
+    def generate(run: str, epoch: int, vector: str, label: str = "") -> tuple[str, float]:
+        """Render one latent vector (text, comma-separated) -> (PNG data URI, P(real) by that epoch's D).
+        label: the digit to draw (0-9) for a conditional run; empty for any other run."""
         run, epoch = ctx.need(run, epoch)
         dim = ctx.engine.snapshot(run, epoch).latent_dim
-        img, p = ctx.engine.generate(run, epoch, latent.parse_vector(vector, dim))
+        img, p = ctx.engine.generate(run, epoch, latent.parse_vector(vector, dim), label)
         buf = io.BytesIO()
         render.digit(img, 28).save(buf, format="PNG")
         return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(), p

@@ -127,10 +127,12 @@ class Ctx:
                 if cells is not None
                 else "samples.png is not an 8-column grid of 28 px digits; shown without scores"
             )
+        rows = len(cells) // 8
         try:
-            p = self.engine.scores(run, e.epoch, cells)
+            classes = self.registry.get(run).num_classes  # a conditional run's grid: row r is digit r
+            labels = np.repeat(np.arange(rows), 8) if classes and rows == classes else None
+            p = self.engine.scores(run, e.epoch, cells, labels)
         except ExplorerError as exc:
             big = pic.resize((pic.width * 2, pic.height * 2), Image.NEAREST)
             return big, f"no scores: {exc}"
-        rows = len(cells) // 8
         return render.grid(cells.reshape(rows, 8, 28, 28), p.reshape(rows, 8), cell=56, pad=5), ""

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import gradio as gr
 import numpy as np
 
-from explorer import latent, render
+from explorer import conditional, latent, render
 from explorer.registry import ExplorerError
 from explorer.ui import links
 from explorer.ui.context import N_DIM_SLIDERS, N_PCA_SLIDERS, Ctx, err
@@ -49,6 +49,7 @@ class SlidersView:
     snapshot_point: object  # handler: the point view for a newly chosen run/epoch
     points: Points | None = None  # the point logic (explorer.ui.links restores points with it)
     share: links.ShareRow | None = None  # Copy link, Download PNG, drop a PNG
+    digit: gr.Radio | None = None  # a conditional run's digit picker (hidden for other runs)
 
     def point_outputs(self, ctx: Ctx) -> list:
         return [
@@ -88,12 +89,19 @@ class Points:
             raise ExplorerError("slider values must be finite numbers")
         return np.clip(z, -latent.MAX_ABS, latent.MAX_ABS)
 
-    def render(self, run, epoch, z, final=None):
-        img, p = self.engine.generate(run, epoch, z)
-        caption = f"P(real) <b>{p:.2f}</b> by the D of epoch {epoch}"
+    def render(self, run, epoch, z, final=None, digit=None):
+        """The point's image and verdicts; a conditional run draws it as ``digit`` (the picker's
+        value, ignored for other runs: the picker is hidden there)."""
+        classes = self.engine.snapshot(run, epoch).num_classes
+        label = conditional.check_label(run, classes, digit) if classes else None
+        img, p = self.engine.generate(run, epoch, z, label)
+        caption = ("" if label is None else f"digit <b>{label}</b> &middot; ") + (
+            f"P(real) <b>{p:.2f}</b> by the D of epoch {epoch}"
+        )
         if final is not None and final != epoch:
             try:
-                pf = float(self.engine.snapshot(run, final).score(img[None])[0])
+                y = None if label is None else [label]
+                pf = float(self.engine.snapshot(run, final).score(img[None], y)[0])
                 caption += f" &middot; <b>{pf:.2f}</b> by the final epoch's ({final}) D"
             except ExplorerError:
                 pass
@@ -126,10 +134,10 @@ class Points:
     def valid_dims(self, run, epoch, dims, dim):
         return self.engine.top_dims(run, epoch, N_DIM_SLIDERS) if not dims or max(dims) >= dim else dims
 
-    def show(self, run, epoch, base, dims) -> list:
+    def show(self, run, epoch, base, dims, digit=None) -> list:
         """Every output of a new base point: image, verdict, vector, state, sliders."""
         final = self.ctx.loadable_final(run)  # loads the final D now, not on the first slider move
-        html_, label, text = self.render(run, epoch, base, final)
+        html_, label, text = self.render(run, epoch, base, final, digit)
         return [
             html_,
             label,
@@ -156,44 +164,59 @@ def parse_dims(text: str, dim: int, current: list) -> list[int]:
 def _handlers(ctx: Ctx, pts: Points) -> dict:
     @err
     def slide(run, epoch, base, dims, *vals):
+        """vals: the slider values, then (optional) the digit picker's value."""
         run, epoch = ctx.need(run, epoch)
+        vals, digit = vals[:N_SLIDERS], (vals[N_SLIDERS] if len(vals) > N_SLIDERS else None)
         z = pts.compose(run, epoch, base, dims, vals)
         # the final epoch is a fact of the run, kept server-side (set when a point or snapshot is
         # chosen, refreshed by the run-list timer): no disk access or tracing here after that
         final = ctx.finals[run] if run in ctx.finals else ctx.loadable_final(run)
-        return pts.render(run, epoch, z, final)
+        return pts.render(run, epoch, z, final, digit)
 
     @err
-    def random_point(run, epoch, base, dims):
+    def random_point(run, epoch, base, dims, digit=None):
         run, epoch, dim, _ = pts.start(run, epoch, base)
-        return pts.show(run, epoch, latent.random_vector(dim), pts.valid_dims(run, epoch, dims, dim))
+        return pts.show(run, epoch, latent.random_vector(dim), pts.valid_dims(run, epoch, dims, dim), digit)
 
     @err
-    def reset_point(run, epoch, base, dims):
+    def reset_point(run, epoch, base, dims, digit=None):
         run, epoch, dim, _ = pts.start(run, epoch, base)
-        return pts.show(run, epoch, latent.random_vector(dim, 0), pts.valid_dims(run, epoch, dims, dim))
+        z = latent.random_vector(dim, 0)
+        return pts.show(run, epoch, z, pts.valid_dims(run, epoch, dims, dim), digit)
 
     @err
     def nudge_point(run, epoch, base, dims, pasted="", dims_text="", *vals):
         """A small step from the point on screen (sliders included)."""
         run, epoch, dim, base = pts.start(run, epoch, base)
+        vals, digit = vals[:N_SLIDERS], (vals[N_SLIDERS] if len(vals) > N_SLIDERS else None)
         if len(vals) == N_SLIDERS:
             base = pts.compose(run, epoch, base, dims, vals)
         base = np.clip(base + 0.35 * latent.random_vector(dim), -4, 4).astype(np.float32)
-        return pts.show(run, epoch, base, pts.valid_dims(run, epoch, dims, dim))
+        return pts.show(run, epoch, base, pts.valid_dims(run, epoch, dims, dim), digit)
 
     @err
-    def paste_point(run, epoch, base, dims, pasted=""):
+    def paste_point(run, epoch, base, dims, pasted="", digit=None):
         run, epoch, dim, _ = pts.start(run, epoch, base)
-        return pts.show(run, epoch, latent.parse_vector(pasted, dim), pts.valid_dims(run, epoch, dims, dim))
+        z = latent.parse_vector(pasted, dim)
+        return pts.show(run, epoch, z, pts.valid_dims(run, epoch, dims, dim), digit)
 
     @err
     def show_dims(run, epoch, base, dims, pasted="", dims_text="", *vals):
         run, epoch, dim, base = pts.start(run, epoch, base)
+        vals, digit = vals[:N_SLIDERS], (vals[N_SLIDERS] if len(vals) > N_SLIDERS else None)
         if len(vals) == N_SLIDERS:
             base = pts.compose(run, epoch, base, dims, vals)
         dims = parse_dims(dims_text, dim, pts.valid_dims(run, epoch, dims, dim))
-        return pts.show(run, epoch, base, dims)
+        return pts.show(run, epoch, base, dims, digit)
+
+    def digit_picker(run):
+        """The digit picker: shown (at digit 0, what a new run or epoch is drawn as) for a
+        conditional run, hidden for any other."""
+        try:
+            classes = ctx.registry.get(run).num_classes if run else 0
+        except ExplorerError:
+            classes = 0
+        return gr.update(visible=bool(classes), value="0")
 
     @err
     def snapshot_point(run, epoch, base, dims):
@@ -209,7 +232,23 @@ def _handlers(ctx: Ctx, pts: Points) -> dict:
         "paste_point": paste_point,
         "show_dims": show_dims,
         "snapshot_point": snapshot_point,
+        "digit_picker": digit_picker,
     }
+
+
+def _wire_digit(ctx: Ctx, h: dict, v: SlidersView) -> None:
+    """The digit picker: shown for conditional runs; a pick redraws the same point as that digit."""
+    hidden = dict(show_progress="hidden", api_visibility="undocumented")
+    for picker in (ctx.run_dd, ctx.epoch_dd):  # a new run or epoch is drawn as digit 0 (snapshot_point)
+        picker.change(h["digit_picker"], ctx.run_dd, v.digit, **hidden)
+    common = [ctx.run_dd, ctx.epoch_dd, ctx.base_state, ctx.dims_state]
+    v.digit.input(
+        h["slide"],
+        [*common, *v.sliders, v.digit],
+        [v.image_html, v.score_lbl, v.vec_txt],
+        trigger_mode="always_last",
+        **hidden,
+    )
 
 
 def build(ctx: Ctx) -> SlidersView:
@@ -230,6 +269,13 @@ def build(ctx: Ctx) -> SlidersView:
             paste_btn = gr.Button("Apply pasted vector")
             share = links.build()
         with gr.Column(scale=1):
+            digit = gr.Radio(
+                [str(i) for i in range(10)],
+                value="0",
+                label="Digit: the same latent point drawn as this digit (a conditional run)",
+                visible=False,
+                elem_id="digit-picker",
+            )
             gr.Markdown(
                 "**Latent dimensions**: the 8 that move the image most (measured); "
                 "type others under the sliders"
@@ -255,28 +301,29 @@ def build(ctx: Ctx) -> SlidersView:
 
     pts = Points(ctx)
     h = _handlers(ctx, pts)
-    v = SlidersView(image_html, score_lbl, vec_txt, dims_txt, sliders, h["snapshot_point"], pts, share)
+    v = SlidersView(image_html, score_lbl, vec_txt, dims_txt, sliders, h["snapshot_point"], pts, share, digit)
     common = [ctx.run_dd, ctx.epoch_dd, ctx.base_state, ctx.dims_state]
+    _wire_digit(ctx, h, v)
     for i, s in enumerate(sliders):
         # .input fires while dragging (not on programmatic updates, so no loops); always_last
         # drops stale moves and guarantees the released position is rendered
         s.input(
             h["slide"],
-            [*common, *sliders],
+            [*common, *sliders, digit],
             [image_html, score_lbl, vec_txt],
             trigger_mode="always_last",
             show_progress="hidden",
             api_name="slide" if i == 0 else None,
             api_visibility="public" if i == 0 else "undocumented",
         )
-    with_vals = common + [vec_txt, dims_txt, *sliders]
+    with_vals = common + [vec_txt, dims_txt, *sliders, digit]
     out = v.point_outputs(ctx)
     hidden = dict(api_visibility="undocumented")
-    random_btn.click(h["random_point"], common, out, **hidden)
-    reset_btn.click(h["reset_point"], common, out, **hidden)
+    random_btn.click(h["random_point"], [*common, digit], out, **hidden)
+    reset_btn.click(h["reset_point"], [*common, digit], out, **hidden)
     nudge_btn.click(h["nudge_point"], with_vals, out, **hidden)
-    paste_btn.click(h["paste_point"], common + [vec_txt], out, **hidden)
-    vec_txt.submit(h["paste_point"], common + [vec_txt], out, **hidden)
+    paste_btn.click(h["paste_point"], common + [vec_txt, digit], out, **hidden)
+    vec_txt.submit(h["paste_point"], common + [vec_txt, digit], out, **hidden)
     dims_btn.click(h["show_dims"], with_vals, out, **hidden)
     dims_txt.submit(h["show_dims"], with_vals, out, **hidden)
     return v

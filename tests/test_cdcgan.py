@@ -1,0 +1,218 @@
+"""The conditional preset (cdcgan) as a user meets it: trained through the CLI on real labelled
+digits, its snapshots taking (z, label), the run folder saying so, the explorer drawing the same
+latent point as the digit picked, and clear errors for labels that are not a digit.
+
+One module-scoped run: one epoch, then --resume to the second (resume is part of what is shown).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+MNIST = ROOT.parent / "shared" / "data" / "mnist"
+ARGS = ("--data", str(MNIST), "--max-images", "384", "--batch-size", "32", "--quality-samples", "200")
+
+
+def cli(*args) -> subprocess.CompletedProcess:
+    proc = subprocess.run(
+        [sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
+        cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> Path:
+    """A runs folder holding 'cond': cdcgan, epoch 1, then resumed to epoch 2 (seed 0)."""
+    runs = tmp_path_factory.mktemp("cdcgan-runs")
+    cli("--run-dir", str(runs / "cond"), "--preset", "cdcgan", "--epochs", "1", *ARGS)
+    cli("--run-dir", str(runs / "cond"), "--resume", "--epochs", "2")
+    return runs
+
+
+def load(path: Path):
+    import keras
+
+    return keras.saving.load_model(path, safe_mode=True, compile=False)
+
+
+def png_pixels(data_uri: str) -> np.ndarray:
+    raw = base64.b64decode(data_uri.split(",", 1)[1])
+    return np.asarray(Image.open(io.BytesIO(raw)).convert("L"), np.float32)
+
+
+# ----------------------------------------------------------------------------- the run folder
+def test_run_json_says_conditional_with_ten_classes_and_the_resume(runs):
+    info = json.loads((runs / "cond" / "run.json").read_text())
+    assert info["preset"] == "cdcgan" and info["status"] == "completed" and info["epochs_done"] == 2
+    assert info["conditional"] is True and info["num_classes"] == 10
+    assert [r["optimizer_state"] for r in info["resumes"]] == ["restored from checkpoint/"]
+
+    from explorer.registry import RunRegistry
+
+    run = RunRegistry([runs]).get("cond")
+    assert run.num_classes == 10 and [e.epoch for e in run.good_epochs()] == [1, 2]
+
+
+def test_the_saved_generator_takes_z_and_a_label_and_the_label_changes_the_digit(runs):
+    epoch = runs / "cond" / "epochs" / "epoch-0002"
+    g, d = load(epoch / "generator.keras"), load(epoch / "discriminator.keras")
+    assert len(g.inputs) == 2 and len(d.inputs) == 2
+    z = np.repeat(np.random.default_rng(0).standard_normal((1, 64)).astype(np.float32), 10, axis=0)
+    labels = np.arange(10, dtype=np.int32)
+    x = np.asarray(g([z, labels], training=False))
+    assert x.shape == (10, 28, 28, 1) and x.min() >= -1 and x.max() <= 1
+    # the same z drawn as each digit: ten different images (pixels on the 0-1 scale)
+    diffs = [np.abs(x[i] - x[j]).mean() / 2 for i in range(10) for j in range(i + 1, 10)]
+    assert min(diffs) > 1e-3, min(diffs)
+    logits = np.asarray(d([x, labels], training=False))
+    assert logits.shape == (10, 1) and np.isfinite(logits).all()
+
+
+def test_the_samples_grid_has_one_row_per_digit_with_the_same_points_in_each_column(runs):
+    grid = np.asarray(Image.open(runs / "cond" / "epochs" / "epoch-0002" / "samples.png"), np.float32)
+    assert grid.shape == (10 * 30 + 2, 8 * 30 + 2)
+    rows = [grid[2 + r * 30 : r * 30 + 30, 2:-2] for r in range(10)]
+    assert min(np.abs(rows[i] - rows[j]).mean() for i in range(10) for j in range(i + 1, 10)) > 0
+
+
+def test_every_epoch_reports_the_share_drawn_as_the_digit_asked_for(runs):
+    from explorer.registry import RunRegistry
+
+    for e in (1, 2):
+        s = json.loads((runs / "cond" / "epochs" / f"epoch-{e:04d}" / "summary.json").read_text())
+        acc = s["quality"]["conditional_accuracy"]
+        assert 0.0 <= acc <= 1.0 and s["quality"]["n_samples"] == 200
+    rows = [json.loads(l) for l in (runs / "cond" / "metrics.jsonl").read_text().splitlines()]
+    epochs = [r for r in rows if r["kind"] == "epoch"]
+    assert [r["epoch"] for r in epochs] == [1, 2]
+    assert all(0 <= r["quality"]["conditional_accuracy"] <= 1 for r in epochs)
+    run = RunRegistry([runs]).get("cond")
+    assert run.epochs[-1].facts.quality.conditional_accuracy == pytest.approx(acc)
+
+
+# ----------------------------------------------------------------------------- the engine
+@pytest.fixture(scope="module")
+def engine(runs):
+    from explorer.engine import Engine
+    from explorer.registry import RunRegistry
+
+    return Engine(RunRegistry([runs, ROOT / "runs"]))  # 'cond' and the bundled (unconditional) demo
+
+
+def test_the_engine_draws_one_point_as_any_digit(engine):
+    z = np.random.default_rng(3).standard_normal(64).astype(np.float32)
+    imgs = [engine.generate("cond", 2, z, label)[0] for label in (0, 3, "7", 9)]
+    assert all(np.abs(a - b).mean() > 1e-3 for i, a in enumerate(imgs) for b in imgs[i + 1 :])
+    again, p = engine.generate("cond", 2, z, 3)
+    np.testing.assert_allclose(again, imgs[1], atol=1e-6)  # the same point and digit: the same image
+    assert 0 <= p <= 1
+    # D judges an image as the digit named, or (no label) as the digit it finds most plausible
+    by_label = [float(engine.scores("cond", 2, again[None], [y])[0]) for y in range(10)]
+    assert float(engine.scores("cond", 2, again[None])[0]) == pytest.approx(max(by_label), abs=1e-6)
+
+
+@pytest.mark.parametrize("bad", [11, -1, "x", 2.5, True, "10"])
+def test_a_label_that_is_not_a_digit_is_a_clear_error(engine, bad):
+    from explorer.registry import ExplorerError
+
+    z = np.zeros(64, np.float32)
+    with pytest.raises(ExplorerError, match="whole number from 0 to 9"):
+        engine.generate("cond", 2, z, bad)
+    assert 0 <= engine.generate("cond", 2, z, 4)[1] <= 1  # and the next request is served
+
+
+def test_an_unconditional_run_refuses_a_label_and_draws_as_before_without_one(engine):
+    from explorer.registry import ExplorerError
+
+    z = np.zeros(64, np.float32)
+    with pytest.raises(ExplorerError, match="not conditional"):
+        engine.generate("demo", 15, z, 3)
+    img, p = engine.generate("demo", 15, z)
+    assert img.shape == (28, 28) and engine.generate("demo", 15, z, "")[1] == p
+
+
+# ----------------------------------------------------------------------------- the app
+@pytest.fixture(scope="module")
+def client(runs, tmp_path_factory):
+    """The explorer app built in this process over the runs folder, served on a free port."""
+    from gradio_client import Client
+
+    from explorer.ui import build_app
+    from tests.test_browser import free_port
+
+    app = build_app([runs], tmp_path_factory.mktemp("train"))
+    port = free_port()
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield Client(f"http://127.0.0.1:{port}/", verbose=False)
+    finally:
+        app.close()
+
+
+def test_the_digit_picker_redraws_the_same_point_as_the_digit_picked(client):
+    listed = {r["name"]: r for r in json.loads(client.predict(api_name="/list_runs"))}
+    assert listed["cond"]["num_classes"] == 10
+    sliders = [0.5] * 8 + [0.0] * 6
+    shown = {}
+    for digit in ("2", "8", "2"):
+        html_, label, vector = client.predict("cond", 2, *sliders, digit, api_name="/slide")
+        assert f"digit <b>{digit}</b>" in html_ and 0 <= label["confidences"][0]["confidence"] <= 1
+        shown.setdefault(digit, []).append((html_.split('src="', 1)[1].split('"', 1)[0], vector))
+    (two, z2), (eight, z8) = shown["2"][0], shown["8"][0]
+    assert z2 == z8, "the picker changes the digit, not the point"
+    assert np.abs(png_pixels(two) - png_pixels(eight)).mean() > 0.5
+    assert shown["2"][1][0] == two  # back to 2: the same image again
+
+
+def test_the_generate_endpoint_takes_an_optional_label_and_explains_a_bad_one(client):
+    vec = ", ".join(["0.3"] * 64)
+    a, pa = client.predict("cond", 2, vec, "1", api_name="/generate")
+    b, pb = client.predict("cond", 2, vec, "6", api_name="/generate")
+    assert np.abs(png_pixels(a) - png_pixels(b)).mean() > 0.5 and 0 <= pa <= 1 and 0 <= pb <= 1
+    assert (
+        client.predict("cond", 2, vec, api_name="/generate")[0]
+        == client.predict("cond", 2, vec, "0", api_name="/generate")[0]
+    )  # no label: digit 0
+    for bad in ("11", "-1", "x"):
+        with pytest.raises(Exception, match="whole number from 0 to 9"):
+            client.predict("cond", 2, vec, bad, api_name="/generate")
+
+
+# ----------------------------------------------------------------------------- bad input, no TF
+def test_data_without_labels_is_refused_for_the_conditional_preset(tmp_path):
+    from training.data import DataError, class_labels
+
+    with pytest.raises(DataError, match="needs a label for every image"):
+        class_labels(None, 10, "digits.npz")
+    with pytest.raises(DataError, match="from 0 to 9"):
+        class_labels(np.array([0, 3, 12]), 10, "digits.npz")
+    assert class_labels(np.array([0, 9], np.uint8), 10, "x").dtype == np.int32
+
+
+def test_run_json_with_an_impossible_conditional_field_is_a_clear_error():
+    from explorer.facts import FactsError, run_facts
+
+    base = {"latent_dim": 64, "pixel_range": [-1, 1]}
+    assert run_facts(base).num_classes == 0  # runs made before the field: unconditional
+    assert run_facts({**base, "conditional": True, "num_classes": 10}).num_classes == 10
+    with pytest.raises(FactsError, match="conditional is 'yes'"):
+        run_facts({**base, "conditional": "yes"})
+    with pytest.raises(FactsError, match="num_classes"):
+        run_facts({**base, "conditional": True})
