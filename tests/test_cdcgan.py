@@ -128,6 +128,36 @@ def test_the_engine_draws_one_point_as_any_digit(engine):
     assert float(engine.scores("cond", 2, again[None])[0]) == pytest.approx(max(by_label), abs=1e-6)
 
 
+def test_a_path_from_one_digit_to_another_keeps_the_point(engine):
+    from explorer import conditional
+
+    z = np.random.default_rng(5).standard_normal(64).astype(np.float32)
+    frames, p = conditional.digit_path(engine, "cond", 2, z, "1", 7, 6)
+    assert frames.shape == (6, 28, 28) and p.shape == (6,) and ((0 <= p) & (p <= 1)).all()
+    # its ends are the point drawn as each digit; in between, the label's embedding moves
+    np.testing.assert_allclose(frames[0], engine.generate("cond", 2, z, 1)[0], atol=1e-5)
+    np.testing.assert_allclose(frames[-1], engine.generate("cond", 2, z, 7)[0], atol=1e-5)
+    assert np.abs(np.diff(frames, axis=0)).mean(axis=(1, 2)).min() > 0
+
+
+def test_compare_and_interpolation_draw_the_digit_asked_for(engine):
+    epochs, three, _ = engine.compare("cond", 4, 0, label=3)
+    _, five, _ = engine.compare("cond", 4, 0, label="5")
+    assert epochs == [1, 2] and three.shape == five.shape == (2, 4, 28, 28)
+    assert np.abs(three - five).mean() > 1e-3
+    a, b = np.zeros(64, np.float32), np.ones(64, np.float32)
+    imgs, _, _ = engine.interpolate("cond", 2, a, b, 3, "linear", label=8)
+    np.testing.assert_allclose(imgs[0], engine.generate("cond", 2, a, 8)[0], atol=1e-5)
+
+
+def test_projection_into_a_conditional_run_is_refused_with_a_reason(engine):
+    from explorer import yourdigit
+    from explorer.registry import ExplorerError
+
+    with pytest.raises(ExplorerError, match="conditional"):
+        yourdigit.project(engine, "cond", 2, np.zeros((28, 28), np.float32), steps=5)
+
+
 @pytest.mark.parametrize("bad", [11, -1, "x", 2.5, True, "10"])
 def test_a_label_that_is_not_a_digit_is_a_clear_error(engine, bad):
     from explorer.registry import ExplorerError
@@ -193,6 +223,18 @@ def test_the_generate_endpoint_takes_an_optional_label_and_explains_a_bad_one(cl
     for bad in ("11", "-1", "x"):
         with pytest.raises(Exception, match="whole number from 0 to 9"):
             client.predict("cond", 2, vec, bad, api_name="/generate")
+
+
+def test_the_interpolation_endpoints_take_digits(client):
+    a, b = ", ".join(["-0.5"] * 64), ", ".join(["0.5"] * 64)
+    strips = [client.predict("cond", 2, a, b, 4, "linear", d, api_name="/interpolate")[0] for d in "36"]
+    x, y = (np.asarray(Image.open(s).convert("L"), np.float32) for s in strips)
+    assert x.shape == y.shape and np.abs(x - y).mean() > 0.5  # the same path drawn as 3, then as 6
+    strip, plot, gif, _ = client.predict("cond", 2, a, "2", "9", 5, api_name="/digit_path")
+    assert Image.open(strip).width > Image.open(strip).height and len(plot["data"]) == 5
+    assert Image.open(gif).n_frames >= 5
+    with pytest.raises(Exception, match="whole number from 0 to 9"):
+        client.predict("cond", 2, a, "2", "x", 5, api_name="/digit_path")
 
 
 # ----------------------------------------------------------------------------- bad input, no TF
