@@ -180,20 +180,39 @@ def test_an_unconditional_run_refuses_a_label_and_draws_as_before_without_one(en
 
 # ----------------------------------------------------------------------------- the app
 @pytest.fixture(scope="module")
-def client(runs, tmp_path_factory):
+def app(runs, tmp_path_factory):
     """The explorer app built in this process over the runs folder, served on a free port."""
-    from gradio_client import Client
-
     from explorer.ui import build_app
     from tests.test_browser import free_port
 
     app = build_app([runs], tmp_path_factory.mktemp("train"))
-    port = free_port()
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    app.url = f"http://127.0.0.1:{free_port()}/"
+    app.launch(
+        server_name="127.0.0.1",
+        server_port=int(app.url.split(":")[-1].strip("/")),
+        prevent_thread_lock=True,
+        quiet=True,
+    )
     try:
-        yield Client(f"http://127.0.0.1:{port}/", verbose=False)
+        yield app
     finally:
         app.close()
+
+
+@pytest.fixture(scope="module")
+def client(app):
+    from gradio_client import Client
+
+    return Client(app.url, verbose=False)
+
+
+def test_the_snapshot_grid_has_a_row_per_digit_each_judged_as_its_digit(app, monkeypatch):
+    asked = []
+    scores = app.engine.scores
+    monkeypatch.setattr(app.engine, "scores", lambda *a: asked.append(a[3]) or scores(*a))
+    grid, note = app.ctx.scored_samples("cond", app.registry.get("cond").epochs[-1])
+    assert note == "" and grid.height > grid.width  # 10 rows, labelled "digit 0".."digit 9", of 8
+    np.testing.assert_array_equal(asked[0], np.repeat(np.arange(10), 8))  # D judges row r as digit r
 
 
 def test_the_digit_picker_redraws_the_same_point_as_the_digit_picked(client):
@@ -233,8 +252,8 @@ def test_the_interpolation_endpoints_take_digits(client):
     strip, plot, gif, _ = client.predict("cond", 2, a, "2", "9", 5, api_name="/digit_path")
     assert Image.open(strip).width > Image.open(strip).height and len(plot["data"]) == 5
     assert Image.open(gif).n_frames >= 5
-    with pytest.raises(Exception, match="whole number from 0 to 9"):
-        client.predict("cond", 2, a, "2", "x", 5, api_name="/digit_path")
+    with pytest.raises(Exception, match="'x'.*not in the list of choices: \\['0', '1'"):
+        client.predict("cond", 2, a, "2", "x", 5, api_name="/digit_path")  # the digit picker's own check
 
 
 # ----------------------------------------------------------------------------- bad input, no TF

@@ -135,4 +135,5 @@ class Ctx:
         except ExplorerError as exc:
             big = pic.resize((pic.width * 2, pic.height * 2), Image.NEAREST)
             return big, f"no scores: {exc}"
-        return render.grid(cells.reshape(rows, 8, 28, 28), p.reshape(rows, 8), cell=56, pad=5), ""
+        names = None if labels is None else [f"digit {r}" for r in range(rows)]
+        return render.grid(cells.reshape(rows, 8, 28, 28), p.reshape(rows, 8), names, cell=56, pad=5), ""
