@@ -228,6 +228,8 @@ def test_the_digit_picker_redraws_the_same_point_as_the_digit_picked(client):
     assert z2 == z8, "the picker changes the digit, not the point"
     assert np.abs(png_pixels(two) - png_pixels(eight)).mean() > 0.5
     assert shown["2"][1][0] == two  # back to 2: the same image again
+    without = client.predict("cond", 2, *sliders, api_name="/slide")[0]  # a caller without the digit
+    assert "digit <b>0</b>" in without
 
 
 def test_the_generate_endpoint_takes_an_optional_label_and_explains_a_bad_one(client):
@@ -249,6 +251,10 @@ def test_the_interpolation_endpoints_take_digits(client):
     strips = [client.predict("cond", 2, a, b, 4, "linear", d, api_name="/interpolate")[0] for d in "36"]
     x, y = (np.asarray(Image.open(s).convert("L"), np.float32) for s in strips)
     assert x.shape == y.shape and np.abs(x - y).mean() > 0.5  # the same path drawn as 3, then as 6
+    # callers that predate the digit (6 values) get the picker's default, digit 0
+    old = client.predict("cond", 2, a, b, 4, "linear", api_name="/interpolate")[0]
+    zero = client.predict("cond", 2, a, b, 4, "linear", "0", api_name="/interpolate")[0]
+    assert np.array_equal(np.asarray(Image.open(old)), np.asarray(Image.open(zero)))
     strip, plot, gif, _ = client.predict("cond", 2, a, "2", "9", 5, api_name="/digit_path")
     assert Image.open(strip).width > Image.open(strip).height and len(plot["data"]) == 5
     assert Image.open(gif).n_frames >= 5

@@ -247,6 +247,7 @@ def _wire_digit(ctx: Ctx, h: dict, v: SlidersView) -> None:
         [*common, *v.sliders, v.digit],
         [v.image_html, v.score_lbl, v.vec_txt],
         trigger_mode="always_last",
+        api_name="slide_digit",  # named: unnamed, it would take "slide" from the public slider endpoint
         **hidden,
     )
 
