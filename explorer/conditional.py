@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from explorer.facts import cell_shape
 from explorer.registry import ExplorerError
 
 
@@ -53,34 +54,37 @@ def first_input(model, run, epoch: int, what: str, error=ExplorerError) -> tuple
     return tuple(shapes[0])
 
 
-def score_fn(d, lo: float, hi: float, to_prob, classes: int = 0):
-    """D's scorer: (images in [0,1] (N,28,28), labels or None) -> P(real) (N,) as NumPy.
+def score_fn(d, lo: float, hi: float, to_prob, classes: int = 0, image_shape=(28, 28, 1)):
+    """D's scorer: (images in [0,1] (N, *cell_shape), labels or None) -> P(real) (N,) as NumPy.
 
     An unconditional D ignores labels. A conditional D judges each image as its label; without
     labels, as the digit it finds most plausible (the highest P(real) over all labels): what an
     image drawn by a person ("Your digit") needs."""
     import tensorflow as tf
 
-    def to_model(img01):
-        return img01[..., None] * (hi - lo) + lo
+    shape, cells = tuple(image_shape), cell_shape(image_shape)
 
-    image = tf.TensorSpec([None, 28, 28], tf.float32)
+    def to_model(img01):
+        return tf.reshape(img01, [-1, *shape]) * (hi - lo) + lo
+
+    image = tf.TensorSpec([None, *cells], tf.float32)
     if not classes:
         plain = tf.function(
             lambda img01: to_prob(d(to_model(img01), training=False)), input_signature=[image]
         )
-        return lambda x, labels=None: plain(np.asarray(x, np.float32).reshape(-1, 28, 28)).numpy()
+        return lambda x, labels=None: plain(np.asarray(x, np.float32).reshape(-1, *cells)).numpy()
 
     @tf.function(input_signature=[image, tf.TensorSpec([None], tf.int32)])
     def score(img01, y):
         return to_prob(d([to_model(img01), y], training=False))
 
     def scored(x, labels=None):
-        x = np.asarray(x, np.float32).reshape(-1, 28, 28)
+        x = np.asarray(x, np.float32).reshape(-1, *cells)
         if labels is not None:
             return score(x, label_batch(labels, len(x))).numpy()
         every = np.repeat(np.arange(classes, dtype=np.int32), len(x))  # each image as each label
-        return score(np.tile(x, (classes, 1, 1)), every).numpy().reshape(classes, -1).max(0)
+        tiled = np.tile(x, (classes,) + (1,) * (x.ndim - 1))
+        return score(tiled, every).numpy().reshape(classes, -1).max(0)
 
     return scored
 

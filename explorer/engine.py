@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from explorer import conditional, latent
+from explorer.facts import cell_shape
 from explorer.registry import ExplorerError, RunInfo, RunRegistry
 
 CACHE_SIZE = 12
@@ -38,9 +39,14 @@ class Snapshot:
     stamp: tuple = ()  # the G and D files' version when loaded (RunRegistry.snapshot_stamp)
     path: object = None  # the epoch folder
     num_classes: int = 0  # > 0: a conditional run; G and D also take a label
+    image_shape: tuple = (28, 28, 1)
+
+    @property
+    def cell_shape(self) -> tuple:  # one image's array: (H, W) grey, (H, W, 3) colour
+        return cell_shape(self.image_shape)
 
     def generate(self, z: np.ndarray, labels=None) -> tuple[np.ndarray, np.ndarray]:
-        """z (N, dim) -> (images in [0,1] (N,28,28), P(real) from this epoch's D (N,)).
+        """z (N, dim) -> (images in [0,1] (N, *cell_shape), P(real) from this epoch's D (N,)).
 
         A conditional snapshot draws each point as its label (N,) (all digit 0 when None)."""
         z = np.asarray(z, np.float32).reshape(-1, self.latent_dim)
@@ -51,12 +57,12 @@ class Snapshot:
         return img.numpy(), p.numpy()
 
     def score(self, images01: np.ndarray, labels=None) -> np.ndarray:
-        """P(real) of images in [0,1] (N,28,28) by this snapshot's discriminator.
+        """P(real) of images in [0,1] (N, *cell_shape) by this snapshot's discriminator.
 
         A conditional D judges each image as its label; without labels, as the digit it finds
         most plausible (the highest P(real) over all labels). Its graph is traced on first
         use, not at load: Compare loads every epoch and never needs it for most of them."""
-        x = np.asarray(images01, np.float32).reshape(-1, 28, 28)
+        x = np.asarray(images01, np.float32).reshape(-1, *self.cell_shape)
         if self._score is None:
             with self.lock:
                 if self._score is None:
@@ -101,18 +107,18 @@ def _prob_fn(logits: bool):
 
 
 def _check_d(run: RunInfo, epoch: int, d) -> None:
-    if (
-        conditional.first_input(d, run, epoch, "discriminator", SnapshotError)[1:] != (28, 28, 1)
-        or d.output_shape[-1] != 1
-    ):
+    shape = tuple(run.image_shape)
+    d_in = conditional.first_input(d, run, epoch, "discriminator", SnapshotError)
+    if d_in[1:] != shape or d.output_shape[-1] != 1:
         raise SnapshotError(
-            f"run {run.name!r} epoch {epoch}: expected a discriminator taking 28x28x1 images and "
+            f"run {run.name!r} epoch {epoch}: expected a discriminator taking "
+            f"{'x'.join(map(str, shape))} images (run.json's image_shape) and "
             f"giving one logit, got {d.input_shape} -> {d.output_shape}"
         )
 
 
 def _load_scorer(run: RunInfo, epoch: int):
-    """Only the discriminator of a snapshot: images in [0,1] (N,28,28) -> P(real) (N,).
+    """Only the discriminator of a snapshot: images in [0,1] (N, *cell_shape) -> P(real) (N,).
 
     Returns (score function, the epoch folder, its files' stamp at load)."""
     info = run.epoch(epoch)
@@ -122,7 +128,9 @@ def _load_scorer(run: RunInfo, epoch: int):
     d = _load_model(run, epoch, info.path / "discriminator.keras")
     _check_d(run, epoch, d)
     lo, hi = run.pixel_range
-    score = conditional.score_fn(d, lo, hi, _prob_fn(run.d_outputs_logits), run.num_classes)
+    score = conditional.score_fn(
+        d, lo, hi, _prob_fn(run.d_outputs_logits), run.num_classes, tuple(run.image_shape)
+    )
     return score, info.path, stamp
 
 
@@ -142,9 +150,11 @@ def _load_snapshot(run: RunInfo, epoch: int) -> Snapshot:
             f"run {run.name!r} epoch {epoch}: the generator takes {g_in[-1]} latent values but "
             f"run.json says latent_dim={dim}; the snapshot does not belong to this run"
         )
-    if g_out[1:] != (28, 28, 1):
+    shape = tuple(run.image_shape)
+    if g_out[1:] != shape:
         raise SnapshotError(
-            f"run {run.name!r} epoch {epoch}: expected a generator making 28x28x1 images, got {g_out}"
+            f"run {run.name!r} epoch {epoch}: expected a generator making "
+            f"{'x'.join(map(str, shape))} images (run.json's image_shape), got {g_out}"
         )
     _check_d(run, epoch, d)
     from models.fast_ops import accelerate
@@ -156,7 +166,8 @@ def _load_snapshot(run: RunInfo, epoch: int) -> Snapshot:
     def gen_score(z, *y):  # *y: the labels of a conditional run, else nothing
         x = g([z, *y] if y else z, training=False)
         p = to_prob(d([x, *y] if y else x, training=False))
-        img = (tf.cast(x, tf.float32)[..., 0] - lo) / (hi - lo)
+        img = (tf.cast(x, tf.float32) - lo) / (hi - lo)
+        img = img[..., 0] if shape[-1] == 1 else img
         return tf.clip_by_value(img, 0.0, 1.0), p
 
     spec = [tf.TensorSpec([None, dim], tf.float32)] + ([tf.TensorSpec([None], tf.int32)] if classes else [])
@@ -170,25 +181,15 @@ def _load_snapshot(run: RunInfo, epoch: int) -> Snapshot:
         g,
         d,
         gen_score,
-        _make_score=lambda: conditional.score_fn(d, lo, hi, to_prob, classes),
+        _make_score=lambda: conditional.score_fn(d, lo, hi, to_prob, classes, shape),
         stamp=stamp,
         path=info.path,
         num_classes=classes,
+        image_shape=shape,
     )
     for n in (1, 8):  # trace once and warm up (shape [None, dim] covers every batch size)
         snap.generate(np.zeros((n, dim), np.float32))
     return snap
-
-
-def _whole(value, what: str, lo: int, hi: int) -> int:
-    try:
-        v = float(value)
-        ok = np.isfinite(v) and v == int(v) and lo <= v <= hi
-    except (TypeError, ValueError, OverflowError):
-        ok = False
-    if not ok:
-        raise ExplorerError(f"{what} must be a whole number from {lo} to {hi} (got {str(value)[:40]})")
-    return int(v)
 
 
 class Engine:
@@ -305,6 +306,9 @@ class Engine:
         imgs, p = snap.generate(zs, y)
         return imgs, p, zs
 
+    def compare_points(self, run: str, n_points, seed) -> np.ndarray:
+        return latent.compare_points(n_points, seed, self.registry.get(run).latent_dim)
+
     def compare(
         self,
         run: str,
@@ -317,13 +321,13 @@ class Engine:
     ):
         """The same latent points through every (good) epoch on disk of a run.
 
-        Returns (epochs, images (E, n, 28, 28), scores (E, n)); scores by each epoch's own D,
+        Returns (epochs, images (E, n, *cell_shape), scores (E, n)); scores by each epoch's own D,
         or by the final (last loadable) epoch's D when ``final_d``. Epochs that are broken or
         fail to load are left out and, when ``skipped`` is a list, reported there as
         (epoch, reason): one bad snapshot does not take the whole view down. A conditional
         run draws every point as ``label`` (digit 0 when None).
         """
-        n_points, seed = _whole(n_points, "points", 1, 32), _whole(seed, "seed", 0, 2**32 - 1)
+        n_points, seed = latent.whole(n_points, "points", 1, 32), latent.whole(seed, "seed", 0, 2**32 - 1)
         info = self.registry.get(run)
         y = conditional.check_label(run, info.num_classes, label)
         good = [e.epoch for e in info.good_epochs()]
@@ -344,7 +348,7 @@ class Engine:
             if info.broken:
                 raise SnapshotError(f"run {run!r} is broken: {info.broken}")
             raise ExplorerError(f"run {run!r} has no loadable epoch yet")
-        z = np.random.default_rng(seed).standard_normal((n_points, info.latent_dim)).astype(np.float32)
+        z = self.compare_points(run, n_points, seed)
         imgs, scores = [], []
         for s in snaps:
             i, p = s.generate(z, y)
@@ -389,7 +393,7 @@ class Engine:
             for b in base:
                 img0, _ = snap.generate(b[None])
                 imgs, _ = snap.generate(b[None] + 0.5 * eye)
-                effect += np.abs(imgs - img0).mean(axis=(1, 2))
+                effect += np.abs(imgs - img0).reshape(dim, -1).mean(axis=1)
             return [int(i) for i in np.argsort(-effect)]
 
         return snap.extra("dims", make)[:k]

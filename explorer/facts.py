@@ -132,8 +132,11 @@ def run_facts(raw) -> RunFacts:
         )
     shape = raw.get("image_shape", [28, 28, 1])
     dims = [whole(v, 1, 4096) for v in shape] if isinstance(shape, list) and 2 <= len(shape) <= 3 else [None]
-    if None in dims:
-        raise FactsError(f"run.json: image_shape is {_show(shape)}, not [height, width, channels]")
+    if None in dims or len(dims) == 3 and dims[2] not in (1, 3):
+        raise FactsError(
+            f"run.json: image_shape is {_show(shape)}, not [height, width, channels] with 1 or 3 channels"
+        )
+    dims = [*dims[:2], dims[2] if len(dims) == 3 else 1]
     logits = raw.get("d_outputs_logits", True)
     if not isinstance(logits, bool):
         raise FactsError(f"run.json: d_outputs_logits is {_show(logits)}, not true or false")
@@ -172,6 +175,12 @@ def _classes(raw: dict) -> int:
     return n
 
 
+def cell_shape(image_shape) -> tuple:
+    """(H, W, 1) -> (H, W); (H, W, 3) stays: one image's array as the explorer's views get it."""
+    h, w, c = image_shape
+    return (h, w) if c == 1 else (h, w, c)
+
+
 # ----------------------------------------------------------------------------- summary.json
 SUMMARY_NUMBERS = (
     "d_loss",
@@ -184,6 +193,9 @@ SUMMARY_NUMBERS = (
     "quality_time_s",
 )
 QUALITY_NUMBERS = ("fcd", "fcd_floor", "classifier_score", "confident_share", "conditional_accuracy")
+# the memorisation figure (training/nnindex.py) and its distances: a value that is not a number in
+# range is read as missing, never as a broken epoch (older runs lack them; they are extras)
+MEMORISATION = {"memorised_share": 1.0, "memorised_threshold": 2.0, "nn_distance_median": 2.0}
 
 
 @dataclass(frozen=True)
@@ -196,6 +208,9 @@ class Quality:
     mode_coverage: int | None = None
     n_samples: int | None = None
     conditional_accuracy: float | None = None  # conditional runs: share read as the digit asked for
+    memorised_share: float | None = None
+    memorised_threshold: float | None = None
+    nn_distance_median: float | None = None
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -213,7 +228,14 @@ def quality(raw, where: str = "quality") -> Quality:
             raise FactsError(f"{where}: digit_histogram is {_show(hist)}, not a list of numbers")
         hist = tuple(_number({"v": h}, "v", f"{where}: digit_histogram") or 0.0 for h in hist)
     ints = {k: _count(raw, k, where, 10**9) for k in ("mode_coverage", "n_samples")}
-    return Quality(**nums, digit_histogram=hist, **ints)
+    memo = {k: in_range(raw.get(k), 0.0, hi) for k, hi in MEMORISATION.items()}
+    return Quality(**nums, digit_histogram=hist, **ints, **memo)
+
+
+def in_range(value, lo: float, hi: float) -> float | None:
+    """A finite number within [lo, hi], else None (missing)."""
+    f = finite(value)
+    return f if f is not None and lo <= f <= hi else None
 
 
 @dataclass(frozen=True)
@@ -230,6 +252,7 @@ class EpochSummary:
     elapsed_s: float | None = None
     quality_time_s: float | None = None
     quality: Quality | None = None
+    quality_note: str | None = None  # why quality was not scored (data the evaluator cannot judge)
 
     def as_dict(self) -> dict:
         """The cleaned summary as plain JSON values (what ``EpochInfo.summary`` holds)."""
@@ -248,7 +271,12 @@ def epoch_summary(raw) -> EpochSummary:
         for k in ("epoch", "steps", "global_step")
     }
     q = raw.get("quality")
-    return EpochSummary(**counts, **nums, quality=None if q is None else quality(q, "summary.json: quality"))
+    return EpochSummary(
+        **counts,
+        **nums,
+        quality=None if q is None else quality(q, "summary.json: quality"),
+        quality_note=_text(raw, "quality_note"),
+    )
 
 
 # ----------------------------------------------------------------------------- metrics.jsonl

@@ -19,6 +19,7 @@ QUALITY = (
     ("classifier_score", "classifier_score"),
     ("confident_share", "confident_share"),
     ("modes", "mode_coverage"),
+    ("memorised", "memorised_share"),
 )
 
 

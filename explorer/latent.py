@@ -140,3 +140,21 @@ def pca_directions(features: np.ndarray, z: np.ndarray, k: int) -> tuple[np.ndar
     q = q * np.sign(np.diag(r))[None, :]
     var = s**2 / max(float(np.sum(f**2)), 1e-12)  # share of the total feature variance
     return q.T[:k].astype(np.float32), var[:k].astype(np.float32)
+
+
+def whole(value, what: str, lo: int, hi: int) -> int:
+    """A whole number from lo to hi, or ExplorerError naming `what`."""
+    try:
+        v = float(value)
+        ok = np.isfinite(v) and v == int(v) and lo <= v <= hi
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ExplorerError(f"{what} must be a whole number from {lo} to {hi} (got {str(value)[:40]})")
+    return int(v)
+
+
+def compare_points(n_points, seed, dim: int) -> np.ndarray:
+    """The latent points Compare draws through every epoch (the same for a seed and count)."""
+    n_points, seed = whole(n_points, "points", 1, 32), whole(seed, "seed", 0, 2**32 - 1)
+    return np.random.default_rng(seed).standard_normal((n_points, dim)).astype(np.float32)

@@ -93,6 +93,11 @@ class RunInfo:
         return self._facts().pixel_range
 
     @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """(height, width, channels) of the run's images (run.json; 28x28x1 when absent)."""
+        return self._facts().image_shape
+
+    @property
     def d_outputs_logits(self) -> bool:
         return self._facts().d_outputs_logits
 

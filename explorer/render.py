@@ -1,4 +1,7 @@
-"""Rendering to PIL: one digit, strips and grids captioned with P(real), animated GIFs."""
+"""Rendering to PIL: one image, strips and grids captioned with P(real), animated GIFs.
+
+An image is (H, W) grey or (H, W, 3) colour, floats in [0, 1], any size (run.json's image_shape).
+"""
 
 from __future__ import annotations
 
@@ -16,9 +19,47 @@ def to_uint8(img01: np.ndarray) -> np.ndarray:
     return (np.clip(np.asarray(img01, np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
+def _cell(img01: np.ndarray) -> Image.Image:
+    """One (H,W) / (H,W,1) grey or (H,W,3) colour image in [0,1] -> a PIL image at its own size."""
+    a = np.asarray(img01, np.float32)
+    if a.ndim == 1:  # a flat MNIST digit
+        a = a.reshape(28, 28)
+    elif a.ndim >= 3 and a.shape[-1] in (1, 3):
+        a = a.reshape(a.shape[-3:])
+        a = a[..., 0] if a.shape[-1] == 1 else a
+    else:
+        a = a.reshape(a.shape[-2:])
+    return Image.fromarray(to_uint8(a), mode="L" if a.ndim == 2 else "RGB")
+
+
 def digit(img01: np.ndarray, size: int = 280) -> Image.Image:
-    """One (28,28) image in [0,1] -> a crisp enlarged grayscale PIL image."""
-    im = Image.fromarray(to_uint8(np.asarray(img01).reshape(28, 28)), mode="L")
+    """One image (grey or colour, any size) in [0,1] -> a crisp enlarged PIL image ``size`` px wide."""
+    im = _cell(img01)
+    return im.resize((size, round(size * im.height / im.width)), Image.NEAREST)
+
+
+def crisp(px: int, side: int) -> int:
+    """A display size for ``side``-px images near ``px``: a whole multiple of the side, so every
+    pixel is drawn the same size (28 px digits keep the sizes they always had)."""
+    return int(px) if side == 28 or px % side == 0 else side * max(1, round(px / side))
+
+
+SAL_FAKE, SAL_REAL = (230, 40, 40), (40, 120, 255)  # red: more ink here looks more fake; blue: more real
+
+
+def saliency_overlay(img01: np.ndarray, grad: np.ndarray, size: int = 280) -> Image.Image:
+    """A grey (28,28) digit with D's pixel gradient over it as a colour map -> RGB PIL image.
+
+    Red where more ink would lower D's logit (D sees "fake" there), blue where it would raise it;
+    the more opaque, the larger the gradient (relative to this image's largest). A gradient of
+    zero everywhere (or not finite) leaves the digit as it is."""
+    grey = np.clip(np.asarray(img01, np.float32).reshape(28, 28), 0.0, 1.0)
+    g = np.nan_to_num(np.asarray(grad, np.float32).reshape(28, 28), nan=0.0, posinf=0.0, neginf=0.0)
+    top = float(np.abs(g).max())
+    alpha = 0.85 * np.sqrt(np.abs(g) / top) if top > 0 else np.zeros_like(g)  # sqrt: faint areas show
+    colour = np.where((g < 0)[..., None], np.float32(SAL_FAKE), np.float32(SAL_REAL)) / 255.0
+    rgb = grey[..., None] * (1 - alpha[..., None]) + colour * alpha[..., None]
+    im = Image.fromarray(to_uint8(rgb), mode="RGB")
     return im.resize((size, size), Image.NEAREST)
 
 
@@ -29,6 +70,17 @@ def _score_color(p: float) -> tuple[int, int, int]:
         return 120, 120, 120
     p = min(max(p, 0.0), 1.0)
     return int(200 * (1 - p) + 20 * p), int(40 * (1 - p) + 140 * p), 40
+
+
+VERDICTS = ((0.8, "looks real to D"), (0.6, "leans real"), (0.4, "a coin flip for D"), (0.2, "leans fake"))
+
+
+def verdict(p: float) -> str:
+    """D's verdict graded, so that P(real) 0.46 reads as the coin flip it is, not as "fake"."""
+    p = float(p)
+    if not np.isfinite(p):
+        return "no verdict"
+    return next((word for bound, word in VERDICTS if p >= bound), "looks fake to D")
 
 
 def _text_w(text: str, font=_FONT) -> int:
@@ -48,16 +100,18 @@ def grid(
     highlight_rows: tuple[int, ...] = (),
     count: int | None = None,
 ) -> Image.Image:
-    """(R, C, 28, 28) images -> one RGB grid; each cell captioned with its P(real).
+    """(R, C, H, W) grey or (R, C, H, W, 3) colour images -> one RGB grid; each cell captioned
+    with its P(real).
 
     ``scores2`` adds a second caption line (e.g. P(real) by the final epoch's D);
     ``highlight_rows`` frames rows (e.g. the best epoch) in blue; ``count`` draws only the first
     cells (row-major), leaving the rest of the last row empty.
     """
     imgs = np.asarray(images01)
-    if imgs.ndim == 3:
+    if imgs.ndim == 3 + (imgs.shape[-1] == 3):  # one row
         imgs = imgs[None]
     rows, cols = imgs.shape[:2]
+    cell = crisp(cell, imgs.shape[2])
 
     def as2d(s):
         if s is None:
@@ -81,8 +135,11 @@ def grid(
     w = label_w + cols * (cell + pad) + pad
     h = rows * (cell + cap + pad) + pad
     out = Image.new("RGB", (w, h), (250, 250, 250))
+    # where the cells are, for cell_at (a click on the picture -> the cell under it)
+    out.info["layout"] = dict(
+        rows=rows, cols=cols, x0=label_w + pad, y0=pad, dx=cell + pad, dy=cell + cap + pad
+    )
     draw = ImageDraw.Draw(out)
-    u8 = to_uint8(imgs)
     for r in range(rows):
         y = pad + r * (cell + cap + pad)
         if r in highlight_rows:
@@ -99,7 +156,7 @@ def grid(
             if count is not None and r * cols + c >= count:
                 break
             x = label_w + pad + c * (cell + pad)
-            out.paste(Image.fromarray(u8[r, c], mode="L").resize((cell, cell), Image.NEAREST), (x, y))
+            out.paste(_cell(imgs[r, c]).resize((cell, cell), Image.NEAREST), (x, y))
             ty = y + cell + 1
             if scores is not None:
                 p = float(scores[r, c])
@@ -111,6 +168,22 @@ def grid(
     return out
 
 
+def cell_at(layout: dict, x, y, count: int | None = None) -> tuple[int, int] | None:
+    """The (row, column) of the cell under pixel (x, y) of a grid drawn with that layout (its
+    image's info["layout"]), or None off the cells (margins, labels, a bad layout)."""
+    try:
+        x, y = float(x), float(y)
+        col, row = (x - layout["x0"]) // layout["dx"], (y - layout["y0"]) // layout["dy"]
+        rows, cols = int(layout["rows"]), int(layout["cols"])
+    except (TypeError, ValueError, KeyError, ZeroDivisionError):
+        return None
+    if not (0 <= row < rows and 0 <= col < cols):
+        return None
+    if count is not None and row * cols + col >= count:
+        return None
+    return int(row), int(col)
+
+
 def strip(
     images01: np.ndarray,
     scores: np.ndarray,
@@ -119,11 +192,12 @@ def strip(
     scores2: np.ndarray | None = None,
     score2_name: str = "final D",
 ) -> Image.Image:
-    """Frames left to right, wrapped every ``per_row`` frames; each frame captioned."""
+    """Frames left to right in as few rows of at most ``per_row`` as fit, the rows equally long
+    (16 frames: 2 rows of 8, not 12 + 4 with a blank margin); each frame captioned."""
     imgs = np.asarray(images01, np.float32)
     n = len(imgs)
-    cols = min(n, per_row)
-    rows = -(-n // cols)
+    rows = -(-n // max(1, per_row))
+    cols = -(-n // rows)
 
     def fill(a, shape):
         out = np.zeros((rows * cols, *shape), np.float32)
@@ -131,7 +205,7 @@ def strip(
         return out.reshape(rows, cols, *shape)
 
     return grid(
-        fill(imgs, (28, 28)),
+        fill(imgs, imgs.shape[1:]),
         fill(scores, ()),
         cell=cell,
         count=n,
@@ -140,13 +214,14 @@ def strip(
     )
 
 
-def split_samples(im: Image.Image, cols: int = 8, cell: int = 28) -> np.ndarray | None:
-    """samples.png (a grid of 28 px cells, ``cols`` per row, equal padding) -> (N,28,28) in [0,1].
+def split_samples(im: Image.Image, cols: int = 8, cell: int = 28, channels: int = 1) -> np.ndarray | None:
+    """samples.png (a grid of ``cell`` px cells, ``cols`` per row, equal padding) -> (N, cell, cell)
+    grey or (N, cell, cell, 3) colour, in [0,1].
 
     None when the picture is not such a grid (then it is shown as it is, without scores).
     """
-    g = np.asarray(im.convert("L"), np.float32) / 255.0
-    h, w = g.shape
+    g = np.asarray(im.convert("L" if channels == 1 else "RGB"), np.float32) / 255.0
+    h, w = g.shape[:2]
     pad, rem = divmod(w - cols * cell, cols + 1)
     if rem or pad < 0:
         return None
@@ -171,9 +246,12 @@ def gif_bytes(
     ms_per_frame: int = 90,
     bounce: bool = True,
 ) -> bytes:
-    """An animated GIF of the frames (there and back), each with its score on a light band."""
+    """An animated GIF of the frames (there and back), each with its score on a light band;
+    ``size`` is rounded to a whole multiple of the images' side (``crisp``)."""
     frames = []
-    for i, im in enumerate(np.asarray(images01)):
+    images01 = np.asarray(images01)
+    size = crisp(size, images01.shape[1])
+    for i, im in enumerate(images01):
         f = digit(im, size).convert("RGB")
         if scores is not None:
             p = float(scores[i])

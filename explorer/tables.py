@@ -51,7 +51,10 @@ def run_facts(info: RunInfo) -> str:
         f"### {info.name}  ·  {info.status}",
         f"- preset **{i.get('preset', '?')}**, latent {i.get('latent_dim', '?')}, "
         f"pixels {i.get('pixel_range', '?')}, D outputs {d_out}",
-        f"- data: {ds.get('source', '?')} ({ds.get('n_images', '?')} images)",
+        f"- data: {ds.get('source', '?')} ({ds.get('n_images', '?')} images"
+        + (f", {ds['preprocessing']}" if isinstance(ds.get("preprocessing"), str) else "")
+        + ")",
+        f"- images {'x'.join(map(str, i.get('image_shape') or [28, 28, 1]))}",
         f"- epochs done {done if done is not None else '?'} of {cfg.get('epochs', '?')}, "
         f"batch {cfg.get('batch_size', '?')}, lr G {cfg.get('lr_g', '?')} / D {cfg.get('lr_d', '?')}, "
         f"seed {cfg.get('seed', '?')}, {cfg.get('precision', '')}",
@@ -63,6 +66,11 @@ def run_facts(info: RunInfo) -> str:
         facts.insert(
             2, f"- **conditional** on {i.get('num_classes', '?')} digit labels: samples one row per digit"
         )
+    skipped = _dict(ds.get("skipped")).get("count")
+    if isinstance(skipped, int) and skipped:
+        facts.append(f"- {skipped} unreadable image file(s) skipped (run.json lists them)")
+    if isinstance(i.get("quality_note"), str):
+        facts.append(f"- quality not scored: {i['quality_note']}")
     if info.broken:
         facts.append(f"- **broken: {info.broken}**")
     return "\n".join(facts)
@@ -102,6 +110,8 @@ def epoch_quality(e: EpochInfo, samples_shown: bool, note: str = "") -> str:
         asked = num(q.get("conditional_accuracy"))
         if asked is not None:
             lines.append(f"- **{asked * 100:.1f}%** of the samples read as the digit asked for")
+    elif isinstance(s.get("quality_note"), str):
+        lines.append(f"- quality not scored: {s['quality_note']}")
     else:
         lines.append("- no quality figures for this epoch")
     if samples_shown and not note and not e.broken:
@@ -147,11 +157,20 @@ def compare_frames(rows: list[dict], best_all) -> dict[str, pd.DataFrame | None]
         ],
         ["epoch", "classifier score"],
     )
-    return {"loss": loss, "acc": acc, "fcd": frame(fcd_pts, ["epoch", "FCD", "series"]), "score": score}
+    memo = frame(
+        [
+            {"epoch": r["epoch"], "memorised %": 100 * r["memorised"]}
+            for r in rows
+            if r.get("memorised") is not None
+        ],
+        ["epoch", "memorised %"],
+    )
+    fcd = frame(fcd_pts, ["epoch", "FCD", "series"])
+    return {"loss": loss, "acc": acc, "fcd": fcd, "score": score, "memorised": memo}
 
 
 def compare_text(
-    rows: list[dict], epochs: list[int], best_all, best_disk, floor, judge: str, skipped=()
+    rows: list[dict], epochs: list[int], best_all, best_disk, floor, judge: str, skipped=(), note=None
 ) -> str:
     """The Compare view's summary: best epoch by FCD, what the grid and plots cover."""
     floor_txt = f"; real digits score about {floor:.1f}" if floor is not None else ""
@@ -167,6 +186,8 @@ def compare_text(
             )
         elif best_disk:
             parts.append("Its row is framed in blue below.")
+    elif isinstance(note, str):
+        parts.append(f"Quality not scored: {html.escape(note)}.")
     else:
         parts.append("No quality figures in this run (trained with --quality-samples 0).")
     parts.append(
@@ -180,12 +201,36 @@ def compare_text(
     return " ".join(parts)
 
 
+EPOCH_COLUMNS = {
+    "epoch": "Epoch",
+    "best": "Best",
+    "fcd": "FCD (lower: better)",
+    "classifier_score": "Classifier score (of 10)",
+    "confident_share": "Confident share",
+    "modes": "Digits covered (of 10)",
+    "memorised": "Memorised share",
+    "d_loss": "D loss",
+    "g_loss": "G loss",
+    "d_acc_real": "D accuracy on real",
+    "d_acc_fake": "D accuracy on fake",
+    "snapshot": "Snapshot",
+}
+
+
 def epoch_table(rows: list[dict], best_all) -> pd.DataFrame:
+    """The per-epoch table: readable column names, quality first, and the best epoch's row on
+    top (then every epoch in order), so the best is in view without scrolling."""
     table = pd.DataFrame(rows)
-    if not table.empty:
-        table.insert(1, "best", ["best FCD" if best_all and e == best_all[0] else "" for e in table["epoch"]])
-        table = table.round(4)
-    return table
+    if table.empty:
+        return table
+    table.insert(1, "best", ["best FCD" if best_all and e == best_all[0] else "" for e in table["epoch"]])
+    table = table.round(4)
+    if best_all:
+        top = table[table["epoch"] == best_all[0]]
+        table = pd.concat([top, table[table["epoch"] != best_all[0]]], ignore_index=True)
+    known = [c for c in EPOCH_COLUMNS if c in table.columns]
+    table = table[known + [c for c in table.columns if c not in EPOCH_COLUMNS]]
+    return table.rename(columns=EPOCH_COLUMNS)
 
 
 # ----------------------------------------------------------------------------- train view
@@ -208,9 +253,39 @@ def progress_lines(prog) -> tuple[list[str], float]:
     return lines, pct
 
 
-def train_status(name: str, state: str, last_log: str, prog, latest_epoch=None) -> tuple[str, float]:
+# The Train tab's buttons by phase: (Train, Stop, Resume) enabled
+PHASE_BUTTONS = {
+    "starting": (False, True, False),
+    "training": (False, True, False),
+    "stopping": (False, False, False),
+    "training elsewhere": (False, False, False),
+}
+IDLE_BUTTONS = (True, False, True)
+
+
+def train_phase(state: str, stopping: bool, prog) -> str:
+    """What a run of the Train tab is doing, in a word: starting (the process loads TensorFlow,
+    about 20 s), training, stopping, stopped, completed, failed, training elsewhere, or not
+    started; from the process state (explorer.trainer) and the run's progress.json."""
+    status = _dict(prog).get("status")
+    status = status if isinstance(status, str) else None
+    if state.startswith("running (pid"):
+        return "training elsewhere"
+    if state == "running":
+        return "stopping" if stopping else "training" if status == "training" else "starting"
+    if state.startswith("exited") and not state.endswith(" 0"):
+        return "failed"
+    if status in ("stopped", "completed", "failed"):
+        return status
+    return "stopped" if state.startswith("exited") else "not started"
+
+
+def train_status(
+    name: str, state: str, last_log: str, prog, latest_epoch=None, phase=None
+) -> tuple[str, float]:
     """The Train tab's status markdown and the progress bar's percent."""
-    lines = [f"**{name}**: process {state}"]
+    phase = phase or train_phase(state, False, prog)
+    lines = [f"**{name}**: {phase} · process {state}"]
     more, pct = progress_lines(prog)
     lines += more
     if last_log and state.startswith("exited") and not state.endswith(" 0"):

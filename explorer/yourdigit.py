@@ -144,6 +144,17 @@ def read(img01: np.ndarray) -> tuple[int, float, list[float]]:
     return int(p.argmax()), float(p.max()), [float(v) for v in p]
 
 
+def need_digits(engine, run: str) -> None:
+    """Your digit reads 28x28 grey digits: any other run is refused with one line saying so."""
+    shape = tuple(engine.registry.get(run).image_shape)
+    if shape != (28, 28, 1):
+        kind = "RGB" if shape[2] == 3 else "grey"
+        raise ExplorerError(
+            f"Your digit needs a run trained on 28x28 grey digits; run {run!r} makes "
+            f"{shape[0]}x{shape[1]} {kind} images (explore it in the other tabs)"
+        )
+
+
 def _loadable(engine, run: str, skipped: list) -> list[Snapshot]:
     snaps = []
     for e in engine.registry.get(run).epochs:
@@ -161,6 +172,7 @@ def _loadable(engine, run: str, skipped: list) -> list[Snapshot]:
 
 def judge(engine, run: str, epoch: int, img01: np.ndarray) -> dict:
     """P(real) by the chosen epoch's D, P(real) by every loadable epoch's D, the evaluator's label."""
+    need_digits(engine, run)
     x = np.asarray(img01, np.float32).reshape(1, 28, 28)
     p_now = float(engine.scores(run, epoch, x)[0])
     skipped: list = []
@@ -274,11 +286,13 @@ def project_snapshot(snap: Snapshot, img01, seed: int = 0, steps: int = STEPS, s
 
 
 def project(engine, run: str, epoch: int, img01, seed: int = 0, steps: int = STEPS) -> dict:
+    need_digits(engine, run)
     return project_snapshot(engine.snapshot(run, epoch), img01, seed, steps)
 
 
 def project_epochs(engine, run: str, img01, seed: int = 0, steps: int = STEPS) -> dict:
     """Project into every loadable epoch of the run; the best (smallest distance) marked."""
+    need_digits(engine, run)
     skipped: list = []
     rows = [project_snapshot(s, img01, seed, steps) for s in _loadable(engine, run, skipped)]
     best = min(rows, key=lambda r: r["distance"])["epoch"]

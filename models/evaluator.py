@@ -46,3 +46,16 @@ def load_evaluator():
     model.load_weights(WEIGHTS)
     both = keras.Model(model.input, [model.get_layer("features").output, model.output])
     return model, both
+
+
+@lru_cache(maxsize=1)
+def feature_fn():
+    """Images in [0,1] (N, 28, 28, 1) float32 -> the evaluator's 128 features (N, 128), as one traced
+    graph per process (the explorer's nearest-digit search calls it per request: no retracing)."""
+    import tensorflow as tf
+
+    _, both = load_evaluator()
+    return tf.function(
+        lambda x: both(x, training=False)[0],
+        input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)],
+    )

@@ -6,6 +6,9 @@
   1024 units on FCD at 12 epochs (34.9 vs 43.1; benchmarks/dcgan_ablation.py) with a D of
   3.8 MB instead of 26 MB. About 4x fewer multiply-adds per image than ``keras-io``; it draws
   readable digits within a few CPU-minutes (README).
+  The same lean networks build for 32x32 (8x8 base instead of 7x7), grey or colour; for 64x64
+  ``dcgan`` builds the DCGAN paper's networks as in its authors' code (dcgan.torch: G
+  512-256-128-64 from 4x4, D 64-128-256-512, 4x4 kernels, BatchNorm, N(0, 0.02) weights).
 - ``keras-io``: the keras.io "DCGAN from scratch" networks.
 - ``tf-tutorial``: the TensorFlow DCGAN tutorial networks.
 - ``cdcgan``: the ``dcgan`` networks conditioned on the digit label (10 classes): G takes
@@ -15,12 +18,14 @@
   safe mode.
 
 Every discriminator ends in a float32 ``Dense(1)`` producing a logit, so the models work
-under the ``mixed_bfloat16`` policy unchanged.
+under the ``mixed_bfloat16`` policy unchanged. ``Preset.for_shape`` gives the preset for the
+data's image shape (the preset itself for 28x28x1; ``ValueError`` when it has no such networks).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -49,6 +54,28 @@ class Preset:
     d_outputs_logits: bool = True
     image_shape: tuple[int, int, int] = field(default=IMAGE_SHAPE)
     num_classes: int = 0  # > 0: G takes (z, label) and D takes (image, label)
+    sizes: tuple[int, ...] = (28,)  # square image sides the builders take (image_shape=...)
+    colour: bool = False  # the builders also take 3 channels
+
+    def for_shape(self, shape) -> Preset:
+        """This preset for images of ``shape`` (height, width, channels); ValueError when it has
+        no networks for it. 28x28x1 is the preset itself (the same builders, weights, speed)."""
+        shape = tuple(int(v) for v in shape)
+        if shape == self.image_shape:
+            return self
+        side, width, ch = shape
+        if side != width or side not in self.sizes or ch not in ((1, 3) if self.colour else (1,)):
+            sizes = "/".join(map(str, self.sizes))
+            raise ValueError(
+                f"preset {self.name!r} has no networks for {side}x{width}x{ch} images (it builds "
+                f"{sizes} px{', grey or colour' if self.colour else ' grey'}); use --preset dcgan"
+            )
+        return dataclasses.replace(
+            self,
+            image_shape=shape,
+            build_generator=functools.partial(self.build_generator, image_shape=shape),
+            build_discriminator=functools.partial(self.build_discriminator, image_shape=shape),
+        )
 
     @property
     def conditional(self) -> bool:
@@ -68,34 +95,39 @@ class Preset:
 
 
 # --------------------------------------------------------------------------- dcgan (default)
-def _dcgan_generator(latent_dim: int) -> keras.Model:
+def _dcgan_generator(latent_dim: int, image_shape=IMAGE_SHAPE) -> keras.Model:
     import keras
 
+    if image_shape[0] == 64:
+        return _paper_generator(latent_dim, image_shape[-1])
     z = keras.Input((latent_dim,), name="z")
-    return keras.Model(z, _dcgan_g_body(z), name="generator")
+    return keras.Model(z, _dcgan_g_body(z, image_shape), name="generator")
 
 
-def _dcgan_g_body(x):
+def _dcgan_g_body(x, image_shape=IMAGE_SHAPE):
     """The dcgan generator's layers on an input tensor (z, or z with a label's embedding)."""
     from keras import layers
 
-    x = layers.Dense(7 * 7 * 128, use_bias=False)(x)
+    base = image_shape[0] // 4  # 7 for 28 px, 8 for 32 px
+    x = layers.Dense(base * base * 128, use_bias=False)(x)
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)
-    x = layers.Reshape((7, 7, 128))(x)
+    x = layers.Reshape((base, base, 128))(x)
     x = layers.Conv2DTranspose(64, 4, strides=2, padding="same", use_bias=False)(x)
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)
-    x = layers.Conv2DTranspose(1, 4, strides=2, padding="same")(x)
+    x = layers.Conv2DTranspose(image_shape[-1], 4, strides=2, padding="same")(x)
     return layers.Activation("tanh", dtype="float32", name="image")(x)
 
 
-def _dcgan_discriminator(head_units: int = D_HEAD_UNITS) -> keras.Model:
+def _dcgan_discriminator(head_units: int = D_HEAD_UNITS, image_shape=IMAGE_SHAPE) -> keras.Model:
     """Conv 64, Conv 128 (4x4, stride 2), a dense head of ``head_units`` (0: none), a logit."""
     import keras
     from keras import layers
 
-    img = keras.Input(IMAGE_SHAPE, name="image")
+    if image_shape[0] == 64:
+        return _paper_discriminator(image_shape)
+    img = keras.Input(image_shape, name="image")
     x = layers.Conv2D(64, 4, strides=2, padding="same")(img)
     x = layers.LeakyReLU(0.2)(x)
     x = layers.Conv2D(128, 4, strides=2, padding="same")(x)
@@ -105,6 +137,46 @@ def _dcgan_discriminator(head_units: int = D_HEAD_UNITS) -> keras.Model:
         x = layers.Dense(head_units)(x)
         x = layers.LeakyReLU(0.2)(x)
     out = layers.Dense(1, dtype="float32", name="logit")(x)
+    return keras.Model(img, out, name="discriminator")
+
+
+def _paper_generator(latent_dim: int, channels: int) -> keras.Model:
+    """The DCGAN paper's 64x64 generator (dcgan.torch, ngf=64): 4x4x512 -> 64x64xC."""
+    import keras
+    from keras import layers
+
+    init = keras.initializers.RandomNormal(0.0, 0.02)
+    z = keras.Input((latent_dim,), name="z")
+    x = layers.Dense(4 * 4 * 512, use_bias=False, kernel_initializer=init)(z)
+    x = layers.Reshape((4, 4, 512))(x)
+    for width in (256, 128, 64):
+        x = layers.BatchNormalization()(x)
+        x = layers.ReLU()(x)
+        x = layers.Conv2DTranspose(
+            width, 4, strides=2, padding="same", use_bias=False, kernel_initializer=init
+        )(x)
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    x = layers.Conv2DTranspose(channels, 4, strides=2, padding="same", kernel_initializer=init)(x)
+    out = layers.Activation("tanh", dtype="float32", name="image")(x)
+    return keras.Model(z, out, name="generator")
+
+
+def _paper_discriminator(image_shape) -> keras.Model:
+    """The DCGAN paper's 64x64 discriminator (dcgan.torch, ndf=64): 64-128-256-512, then a logit."""
+    import keras
+    from keras import layers
+
+    init = keras.initializers.RandomNormal(0.0, 0.02)
+    img = keras.Input(image_shape, name="image")
+    x = layers.Conv2D(64, 4, strides=2, padding="same", kernel_initializer=init)(img)
+    x = layers.LeakyReLU(0.2)(x)
+    for width in (128, 256, 512):
+        x = layers.Conv2D(width, 4, strides=2, padding="same", use_bias=False, kernel_initializer=init)(x)
+        x = layers.BatchNormalization()(x)
+        x = layers.LeakyReLU(0.2)(x)
+    x = layers.Flatten()(x)
+    out = layers.Dense(1, dtype="float32", name="logit", kernel_initializer=init)(x)
     return keras.Model(img, out, name="discriminator")
 
 
@@ -235,6 +307,8 @@ PRESETS: dict[str, Preset] = {
         batch_size=64,
         epochs=15,
         description="Lean DCGAN (4x4 kernels, BN in G): readable digits in minutes on a CPU",
+        sizes=(28, 32, 64),
+        colour=True,
     ),
     "keras-io": Preset(
         name="keras-io",
@@ -271,6 +345,8 @@ PRESETS["cdcgan"] = dataclasses.replace(
     build_discriminator=_cdcgan_discriminator,
     description="Conditional dcgan: G(z, digit), D(image, digit); ask for any digit",
     num_classes=N_CLASSES,
+    sizes=(28,),  # its builders take no image_shape: MNIST-shaped digits only
+    colour=False,
 )
 DEFAULT_PRESET = "dcgan"
 

@@ -25,7 +25,9 @@ run, epochs, keep = Path(sys.argv[1]), int(sys.argv[2]), sorted(map(int, sys.arg
 for d in (run / "epochs").iterdir():
     if int(d.name.split("-")[1]) not in keep:
         shutil.rmtree(d)
-for extra in ("checkpoint", "progress.json", "run.lock"):
+# neighbours.npz (2.7 MB) would take the demo past 25 MB: the explorer rebuilds the same index
+# from the data recorded in run.json (README: Nearest real digits)
+for extra in ("checkpoint", "progress.json", "run.lock", "neighbours.npz"):
     p = run / extra
     shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True)
 info = json.loads((run / "run.json").read_text())

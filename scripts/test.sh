@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The whole test suite: set-up (idempotent: .venv with the pinned set, Debian's chromium for
-# the browser tests, installed when missing), then pytest. Extra arguments go to pytest.
+# the browser tests and oxygen-icon-theme for the image-folder tests, installed when missing),
+# then pytest. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 bash scripts/need_chromium.sh
+bash scripts/need_icons.sh
 export TF_CPP_MIN_LOG_LEVEL=3
 exec .venv/bin/python -m pytest "$@"

@@ -42,8 +42,25 @@ TINY_ARGS = (
 @pytest.fixture(scope="session")
 def trained_runs(tmp_path_factory) -> Path:
     """A runs folder holding 'tiny': 3 epochs of the default preset on 512 real digits (seed 0),
-    trained once per session and shared by every module (read-only: see `runs_copy`)."""
-    runs = tmp_path_factory.mktemp("explorer-runs")
+    trained once per test session and shared by every module and every xdist worker (the first
+    worker to need it trains it; the others wait on a lock). Read-only: see `runs_copy`."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):  # not under xdist
+        return _train_tiny(tmp_path_factory.mktemp("explorer-runs"))
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent  # the one folder all workers of a session share
+    with FileLock(str(shared / "explorer-runs.lock")):
+        runs = shared / "explorer-runs"
+        if not (shared / "explorer-runs.done").is_file():
+            # only a folder this fixture made and never finished: nothing of a user's is in it
+            shutil.rmtree(runs, ignore_errors=True)
+            _train_tiny(runs)
+            (shared / "explorer-runs.done").write_text("done\n")
+    return runs
+
+
+def _train_tiny(runs: Path) -> Path:
+    runs.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "training", "--run-dir", str(runs / "tiny"), *TINY_ARGS]
     proc = subprocess.run(
         cmd,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -16,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import MNIST, ROOT
 
@@ -232,7 +234,7 @@ def test_browser_walkthrough(page, server):
         arg=before,
         timeout=30_000,
     )
-    assert "real (D of epoch 2)" in page.locator("#score").inner_text()
+    assert "(D of epoch 2)" in page.locator("#score").inner_text()
     caption = page.locator("#latent-caption").inner_text()
     assert "by the D of epoch 2" in caption and "by the final epoch's (3) D" in caption
     v0 = vector(page)
@@ -246,10 +248,13 @@ def test_browser_walkthrough(page, server):
     v1 = vector(page)
     assert abs(v1[dim] - 3.5) < 1.5 and sum(abs(a - b) for a, b in zip(v0, v1)) / 64 < 0.6
 
-    # a pasted vector with words in it: a clear message, nothing breaks
+    # a pasted vector with words in it: a clear message, nothing breaks, and the box shows the
+    # point on screen again (it does not keep disagreeing with the image)
+    shown = page.locator("#vector textarea").input_value()
     page.locator("#vector textarea").fill("1, 2, banana")
     page.get_by_role("button", name="Apply pasted vector").click()
     page.get_by_text("words in it").first.wait_for()
+    page.wait_for_function("(v) => document.querySelector('#vector textarea').value === v", arg=shown)
     page.locator(".toast-close").first.click()  # read it; close it (it would linger 10 s)
     page.get_by_role("button", name="Random point").click()
     page.wait_for_function("() => document.querySelector('#vector textarea').value.split(',').length === 64")
@@ -293,8 +298,14 @@ def test_browser_walkthrough(page, server):
     page.locator("#train-max input").fill("64")
     page.locator("#train-data textarea, #train-data input").first.fill(str(MNIST))
     pick(page, "#train-precision", "onednn_bfloat16")
+    assert page.locator("#stop-btn").is_disabled()  # nothing to stop yet
     page.locator("#train-btn").click()
     page.locator("#train-status").get_by_text("process running").wait_for(timeout=60_000)
+    # starting (TensorFlow loads) or training: Stop only; Train and Resume wait
+    assert re.search(r"from-browser: (starting|training) ·", page.locator("#train-status").inner_text())
+    expect(page.locator("#stop-btn")).to_be_enabled()
+    expect(page.locator("#train-btn")).to_be_disabled()
+    expect(page.locator("#resume-btn")).to_be_disabled()
 
     # the rest of the app stays responsive while it trains
     page.get_by_role("tab", name="Latent sliders").click()
@@ -327,7 +338,15 @@ def test_browser_walkthrough(page, server):
     )
     page.get_by_role("tab", name="Train").click()
     page.locator("#stop-btn").click()
+    page.locator("#train-notice").get_by_text("stop requested").wait_for()
     page.locator("#train-status").get_by_text("status: stopped").wait_for(timeout=90_000)
+    page.wait_for_function(  # the process has exited: stopped, not stopping
+        "() => document.querySelector('#train-status').innerText.includes('from-browser: stopped')",
+        timeout=90_000,
+    )
+    expect(page.locator("#resume-btn")).to_be_enabled()
+    expect(page.locator("#stop-btn")).to_be_disabled()
+    assert "stop requested" in page.locator("#train-notice").inner_text()  # not overwritten
     first = json.loads((run / "run.json").read_text())
     assert first["status"] == "stopped" and 1 <= first["epochs_done"] < 200
     assert first["config"]["precision"] == "onednn_bfloat16"
@@ -436,9 +455,9 @@ def test_compare_on_a_run_with_pruned_epochs(server):
     assert f"Best epoch by FCD: {best}" in text and f"Epoch {best} was not kept on disk" in text
     assert "the 2 snapshot(s) on disk" in text and f"epochs {on_disk[0]}, {on_disk[1]}" in text
     rows = [dict(zip(table["headers"], r)) for r in table["data"]]
-    assert [r["epoch"] for r in rows] == [1, 2, 3]
-    assert {r["epoch"]: r["snapshot"] for r in rows}[best] == "not kept on disk"
-    assert [r["epoch"] for r in rows if r["best"]] == [best]
+    assert sorted(r["Epoch"] for r in rows) == [1, 2, 3]
+    assert {r["Epoch"]: r["Snapshot"] for r in rows}[best] == "not kept on disk"
+    assert [r["Epoch"] for r in rows if r["Best"]] == [best] == [rows[0]["Epoch"]]  # on top
     # the grid has one row per epoch on disk: 2 rows against tiny's 3
     from PIL import Image
 

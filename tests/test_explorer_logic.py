@@ -499,7 +499,9 @@ def test_strips_wrap_and_caption_every_frame(n, per_row, two_scores):
     imgs = rng.random((n, 28, 28)).astype(np.float32)
     s = rng.random(n)
     im = render.strip(imgs, s, cell=40, per_row=per_row, scores2=s if two_scores else None)
-    cols, rows = min(n, per_row), -(-n // min(n, per_row))
+    rows = -(-n // per_row)  # as few rows as fit, equally long: no row more than one frame short
+    cols = -(-n // rows)
+    assert cols <= per_row and rows * cols - n < rows
     cell = max(
         40, render._text_w("final D 0.00") + 4 if two_scores else 0, render._text_w("P(real) 0.00") + 4
     )
@@ -509,6 +511,21 @@ def test_strips_wrap_and_caption_every_frame(n, per_row, two_scores):
     px = np.asarray(im.convert("L"))[6 : 6 + cell, 6 : 6 + cell]
     expect = np.asarray(render.digit(imgs[0], cell))
     np.testing.assert_array_equal(px, expect)
+
+
+def test_sixteen_frames_are_two_rows_of_eight_and_verdicts_are_graded():
+    im = render.strip(np.zeros((16, 28, 28), np.float32), np.full(16, 0.5), cell=40, per_row=12)
+    big = render.strip(np.zeros((8, 28, 28), np.float32), np.full(8, 0.5), cell=40, per_row=12)
+    assert im.width == big.width and im.height > big.height  # 8 wide, 2 high
+    words = [render.verdict(p) for p in (0.97, 0.7, 0.46, 0.3, 0.02, float("nan"))]
+    assert words == [
+        "looks real to D",
+        "leans real",
+        "a coin flip for D",
+        "leans fake",
+        "looks fake to D",
+        "no verdict",
+    ]
 
 
 def test_keras_safe_mode_itself_refuses_a_lambda_layer_with_a_clear_message(runs_copy):

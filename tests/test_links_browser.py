@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 
 import numpy as np
 import pytest
@@ -56,6 +58,13 @@ def test_link_png_and_cli_keep_the_point(server, context, tmp_path):  # noqa: F8
     pg.locator("#latent-caption").get_by_text("D of epoch 2").wait_for()
     assert pg.locator(".toast-body").count() == 0  # a good link: no notice
 
+    # the Snapshot view's samples grid carries its run and epoch too
+    pg.get_by_role("tab", name="Snapshot").click()
+    src = urllib.parse.urljoin(url, pg.locator("#samples img").get_attribute("src"))
+    grid = state.decode(state.png_text(urllib.request.urlopen(src, timeout=30).read()))
+    assert (grid.run, grid.epoch, grid.view) == ("tiny", 2, "snapshot")
+    pg.get_by_role("tab", name="Latent sliders").click()
+
     # Copy link: the textbox and the clipboard hold a link to exactly this state
     pg.get_by_role("button", name="Copy link").click()
     pg.wait_for_function("() => (document.querySelector('#link textarea') || {}).value?.includes('z=')")
@@ -96,11 +105,17 @@ def test_link_png_and_cli_keep_the_point(server, context, tmp_path):  # noqa: F8
         "error: the point in the link is not valid base64 (was the link cut or edited?)"
     ]
 
-    # elsewhere now; dropping the PNG brings the point (and run and epoch) back
+    # elsewhere now; Back returns to the point, Forward to the random one
     pg.get_by_role("button", name="Random point").click()
     pg.wait_for_function(
         "(v) => document.querySelector('#vector textarea').value !== v", arg=latent.format_vector(Z)
     )
+    elsewhere = pg.locator("#vector textarea").input_value()
+    pg.locator("#back-btn").click()
+    vector_is(pg, Z)
+    pg.locator("#fwd-btn").click()
+    pg.wait_for_function("(v) => document.querySelector('#vector textarea').value === v", arg=elsewhere)
+    # dropping the PNG brings the point (and run and epoch) back
     pg.locator("#state-drop input[type=file]").set_input_files(str(png))
     vector_is(pg, Z)
     assert pg.locator("#epoch-dd input").input_value().startswith("epoch 2")
@@ -158,26 +173,68 @@ def test_a_bad_link_opens_the_nearest_valid_view_with_a_notice(server, context, 
     pg.close()
 
 
-def test_the_strip_png_carries_its_endpoints(server, context):  # noqa: F811
-    import urllib.parse
-    import urllib.request
+def click_cell(pg, selector: str, row: int, rows: int, col: int, cols: int, cap: int = 15) -> None:
+    """A real mouse click at the centre of a grid cell (the picture's layout: 6 px padding, a
+    caption line of `cap` px under each square cell, row labels at the left)."""
+    img = pg.locator(selector + " img")
+    img.wait_for()
+    w, h = img.evaluate("(e) => [e.naturalWidth, e.naturalHeight]")
+    box = img.bounding_box()
+    dy = (h - 6) / rows
+    cell = dy - cap - 6
+    x0 = w - cols * (cell + 6)
+    x, y = x0 + col * (cell + 6) + cell / 2, 6 + row * dy + cell / 2
+    pg.mouse.click(box["x"] + x * box["width"] / w, box["y"] + y * box["height"] / h)
 
-    url, _ = server
+
+def test_the_strip_png_carries_its_endpoints_and_frames_and_cells_open_in_the_sliders(server, context):  # noqa: F811
+    url, runs = server
     pg = context.new_page()
     pg.goto(url + "?" + state.encode(ViewState("tiny", 2, "sliders", Z)))
     vector_is(pg, Z)
     pg.get_by_role("tab", name="Interpolation").click()
-    pg.get_by_role("button", name="A ← current point").click()
-    pg.get_by_role("button", name="B ← random").click()
+    # the view opens with A = the point on screen and B = a random one, both drawn
     pg.wait_for_function(
-        "() => document.querySelector('#interp-a textarea').value.split(',').length === 64 && "
-        "document.querySelector('#interp-b textarea').value.split(',').length === 64"
+        "(v) => document.querySelector('#interp-a textarea').value === v && "
+        "document.querySelector('#interp-b textarea').value.split(',').length === 64",
+        arg=latent.format_vector(Z),
     )
+    pg.locator("#interp-a-img img").wait_for()
+    pg.locator("#interp-b-img img").wait_for()
+    b_text = pg.locator("#interp-b textarea").input_value()
+    pg.get_by_role("button", name="B ← random").click()
+    pg.wait_for_function("(v) => document.querySelector('#interp-b textarea').value !== v", arg=b_text)
     b_text = pg.locator("#interp-b textarea").input_value()
     pg.locator("#interp-btn").click()
+    pg.locator("#strip img").wait_for()
     src = urllib.parse.urljoin(url, pg.locator("#strip img").get_attribute("src"))
     got = state.decode(state.png_text(urllib.request.urlopen(src, timeout=30).read()))
     assert (got.run, got.epoch, got.view) == ("tiny", 2, "interp")
     assert got.a.tobytes() == latent.parse_vector(latent.format_vector(Z), 64).tobytes()
     assert latent.format_vector(got.b) == b_text
+
+    # a click on the last of the 10 frames (one row) opens B in the sliders, at this epoch
+    click_cell(pg, "#strip", 0, 1, 9, 10, cap=15 * 2)
+    pg.wait_for_function(
+        "() => document.querySelector('[role=tab][aria-selected=true]').innerText.includes('Latent sliders')"
+    )
+    b = latent.parse_vector(b_text, 64)
+    pg.wait_for_function(
+        "(v) => { const e = document.querySelector('#vector textarea');"
+        " return e && e.value.split(', ').every((x, i) => Math.abs(parseFloat(x) - v[i]) < 2e-4); }",
+        arg=b.tolist(),
+    )
+    assert pg.locator("#epoch-dd input").input_value().startswith("epoch 2")
+
+    # Compare runs as the view opens; a click on a cell opens that point at that row's epoch
+    pg.get_by_role("tab", name="Compare epochs").click()
+    pg.locator("#compare-grid img").wait_for()
+    epochs = list_epochs(runs / "tiny")
+    click_cell(pg, "#compare-grid", 0, len(epochs), 7, 8)
+    from explorer.engine import Engine
+    from explorer.registry import RunRegistry
+
+    z = Engine(RunRegistry([runs])).compare_points("tiny", 8, 0)[7]
+    vector_is(pg, latent.parse_vector(latent.format_vector(z), 64))
+    assert pg.locator("#epoch-dd input").input_value().startswith(f"epoch {epochs[0]}")
     pg.close()

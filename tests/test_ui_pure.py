@@ -113,7 +113,10 @@ def test_compare_figures_of_the_demo_run(demo):
     assert f"**Best epoch by FCD: {best[0]}**" in text and "epochs 1, 3, 7, 15" in text
     assert "real digits score about" in text and "P(real) by X." in text
     table = tables.epoch_table(rows, best)
-    assert list(table.columns[:2]) == ["epoch", "best"] and (table["best"] == "best FCD").sum() == 1
+    assert list(table.columns[:3]) == ["Epoch", "Best", "FCD (lower: better)"]
+    assert (table["Best"] == "best FCD").sum() == 1 and table["Best"][0] == "best FCD"  # on top
+    assert table["Epoch"][0] == best[0] and sorted(table["Epoch"]) == list(range(1, 16))
+    assert list(table["Epoch"][1:]) == sorted(e for e in range(1, 16) if e != best[0])
 
 
 @pytest.mark.parametrize("bad", BAD_VALUES)
@@ -149,19 +152,45 @@ def test_train_status_of_a_real_progress_file():
     }
     text, pct = tables.train_status("r1", "running", "", prog, latest_epoch=1)
     assert pct == pytest.approx(25.0)
-    assert "**r1**: process running" in text and "epoch 2/5 · step 39/156 (25%) · 512 img/s" in text
+    assert (
+        "**r1**: training · process running" in text and "epoch 2/5 · step 39/156 (25%) · 512 img/s" in text
+    )
     assert "status: training" in text and "latest samples: epoch 1" in text
     assert "width:25.0%" in tables.progress_bar(pct)
     failed = {"status": "failed", "error": "boom"}
     text, _ = tables.train_status("r1", "exited 1", "ValueError: bad data", failed)
     assert "status: failed · boom" in text and "`ValueError: bad data`" in text
+    assert text.startswith("**r1**: failed")
+
+
+@pytest.mark.parametrize(
+    "state, stopping, status, phase",
+    [
+        ("running", False, None, "starting"),  # loading TensorFlow: no progress.json yet
+        ("running", False, "training", "training"),
+        ("running", True, "training", "stopping"),
+        ("exited 0", False, "stopped", "stopped"),
+        ("exited 0", False, "completed", "completed"),
+        ("exited 1", False, "training", "failed"),  # died without writing its status
+        ("exited -9", False, None, "failed"),
+        ("none", False, None, "not started"),
+        ("none", False, "completed", "completed"),
+        ("running (pid 42, started outside this app)", False, "training", "training elsewhere"),
+    ],
+)
+def test_train_phases_and_the_buttons_they_enable(state, stopping, status, phase):
+    got = tables.train_phase(state, stopping, {"status": status} if status else None)
+    assert got == phase
+    train, stop, resume = tables.PHASE_BUTTONS.get(got, tables.IDLE_BUTTONS)
+    assert stop == (got in ("starting", "training"))  # Stop only what this app is training
+    assert train == resume == (got not in ("starting", "training", "stopping", "training elsewhere"))
 
 
 @pytest.mark.parametrize("bad", BAD_VALUES)
 def test_train_status_never_raises_on_bad_progress(bad):
     prog = {k: bad for k in ("epoch", "epochs", "step_in_epoch", "steps_per_epoch", "images_per_s", "d_loss")}
     text, pct = tables.train_status("r", "none", "", prog)
-    assert 0.0 <= pct <= 100.0 and text.startswith("**r**: process none")
+    assert 0.0 <= pct <= 100.0 and text.startswith("**r**: not started · process none")
     assert tables.train_status("r", "none", "", bad)[1] == 0.0
 
 
@@ -264,3 +293,24 @@ def test_picks_newest_answer_wins_and_remembers_the_run_it_showed():
     out = answer_pick(picks, "s", slow, run="older")
     assert len(out) == 1 and out[0] != "older" and picks.shown("s") == "newer"
     assert picks.shown("other session") is None
+
+
+def test_history_of_points_goes_back_and_forward_like_a_browser():
+    from explorer.ui import history
+
+    h = history.empty()
+    for z in ([1.0, 2.0], [1.0, 2.0], [3.0, 4.0], [5.0, 6.0]):  # the same point twice: one entry
+        h = history.push(h, z)
+    assert h == {"points": [[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], "at": 2}
+    h, z = history.step(h, -1)
+    assert z == [3.0, 4.0] and history.labels(h) == ("◀ Back (1)", "Forward (1) ▶")
+    h = history.push(h, [3.0, 4.0])  # showing it again is no new entry
+    assert h["at"] == 1 and len(h["points"]) == 3
+    h = history.push(h, [7.0, 8.0])  # a new point drops the forward entries
+    assert h == {"points": [[1.0, 2.0], [3.0, 4.0], [7.0, 8.0]], "at": 2}
+    assert history.step(h, +1) == (h, None)  # nothing later
+    for i in range(100):
+        h = history.push(h, [float(i), 0.0])
+    assert len(h["points"]) == history.MAX_POINTS and h["points"][-1] == [99.0, 0.0]
+    for bad in (None, "x", {"points": "no"}, {}):  # a damaged state starts afresh
+        assert history.step(bad, -1)[1] is None and history.push(bad, [1.0])["points"] == [[1.0]]

@@ -34,7 +34,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beta-1", type=float, help="Adam beta_1")
     p.add_argument("--seed", type=int, default=0, help="random seed (runs are deterministic)")
     p.add_argument("--max-images", type=int, help="train on the first N images only")
-    p.add_argument("--data", help="local data: a folder of IDX files (gz or not) or an .npz with x_train")
+    p.add_argument(
+        "--data",
+        help="local data: a folder of IDX files (gz or not), an .npz with x_train, or a folder of "
+        "images (PNG/JPEG/BMP/GIF, nested; class sub-folders are labels, as in Keras)",
+    )
+    p.add_argument(
+        "--image-size",
+        type=int,
+        choices=[28, 32, 64],
+        help="an image folder's size in px (centre square, resized; default 32)",
+    )
+    p.add_argument(
+        "--channels",
+        type=int,
+        choices=[1, 3],
+        help="an image folder's channels: 1 grey, 3 RGB (default: RGB if any image is colour)",
+    )
     p.add_argument(
         "--dataset",
         default="mnist",
@@ -96,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         max_images=args.max_images,
         data=args.data,
         dataset=args.dataset,
+        image_size=args.image_size,
+        channels=args.channels,
         precision=args.precision,
         devices=args.devices,
         steps_per_call=args.steps_per_call,

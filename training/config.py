@@ -42,6 +42,8 @@ class TrainConfig:
     max_images: int | None = None
     data: str | None = None
     dataset: str = "mnist"
+    image_size: int | None = None  # an image folder's side in px (28, 32, 64); None: 32
+    channels: int | None = None  # an image folder's 1 (grey) or 3 (RGB); None: what the images are
     precision: str = "float32"
     devices: int = 1
     steps_per_call: int = 10
@@ -90,6 +92,8 @@ class TrainConfig:
                 f"--precision must be one of {', '.join(PRECISIONS)}, got {c.precision!r}",
             ),
             (0 <= c.ema < 1, f"--ema must be in [0, 1), got {c.ema}"),
+            (c.image_size in (None, 28, 32, 64), f"--image-size must be 28, 32 or 64, got {c.image_size}"),
+            (c.channels in (None, 1, 3), f"--channels must be 1 (grey) or 3 (RGB), got {c.channels}"),
             (c.devices >= 1, f"--devices must be at least 1, got {c.devices}"),
             (c.steps_per_call >= 1, f"--steps-per-call must be at least 1, got {c.steps_per_call}"),
             (c.quality_samples >= 0, f"--quality-samples must be 0 or more, got {c.quality_samples}"),

@@ -1,4 +1,5 @@
-"""Loading the digits: Keras' MNIST loader online, a local IDX folder or .npz offline.
+"""Loading the digits: Keras' MNIST loader online, a local IDX folder or .npz offline; or a
+folder of images (training/imagefolder.py) through ``load_training_data``.
 
 Every loader returns ``(images, labels)``: ``images`` uint8 of shape (N, 28, 28), ``labels``
 uint8 of shape (N,) or None. Bad input raises :class:`DataError` with a message that says what
@@ -175,12 +176,45 @@ def load_dataset(
     return images, labels, source
 
 
+def load_training_data(
+    dataset: str = "mnist",
+    data: str | None = None,
+    max_images: int | None = None,
+    image_size: int | None = None,
+    channels: int | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, dict]:
+    """The training images, labels or None, and run.json's "dataset" facts (source, ...).
+
+    A --data folder without MNIST IDX files is a folder of images: uint8 (N, s, s, c) at
+    ``image_size`` px with ``channels``; everything else is 28x28 grey digits (N, 28, 28).
+    """
+    path = Path(data).expanduser() if data else None
+    if path is not None and path.is_dir() and not _pick(path, "images"):
+        from training.imagefolder import FolderError, load_image_folder
+
+        if max_images is not None and max_images <= 0:
+            raise DataError(f"--max-images must be a positive number, got {max_images}")
+        try:
+            folder = load_image_folder(path, image_size, channels, max_images)
+        except (FolderError, OSError) as exc:
+            raise DataError(str(exc)) from None
+        return folder.images, folder.labels, {"source": str(path.resolve()), **folder.info}
+    if (image_size or 28) != 28 or (channels or 1) != 1:
+        raise DataError(
+            "--image-size and --channels apply to a folder of images (--data FOLDER); "
+            "MNIST-style digits are 28x28 grey (leave both out)"
+        )
+    images, labels, source = load_dataset(dataset, data, max_images)
+    return images, labels, {"source": source}
+
+
 def class_labels(labels: np.ndarray | None, num_classes: int, source: str) -> np.ndarray:
     """The labels a conditional preset trains on, as int32 in [0, num_classes); DataError otherwise."""
     if labels is None:
         raise DataError(
             f"the conditional preset needs a label for every image, and {source} gives none; use a "
-            "folder of MNIST IDX files with its *idx1-ubyte label files, or an .npz with y_train"
+            "folder of MNIST IDX files with its *idx1-ubyte label files, an .npz with y_train, or an "
+            "image folder with one sub-folder per class"
         )
     y = np.asarray(labels).reshape(-1)
     if not np.issubdtype(y.dtype, np.integer) or (len(y) and not 0 <= y.min() <= y.max() < num_classes):

@@ -12,6 +12,8 @@ before writing anything; then, holding the run's lock: build or restore the mode
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import sys
 import threading
 import time
@@ -39,7 +41,7 @@ from training.config import (  # noqa: F401
     prepare_run_dir,
     resume_config,
 )
-from training.data import DataError, class_labels, load_dataset
+from training.data import DataError, class_labels, load_training_data
 from training.publish import Session, fail_run, finish_run, open_records, progress_bar, publish_epoch
 from training.step import make_strategy, make_train_step  # noqa: F401
 
@@ -59,9 +61,19 @@ def train(
     if existing is not None:
         cfg = resume_config(cfg, run_dir, existing)
     cfg = cfg.resolved()
-    images_u8, labels, source = load_dataset(cfg.dataset, cfg.data, cfg.max_images)
+    images_u8, labels, dataset = load_training_data(
+        cfg.dataset, cfg.data, cfg.max_images, cfg.image_size, cfg.channels
+    )
+    shape = (*images_u8.shape[1:3], images_u8.shape[3] if images_u8.ndim == 4 else 1)
+    if "image_size" in dataset:  # an image folder: run.json's config states what was used
+        cfg = dataclasses.replace(cfg, image_size=dataset["image_size"], channels=dataset["channels"])
+    try:
+        get_preset(cfg.preset).for_shape(shape)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     num_classes = get_preset(cfg.preset).num_classes
-    labels = class_labels(labels, num_classes, source) if num_classes else None
+    if num_classes:
+        labels = class_labels(labels, num_classes, dataset["source"])
     if len(images_u8) < cfg.batch_size:
         raise ConfigError(
             f"only {len(images_u8)} images for a batch of {cfg.batch_size}; "
@@ -91,17 +103,17 @@ def train(
     lock = rf.RunLock(run_dir)
     lock.acquire()
     try:
-        s = _open_session(cfg, run_dir, strategy, point, existing, source, len(images_u8))
+        s = _open_session(cfg, run_dir, strategy, point, existing, dataset, len(images_u8), shape)
         return _run(s, images_u8, labels, should_stop, on_epoch)
     finally:
         lock.release()
 
 
-def _open_session(cfg, run_dir, strategy, point, existing, source, n_images) -> Session:
+def _open_session(cfg, run_dir, strategy, point, existing, dataset, n_images, shape) -> Session:
     """Build the models, restore ``point`` into them, then (and only then) open the records."""
     import keras
 
-    preset = get_preset(cfg.preset)
+    preset = get_preset(cfg.preset).for_shape(shape)
     keras.mixed_precision.set_global_policy(keras_policy(cfg.precision))
     keras.utils.set_random_seed(cfg.seed)
     s = Session(
@@ -123,7 +135,8 @@ def _open_session(cfg, run_dir, strategy, point, existing, source, n_images) -> 
             file=sys.stderr,
             flush=True,
         )
-    open_records(s, existing, source, n_images)
+    s.quality_note = _quality_note(cfg, shape, dataset)
+    open_records(s, existing, dataset["source"], n_images, dataset)
     return s
 
 
@@ -152,17 +165,18 @@ def _run(s: Session, images_u8: np.ndarray, labels, should_stop, on_epoch) -> Tr
 
     cfg = s.cfg
     lo, hi = s.preset.pixel_range
-    images = tf.constant(images_u8)
+    gather = _gatherer(images_u8)
 
-    labels = None if labels is None else tf.constant(labels)
+    conditional_labels = tf.constant(labels) if s.preset.num_classes else None
 
     def to_model(batch_u8):
-        x = tf.cast(batch_u8, tf.float32)[..., None] / 255.0
+        x = tf.cast(batch_u8, tf.float32) / 255.0
+        x = x[..., None] if images_u8.ndim == 3 else x
         return x * (hi - lo) + lo
 
     def batch(idx):  # images, or (images, labels) for a conditional preset
-        x = to_model(tf.gather(images, idx))
-        return x if labels is None else (x, tf.gather(labels, idx))
+        x = to_model(gather(idx))
+        return x if conditional_labels is None else (x, tf.gather(conditional_labels, idx))
 
     train_steps = make_train_step(
         s.strategy,
@@ -179,7 +193,9 @@ def _run(s: Session, images_u8: np.ndarray, labels, should_stop, on_epoch) -> Tr
         graph_bf16=cfg.precision == "onednn_bfloat16",
         num_classes=s.preset.num_classes,
     )
-    s.score = _quality_fn(cfg.quality_samples)
+    s.score = (
+        _quality_fn(cfg.quality_samples, s.run_dir, images_u8, labels) if s.quality_note is None else None
+    )
     s.tb = tf.summary.create_file_writer(str(s.run_dir / rf.TENSORBOARD)) if cfg.tensorboard else None
     status = "completed"
     try:
@@ -272,13 +288,52 @@ def _train_epoch(s: Session, epoch: int, iterator, train_steps, n_images: int, s
     }
 
 
-def _quality_fn(n_samples: int):
-    """The evaluator's scorer, or None (with the reason printed once) when unavailable."""
-    if n_samples <= 0:
+def _gatherer(images_u8: np.ndarray):
+    """Batch indices -> uint8 images: from a tensor in memory, or, for an image folder decoded
+    into a cache file (np.memmap), read from disk inside the tf.data pipeline (prefetched)."""
+    import tensorflow as tf
+
+    if not isinstance(images_u8, np.memmap):
+        images = tf.constant(images_u8)
+        return lambda idx: tf.gather(images, idx)
+    shape = images_u8.shape[1:]
+
+    def read(idx):
+        order = np.argsort(idx)  # sorted reads from the file, then back to the batch's order
+        out = np.empty((len(idx), *shape), np.uint8)
+        out[order] = images_u8[idx[order]]
+        return out
+
+    def gather(idx):
+        batch = tf.numpy_function(read, [idx], tf.uint8, stateful=False)
+        return tf.ensure_shape(batch, [None, *shape])
+
+    return gather
+
+
+def _quality_note(cfg: TrainConfig, shape: tuple, dataset: dict) -> str | None:
+    """Why this run's quality is not scored (None: it is, when --quality-samples > 0)."""
+    if "image_size" not in dataset and tuple(shape) == (28, 28, 1):
         return None
+    kind = "an image folder" if "image_size" in dataset else "data"
+    colour = "RGB" if shape[2] == 3 else "grey"
+    return (
+        "the evaluator knows only MNIST digits (28x28 grey); "
+        f"this run trains on {kind} ({shape[0]}x{shape[1]} {colour})"
+    )
+
+
+def _quality_fn(n_samples: int, run_dir, images_u8, labels):
+    """The evaluator's scorer (with the memorisation figure), or None (with the reason printed
+    once) when unavailable. Writes the run's neighbour index (neighbours.npz) either way."""
     try:
-        from training.quality import score_generator
+        from training.quality import open_index, score_generator
     except Exception as exc:  # missing evaluator weights or module
         print(f"note: quality metrics off ({exc.__class__.__name__}: {exc})", file=sys.stderr)
         return None
-    return score_generator
+    try:
+        index = open_index(run_dir, images_u8, labels, with_features=n_samples > 0)
+    except Exception as exc:  # noqa: BLE001 - the index is an extra: training goes on without it
+        print(f"note: no neighbour index ({exc.__class__.__name__}: {exc})", file=sys.stderr)
+        index = None
+    return functools.partial(score_generator, index=index) if n_samples > 0 else None

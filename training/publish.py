@@ -50,6 +50,7 @@ class Session:
     fixed_z: np.ndarray | None = None
     fixed_y: np.ndarray | None = None  # a conditional preset's labels for fixed_z
     score: object = None  # the quality scorer, or None
+    quality_note: str | None = None  # why quality is not scored for this data (None: it is)
     tb: object = None  # the TensorBoard writer, or None
 
     @property
@@ -101,7 +102,9 @@ def _versions() -> dict:
     }
 
 
-def open_records(s: Session, existing: dict | None, source: str, n_images: int) -> None:
+def open_records(
+    s: Session, existing: dict | None, source: str, n_images: int, dataset: dict | None = None
+) -> None:
     """Start run.json and metrics.jsonl; write the start epoch's folder if a kill skipped it.
 
     Nothing is deleted or truncated here: lines and folders of epochs past the resume point are
@@ -113,7 +116,7 @@ def open_records(s: Session, existing: dict | None, source: str, n_images: int) 
         "name": s.run_dir.name,
         **s.preset.facts(),
         "config": cfg.to_json(),
-        "dataset": {"source": source, "n_images": int(n_images)},
+        "dataset": {**(dataset or {}), "source": source, "n_images": int(n_images)},
         "command": cfg.command,
         "created": rf.now_iso(),
         "epochs_done": 0,
@@ -136,6 +139,7 @@ def open_records(s: Session, existing: dict | None, source: str, n_images: int) 
         config=cfg.to_json(),
         epochs_done=point.epoch,
         cpu=cpu_profile(),
+        **({"quality_note": s.quality_note} if s.quality_note else {}),
     )
     s.fixed_z, s.fixed_y = fixed_batch(cfg.seed, s.preset)
     # killed after the checkpoint but before the epoch folder: write it from the checkpoint
@@ -168,6 +172,8 @@ def publish_epoch(s: Session, summary: dict) -> None:
             s.published, s.preset.latent_dim, s.preset.pixel_range, n=cfg.quality_samples, **cond
         )
         summary["quality_time_s"] = time.perf_counter() - tq
+    elif s.quality_note:
+        summary["quality_note"] = s.quality_note
     grid = s.samples01()
     s.summaries.append(summary)
     save_checkpoint(

@@ -116,9 +116,11 @@ def score_generator(
     n: int = 2000,
     seed: int = 1234,
     batch: int = 500,
+    index=None,
     num_classes: int = 0,
 ) -> dict:
-    """Score a generator on n samples from a FIXED latent batch (same z every call).
+    """Score a generator on n samples from a FIXED latent batch (same z every call); with the run's
+    neighbour index (training/nnindex.py), also the memorisation figure of the same samples.
 
     A conditional generator (``num_classes`` > 0) is asked for every class in turn (sample i is
     digit i % num_classes), and the figures gain ``conditional_accuracy``."""
@@ -129,5 +131,43 @@ def score_generator(
         inputs = z[i : i + batch] if y is None else [z[i : i + batch], y[i : i + batch]]
         return np.asarray(generator(inputs, training=False), np.float32)
 
-    imgs = np.concatenate([draw(i) for i in range(0, n, batch)])
-    return QualityScorer.load().score(to_unit_range(imgs, pixel_range), labels=y)
+    imgs01 = to_unit_range(np.concatenate([draw(i) for i in range(0, n, batch)]), pixel_range)
+    out = QualityScorer.load().score(imgs01, labels=y)
+    if index is not None:
+        out.update(index.memorisation(imgs01))
+    return out
+
+
+def open_index(run_dir, images_u8, labels=None, with_features: bool = True):
+    """The run's neighbour index: its neighbours.npz when whole and made from this data, else
+    built from the training digits and written (atomically) into the run folder.
+
+    Overwriting an existing neighbours.npz loses nothing: every byte of it is derived from the
+    training data, which is in memory here, so the new file holds what the old one should have.
+    A write that fails (disk full, read-only) is said on stderr; training goes on without it.
+    """
+    import sys
+
+    from models.evaluator import WEIGHTS
+    from training import nnindex
+    from training.runfolder import RunFolderError
+
+    feats = None
+    if with_features:
+        feats = lambda x: QualityScorer.load().embed(x)[0]  # noqa: E731
+    ev = nnindex.weights_id(WEIGHTS) if with_features else ""
+    try:
+        index = nnindex.read(run_dir)
+        same = index.n_total == len(images_u8) and np.array_equal(
+            index.images_u8, np.asarray(images_u8)[index.ids]
+        )
+        if same and (not with_features or (index.features is not None and index.evaluator == ev)):
+            return index
+    except (RunFolderError, IndexError):
+        pass
+    index = nnindex.build(images_u8, labels, feats, ev)
+    try:
+        nnindex.write(run_dir, index)
+    except OSError as exc:
+        print(f"note: {nnindex.path(run_dir).name} not written ({exc})", file=sys.stderr)
+    return index

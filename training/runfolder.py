@@ -38,6 +38,7 @@ SUMMARY = "summary.json"
 SAMPLES = "samples.png"
 GENERATOR = "generator.keras"
 DISCRIMINATOR = "discriminator.keras"
+NEIGHBOURS = "neighbours.npz"  # the real training digits' nearest-neighbour index (training/nnindex.py)
 EPOCH_FILES = (GENERATOR, DISCRIMINATOR, SAMPLES, SUMMARY)
 
 MAX_EPOCH = 999_999

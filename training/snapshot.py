@@ -18,19 +18,19 @@ from training import runfolder as rf
 
 
 def image_grid(images01: np.ndarray, cols: int = 8, pad: int = 2) -> Image.Image:
-    """(N,28,28[,1]) floats in [0,1] -> one grayscale PIL grid."""
+    """(N,H,W[,1]) floats in [0,1] -> one grayscale PIL grid; (N,H,W,3) -> an RGB grid."""
     imgs = np.asarray(images01, dtype=np.float32)
-    if imgs.ndim == 4:
+    if imgs.ndim == 4 and imgs.shape[-1] == 1:
         imgs = imgs[..., 0]
-    n, h, w = imgs.shape
+    n, h, w = imgs.shape[:3]
     rows = math.ceil(n / cols)
-    grid = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad), dtype=np.uint8)
+    grid = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad, *imgs.shape[3:]), dtype=np.uint8)
     u8 = (np.clip(imgs, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     for i in range(n):
         r, c = divmod(i, cols)
         y, x = pad + r * (h + pad), pad + c * (w + pad)
         grid[y : y + h, x : x + w] = u8[i]
-    return Image.fromarray(grid, mode="L")
+    return Image.fromarray(grid, mode="L" if grid.ndim == 2 else "RGB")
 
 
 def write_epoch_folder(

@@ -17,9 +17,21 @@ from pathlib import Path
 import gradio as gr
 
 from explorer.engine import Engine
+from explorer.neighbours import Neighbours
 from explorer.registry import ExplorerError, RunRegistry
 from explorer.trainer import Trainer, check_run_name
-from explorer.ui import api, compare, interpolation, links, pickers, sliders, snapshot, train, yourdigit
+from explorer.ui import (
+    api,
+    compare,
+    interpolation,
+    links,
+    nearest,
+    pickers,
+    sliders,
+    snapshot,
+    train,
+    yourdigit,
+)
 from explorer.ui.context import N_DIM_SLIDERS, N_PCA_SLIDERS, Ctx
 
 __all__ = ["build_app", "check_run_name"]
@@ -50,6 +62,7 @@ def build_app(runs_dirs: list[Path], train_dir: Path, max_trainings: int = 1, da
         trainer=Trainer(train_dir, max_trainings, data_roots),
         train_dir=Path(train_dir),
         gif_dir=Path(tempfile.mkdtemp(prefix="latent-explorer-gif-")),
+        neighbours=Neighbours(registry),
     )
     first_run, first_epoch = _warm(ctx)
 
@@ -61,17 +74,19 @@ def build_app(runs_dirs: list[Path], train_dir: Path, max_trainings: int = 1, da
                 snap = snapshot.build(ctx)
             with gr.Tab("Latent sliders", id="sliders"):
                 point = sliders.build(ctx)
-            with gr.Tab("Interpolation", id="interp"):
-                interpolation.build(ctx, point.vec_txt)
-            with gr.Tab("Compare epochs", id="compare"):
-                compare.build(ctx)
+            with gr.Tab("Interpolation", id="interp") as interp_tab:
+                interp = interpolation.build(ctx, point.vec_txt, interp_tab)
+            with gr.Tab("Compare epochs", id="compare") as compare_tab:
+                comp = compare.build(ctx, compare_tab)
             with gr.Tab("Your digit", id="yourdigit"):
                 yourdigit.build(ctx, app, point, tabs)
             with gr.Tab("Train", id="train"):
                 train.build(ctx, app)
         pickers.wire(ctx, app, top, snap, point)
         links.wire(ctx, app, tabs, snap, point)  # opening a link, Copy link, PNGs with state
+        links.wire_cells(ctx, tabs, snap, point, [interp, comp])  # a click on a frame or cell
         api.build(ctx)
+        nearest.build_api(ctx)
 
     app.ctx = ctx  # for tests and benchmarks
     app.engine = ctx.engine

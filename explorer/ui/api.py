@@ -44,7 +44,7 @@ def build(ctx: Ctx) -> None:
         dim = ctx.engine.snapshot(run, epoch).latent_dim
         img, p = ctx.engine.generate(run, epoch, latent.parse_vector(vector, dim), label)
         buf = io.BytesIO()
-        render.digit(img, 28).save(buf, format="PNG")
+        render.digit(img, img.shape[1]).save(buf, format="PNG")  # the image at its own size
         return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(), p
 
     gr.api(list_runs, api_name="list_runs")

@@ -4,20 +4,81 @@ per-epoch figures of every epoch the run finished (explorer.figures, explorer.ta
 from __future__ import annotations
 
 import gradio as gr
+import numpy as np
 
 from explorer import figures, render, state, tables
 from explorer.registry import ExplorerError
+from explorer.ui import interpolation
 from explorer.ui.context import Ctx, err
 
 
-def build(ctx: Ctx) -> None:
+def _handlers(ctx: Ctx, n_outputs: int):
+    @err
+    def compare(run: str, points: float, seed: float, final_d: bool, chosen=None):
+        if not run or not isinstance(run, str):
+            raise ExplorerError("pick a run first (top of the page)")
+        skipped: list = []
+        wanted = [int(e) for e in chosen or [] if str(e).isdigit()] or None
+        epochs, imgs, scores = ctx.engine.compare(
+            run, points, seed, bool(final_d), skipped=skipped, epochs=wanted
+        )
+        info = ctx.registry.get(run)
+        metrics = ctx.registry.metrics(run)
+        rows = figures.epoch_rows(info, metrics)
+        best_all = figures.best_epoch(rows)
+        best_disk = figures.best_epoch(
+            [dict(r, snapshot="on disk" if r["epoch"] in epochs else "-") for r in rows], on_disk_only=True
+        )
+        labels = [f"epoch {e}" + ("\nbest FCD" if best_disk and e == best_disk[0] else "") for e in epochs]
+        hi = tuple(i for i, e in enumerate(epochs) if best_disk and e == best_disk[0])
+        grid = render.grid(imgs, scores, labels, cell=72, highlight_rows=hi)
+        z = ctx.engine.compare_points(run, points, seed)
+        cm = interpolation.clickmap(grid, run, epochs, np.broadcast_to(z, (len(epochs), *z.shape)))
+        state.tag(grid, state.ViewState(run, None, "compare"))  # the PNG names its run
+        judge = f"the final epoch's ({epochs[-1]}) D" if final_d else "each row's own epoch's D"
+        text = tables.compare_text(
+            rows,
+            epochs,
+            best_all,
+            best_disk,
+            figures.fcd_floor(metrics, info),
+            judge,
+            skipped,
+            info.info.get("quality_note"),
+        )
+        f = tables.compare_frames(rows, best_all)
+        table = tables.epoch_table(rows, best_all)
+        return grid, text, f["loss"], f["acc"], f["fcd"], f["score"], table, cm
+
+    def auto(run, points, seed, final_d, chosen):
+        """Compare without the button (the view opened, an option changed): a run that cannot be
+        compared leaves the view as it is instead of raising a notice nobody asked for."""
+        try:
+            return compare(run, points, seed, final_d, chosen)
+        except gr.Error:
+            return [gr.skip() for _ in range(n_outputs)]
+
+    return compare, auto
+
+
+def build(ctx: Ctx, tab: gr.Tab | None = None) -> dict:
     with gr.Row():
         points_sl = gr.Slider(1, 16, value=8, step=1, label="Latent points")
         seed_nb = gr.Number(value=0, precision=0, label="Seed of the points", minimum=0)
         final_cb = gr.Checkbox(label="Score every row with the final epoch's D", value=False)
         compare_btn = gr.Button("Compare", variant="primary", elem_id="compare-btn")
+    epochs_dd = gr.Dropdown(
+        [],
+        multiselect=True,
+        label="Epochs to compare (none chosen: every epoch on disk)",
+        elem_id="compare-epochs",
+    )
     best_md = gr.Markdown(elem_id="best-epoch")
-    gr.Markdown("**The same latent points through every epoch on disk** (one row per epoch)")
+    gr.Markdown(
+        "**The same latent points through every epoch on disk** (one row per epoch); "
+        "click a cell to open it in the Latent sliders"
+    )
+    cells = gr.State(None)
     compare_img = gr.Image(
         label="epochs", show_label=False, type="pil", interactive=False, elem_id="compare-grid", format="png"
     )
@@ -38,37 +99,35 @@ def build(ctx: Ctx) -> None:
         acc_plot = gr.LinePlot(
             x="epoch", y="accuracy", color="series", title="D accuracy", height=260, y_lim=[0, 1]
         )
+    from explorer.ui import memorisation
+
+    memorisation.build(ctx, compare_btn, tab)  # the memorisation figure per epoch: its plot and note
     epoch_table = gr.Dataframe(
         label="Per-epoch figures (from metrics.jsonl)", interactive=False, elem_id="epoch-table"
     )
 
-    @err
-    def compare(run: str, points: float, seed: float, final_d: bool):
-        if not run or not isinstance(run, str):
-            raise ExplorerError("pick a run first (top of the page)")
-        skipped: list = []
-        epochs, imgs, scores = ctx.engine.compare(run, points, seed, bool(final_d), skipped=skipped)
-        info = ctx.registry.get(run)
-        metrics = ctx.registry.metrics(run)
-        rows = figures.epoch_rows(info, metrics)
-        best_all = figures.best_epoch(rows)
-        best_disk = figures.best_epoch(
-            [dict(r, snapshot="on disk" if r["epoch"] in epochs else "-") for r in rows], on_disk_only=True
-        )
-        labels = [f"epoch {e}" + ("\nbest FCD" if best_disk and e == best_disk[0] else "") for e in epochs]
-        hi = tuple(i for i, e in enumerate(epochs) if best_disk and e == best_disk[0])
-        grid = render.grid(imgs, scores, labels, cell=72, highlight_rows=hi)
-        state.tag(grid, state.ViewState(run, None, "compare"))  # the PNG names its run
-        judge = f"the final epoch's ({epochs[-1]}) D" if final_d else "each row's own epoch's D"
-        text = tables.compare_text(
-            rows, epochs, best_all, best_disk, figures.fcd_floor(metrics, info), judge, skipped
-        )
-        f = tables.compare_frames(rows, best_all)
-        return grid, text, f["loss"], f["acc"], f["fcd"], f["score"], tables.epoch_table(rows, best_all)
+    outputs = [compare_img, best_md, loss_plot, acc_plot, fcd_plot, is_plot, epoch_table, cells]
+    compare, auto = _handlers(ctx, len(outputs))
 
-    compare_btn.click(
-        compare,
-        [ctx.run_dd, points_sl, seed_nb, final_cb],
-        [compare_img, best_md, loss_plot, acc_plot, fcd_plot, is_plot, epoch_table],
-        api_name="compare",
-    )
+    def epoch_options(run, chosen):
+        eps = [e for _, e in ctx.epoch_choices(run)] if isinstance(run, str) else []
+        return gr.update(choices=eps, value=[e for e in chosen or [] if e in eps])
+
+    inputs = [ctx.run_dd, points_sl, seed_nb, final_cb, epochs_dd]
+    compare_btn.click(compare, inputs, outputs, api_name="compare_view", api_visibility="undocumented")
+
+    def compare_api(run: str, points: float, seed: float, final_d: bool):
+        """/compare: every epoch on disk (the view's choice of epochs is the view's own)."""
+        return compare(run, points, seed, final_d, None)
+
+    # the named endpoint keeps its four inputs (a raw call sends exactly those)
+    api_btn = gr.Button(visible=False)
+    api_btn.click(compare_api, inputs[:4], outputs, api_name="compare")
+    hidden = dict(api_visibility="undocumented")
+    for ev in (final_cb.input, points_sl.release, seed_nb.submit, epochs_dd.input):
+        ev(auto, inputs, outputs, **hidden)
+    if tab is not None:
+        tab.select(epoch_options, [ctx.run_dd, epochs_dd], epochs_dd, **hidden).then(
+            auto, inputs, outputs, **hidden
+        )
+    return dict(image=compare_img, cells=cells)

@@ -41,6 +41,7 @@ class Ctx:
     train_dir: Path
     gif_dir: Path
     finals: dict = field(default_factory=dict)  # run -> its final loadable epoch (shared by sessions)
+    neighbours: object = None  # explorer.neighbours.Neighbours: nearest real digits per run
     run_dd: gr.Dropdown | None = None  # the pickers (set by explorer.ui.pickers.build)
     epoch_dd: gr.Dropdown | None = None
     base_state: gr.State | None = None
@@ -103,7 +104,8 @@ class Ctx:
         final = self.default_epoch(run)
         if final is not None:
             try:
-                self.engine.snapshot(run, final).score(np.zeros((1, 28, 28), np.float32))
+                snap = self.engine.snapshot(run, final)
+                snap.score(np.zeros((1, *snap.cell_shape), np.float32))
             except ExplorerError:
                 final = None
         self.finals[run] = final
@@ -114,18 +116,21 @@ class Ctx:
         from PIL import Image
 
         try:
+            side, _, channels = self.registry.get(run).image_shape
             with Image.open(e.path / "samples.png") as im:
                 im.load()
-                pic = im.convert("L")
+                pic = im.convert("L" if channels == 1 else "RGB")
         except (OSError, ValueError) as exc:
             return None, f"samples.png unreadable ({exc.__class__.__name__})"
-        cells = render.split_samples(pic)
+        except ExplorerError as exc:
+            return None, str(exc)
+        cells = render.split_samples(pic, cell=side, channels=channels)
         if cells is None or e.broken:
             big = pic.resize((pic.width * 2, pic.height * 2), Image.NEAREST)
             return big, (
                 ""
                 if cells is not None
-                else "samples.png is not an 8-column grid of 28 px digits; shown without scores"
+                else f"samples.png is not an 8-column grid of {side} px images; shown without scores"
             )
         rows = len(cells) // 8
         try:
@@ -136,4 +141,6 @@ class Ctx:
             big = pic.resize((pic.width * 2, pic.height * 2), Image.NEAREST)
             return big, f"no scores: {exc}"
         names = None if labels is None else [f"digit {r}" for r in range(rows)]
-        return render.grid(cells.reshape(rows, 8, 28, 28), p.reshape(rows, 8), names, cell=56, pad=5), ""
+        cell = 56 if side == 28 else max(64, side)
+        grid = cells.reshape(rows, 8, *cells.shape[1:])
+        return render.grid(grid, p.reshape(rows, 8), names, cell=cell, pad=5), ""

@@ -203,3 +203,27 @@ def wire(ctx: Ctx, app: gr.Blocks, tabs: gr.Tabs, snap, sliders) -> None:
     )
     row.png_btn.click(png, [*common, *vals], row.png_html, **hidden).success(None, None, None, js=DOWNLOAD_JS)
     row.drop.upload(drop_png, row.drop, [*outputs, row.drop], **hidden)
+
+
+def wire_cells(ctx: Ctx, tabs: gr.Tabs, snap, sliders, grids: list[dict]) -> None:
+    """A click on an interpolation frame or a compare cell opens that point, at the cell's epoch,
+    in the Latent sliders (as a link to it would)."""
+    from explorer.ui.interpolation import cell_state  # the clickmap's reader lives with its writer
+
+    outputs = [ctx.run_dd, ctx.epoch_dd, *snap.outputs, *sliders.point_outputs(ctx), tabs]
+
+    def open_cell(cm, evt: gr.SelectData, request: gr.Request):
+        x, y = evt.index if isinstance(evt.index, list | tuple) and len(evt.index) == 2 else (None, None)
+        s = cell_state(cm, x, y)
+        if s is None:  # a margin, a label, or a grid drawn before this server started
+            return [gr.skip() for _ in outputs]
+        try:
+            return pickers.answer_pick(
+                ctx.picks, session(request), lambda: restore(ctx, sliders.points, s, [])
+            )
+        except ExplorerError as exc:
+            gr.Warning(f"that cell could not be opened: {exc}")
+            return [gr.skip() for _ in outputs]
+
+    for g in grids:
+        g["image"].select(open_cell, g["cells"], outputs, api_visibility="undocumented")

@@ -15,16 +15,17 @@ from dataclasses import dataclass
 import gradio as gr
 import numpy as np
 
-from explorer import conditional, latent, render
+from explorer import conditional, directions, latent, render
 from explorer.registry import ExplorerError
-from explorer.ui import links
+from explorer.ui import history, links, named
 from explorer.ui.context import N_DIM_SLIDERS, N_PCA_SLIDERS, Ctx, err
 
 IMAGE_PX = 336  # the slider view's large image
 N_SLIDERS = N_DIM_SLIDERS + N_PCA_SLIDERS
 
 
-def png_html(img, caption: str = "", alt: str = "digit") -> str:
+def png_html(img, caption: str = "", alt: str = "digit", overlay=None) -> str:
+    """The large image (and, when given, its saliency overlay, shown by the toggle: ui.named)."""
     buf = io.BytesIO()
     img.save(buf, format="PNG", compress_level=1)
     data = base64.b64encode(buf.getvalue()).decode()
@@ -34,8 +35,8 @@ def png_html(img, caption: str = "", alt: str = "digit") -> str:
         "display: block; margin: 0 auto;"
     )
     return (
-        f'<div style="text-align:center"><img id="latent-image" alt="{alt}" '
-        f'src="data:image/png;base64,{data}" style="{style}"/>{cap}</div>'
+        f'<div style="text-align:center">{named.overlay_img(overlay, style) if overlay is not None else ""}'
+        f'<img id="latent-image" alt="{alt}" src="data:image/png;base64,{data}" style="{style}"/>{cap}</div>'
     )
 
 
@@ -89,12 +90,18 @@ class Points:
             raise ExplorerError("slider values must be finite numbers")
         return np.clip(z, -latent.MAX_ABS, latent.MAX_ABS)
 
-    def render(self, run, epoch, z, final=None, digit=None):
-        """The point's image and verdicts; a conditional run draws it as ``digit`` (the picker's
-        value, ignored for other runs: the picker is hidden there)."""
+    def render(self, run, epoch, z, final=None, digit=None, saliency=True):
+        """The point's image, D's verdict and vector; with `saliency`, D's pixel gradient over it too
+        (the drag path asks for it only while the toggle is on: one graph call either way). A
+        conditional run draws it as ``digit`` (the picker's value; it has no saliency overlay)."""
         classes = self.engine.snapshot(run, epoch).num_classes
         label = conditional.check_label(run, classes, digit) if classes else None
-        img, p = self.engine.generate(run, epoch, z, label)
+        overlay = None
+        if saliency and not classes:
+            img, p, grad = directions.look(self.engine, self.engine.snapshot(run, epoch), z)
+            overlay = render.saliency_overlay(img, grad, 28)  # scaled up by the browser (pixelated)
+        else:
+            img, p = self.engine.generate(run, epoch, z, label)
         caption = ("" if label is None else f"digit <b>{label}</b> &middot; ") + (
             f"P(real) <b>{p:.2f}</b> by the D of epoch {epoch}"
         )
@@ -105,8 +112,9 @@ class Points:
                 caption += f" &middot; <b>{pf:.2f}</b> by the final epoch's ({final}) D"
             except ExplorerError:
                 pass
-        label = {f"real (D of epoch {epoch})": float(p), "fake": float(1 - p)}
-        return png_html(render.digit(img, IMAGE_PX), caption), label, latent.format_vector(z)
+        label = {f"{render.verdict(p)}: P(real) {p:.2f} (D of epoch {epoch})": float(p)}
+        html_ = png_html(render.digit(img, IMAGE_PX), caption, overlay=overlay)
+        return html_, label, latent.format_vector(z)
 
     def slider_updates(self, run, epoch, base, dims) -> list:
         dir_labels = []
@@ -163,7 +171,7 @@ def parse_dims(text: str, dim: int, current: list) -> list[int]:
 
 def _handlers(ctx: Ctx, pts: Points) -> dict:
     @err
-    def slide(run, epoch, base, dims, *vals):
+    def slide(run, epoch, base, dims, saliency, *vals):
         """vals: the slider values, then (optional) the digit picker's value."""
         run, epoch = ctx.need(run, epoch)
         vals, digit = vals[:N_SLIDERS], (vals[N_SLIDERS] if len(vals) > N_SLIDERS else None)
@@ -171,7 +179,7 @@ def _handlers(ctx: Ctx, pts: Points) -> dict:
         # the final epoch is a fact of the run, kept server-side (set when a point or snapshot is
         # chosen, refreshed by the run-list timer): no disk access or tracing here after that
         final = ctx.finals[run] if run in ctx.finals else ctx.loadable_final(run)
-        return pts.render(run, epoch, z, final, digit)
+        return pts.render(run, epoch, z, final, digit, saliency=bool(saliency))
 
     @err
     def random_point(run, epoch, base, dims, digit=None):
@@ -195,9 +203,18 @@ def _handlers(ctx: Ctx, pts: Points) -> dict:
         return pts.show(run, epoch, base, pts.valid_dims(run, epoch, dims, dim), digit)
 
     @err
-    def paste_point(run, epoch, base, dims, pasted="", digit=None):
+    def paste_point(run, epoch, base, dims, pasted="", dims_text="", *vals):
+        vals, digit = vals[:N_SLIDERS], (vals[N_SLIDERS] if len(vals) > N_SLIDERS else None)
         run, epoch, dim, _ = pts.start(run, epoch, base)
-        z = latent.parse_vector(pasted, dim)
+        try:
+            z = latent.parse_vector(pasted, dim)
+        except ExplorerError as exc:
+            # refused: say why, and put the point on screen back in the box so box and image agree
+            gr.Warning(f"that vector was not applied: {exc}")
+            here = links.current_point(pts, run, epoch, base, dims, vals)
+            out = [gr.skip() for _ in range(6 + N_SLIDERS)]
+            out[2] = latent.format_vector(here)
+            return out
         return pts.show(run, epoch, z, pts.valid_dims(run, epoch, dims, dim), digit)
 
     @err
@@ -208,15 +225,6 @@ def _handlers(ctx: Ctx, pts: Points) -> dict:
             base = pts.compose(run, epoch, base, dims, vals)
         dims = parse_dims(dims_text, dim, pts.valid_dims(run, epoch, dims, dim))
         return pts.show(run, epoch, base, dims, digit)
-
-    def digit_picker(run):
-        """The digit picker: shown (at digit 0, what a new run or epoch is drawn as) for a
-        conditional run, hidden for any other."""
-        try:
-            classes = ctx.registry.get(run).num_classes if run else 0
-        except ExplorerError:
-            classes = 0
-        return gr.update(visible=bool(classes), value="0")
 
     @err
     def snapshot_point(run, epoch, base, dims):
@@ -232,23 +240,42 @@ def _handlers(ctx: Ctx, pts: Points) -> dict:
         "paste_point": paste_point,
         "show_dims": show_dims,
         "snapshot_point": snapshot_point,
-        "digit_picker": digit_picker,
     }
 
 
-def _wire_digit(ctx: Ctx, h: dict, v: SlidersView) -> None:
+def _wire_digit(ctx: Ctx, h: dict, v: SlidersView, saliency: gr.State) -> None:
     """The digit picker: shown for conditional runs; a pick redraws the same point as that digit."""
+
+    def digit_picker(run):
+        """The digit picker: shown (at digit 0, what a new run or epoch is drawn as) for a
+        conditional run, hidden for any other."""
+        try:
+            classes = ctx.registry.get(run).num_classes if run else 0
+        except ExplorerError:
+            classes = 0
+        return gr.update(visible=bool(classes), value="0")
+
     hidden = dict(show_progress="hidden", api_visibility="undocumented")
     for picker in (ctx.run_dd, ctx.epoch_dd):  # a new run or epoch is drawn as digit 0 (snapshot_point)
-        picker.change(h["digit_picker"], ctx.run_dd, v.digit, **hidden)
+        picker.change(digit_picker, ctx.run_dd, v.digit, **hidden)
     common = [ctx.run_dd, ctx.epoch_dd, ctx.base_state, ctx.dims_state]
     v.digit.input(
         h["slide"],
-        [*common, *v.sliders, v.digit],
+        [*common, saliency, *v.sliders, v.digit],
         [v.image_html, v.score_lbl, v.vec_txt],
         trigger_mode="always_last",
         api_name="slide_digit",  # named: unnamed, it would take "slide" from the public slider endpoint
         **hidden,
+    )
+
+
+def _digit_radio() -> gr.Radio:
+    return gr.Radio(
+        [str(i) for i in range(10)],
+        value="0",
+        label="Digit: the same latent point drawn as this digit (a conditional run)",
+        visible=False,
+        elem_id="digit-picker",
     )
 
 
@@ -261,6 +288,10 @@ def build(ctx: Ctx) -> SlidersView:
                 random_btn = gr.Button("Random point", elem_id="random-btn")
                 reset_btn = gr.Button("Reset", elem_id="reset-btn")
                 nudge_btn = gr.Button("Nudge", elem_id="nudge-btn")
+            with gr.Row():
+                back_btn = gr.Button("◀ Back (0)", elem_id="back-btn", size="sm")
+                fwd_btn = gr.Button("Forward (0) ▶", elem_id="fwd-btn", size="sm")
+            controls = named.build()  # Toward digit, More real, the saliency toggle
             vec_txt = gr.Textbox(
                 label="Latent vector (copy it, or paste one and press Apply)",
                 lines=3,
@@ -268,15 +299,12 @@ def build(ctx: Ctx) -> SlidersView:
                 buttons=["copy"],
             )
             paste_btn = gr.Button("Apply pasted vector")
+            from explorer.ui import nearest
+
+            nearest.slider_strip(ctx, vec_txt)  # a toggle and the strip of nearest real digits
             share = links.build()
         with gr.Column(scale=1):
-            digit = gr.Radio(
-                [str(i) for i in range(10)],
-                value="0",
-                label="Digit: the same latent point drawn as this digit (a conditional run)",
-                visible=False,
-                elem_id="digit-picker",
-            )
+            digit = _digit_radio()
             gr.Markdown(
                 "**Latent dimensions**: the 8 that move the image most (measured); "
                 "type others under the sliders"
@@ -304,13 +332,13 @@ def build(ctx: Ctx) -> SlidersView:
     h = _handlers(ctx, pts)
     v = SlidersView(image_html, score_lbl, vec_txt, dims_txt, sliders, h["snapshot_point"], pts, share, digit)
     common = [ctx.run_dd, ctx.epoch_dd, ctx.base_state, ctx.dims_state]
-    _wire_digit(ctx, h, v)
+    _wire_digit(ctx, h, v, controls.saliency_state)
     for i, s in enumerate(sliders):
         # .input fires while dragging (not on programmatic updates, so no loops); always_last
         # drops stale moves and guarantees the released position is rendered
         s.input(
             h["slide"],
-            [*common, *sliders, digit],
+            [*common, controls.saliency_state, *sliders, digit],
             [image_html, score_lbl, vec_txt],
             trigger_mode="always_last",
             show_progress="hidden",
@@ -323,8 +351,10 @@ def build(ctx: Ctx) -> SlidersView:
     random_btn.click(h["random_point"], [*common, digit], out, **hidden)
     reset_btn.click(h["reset_point"], [*common, digit], out, **hidden)
     nudge_btn.click(h["nudge_point"], with_vals, out, **hidden)
-    paste_btn.click(h["paste_point"], common + [vec_txt, digit], out, **hidden)
-    vec_txt.submit(h["paste_point"], common + [vec_txt, digit], out, **hidden)
+    paste_btn.click(h["paste_point"], with_vals, out, **hidden)
+    vec_txt.submit(h["paste_point"], with_vals, out, **hidden)
     dims_btn.click(h["show_dims"], with_vals, out, **hidden)
     dims_txt.submit(h["show_dims"], with_vals, out, **hidden)
+    history.wire(ctx, v, back_btn, fwd_btn)
+    named.wire(ctx, v, controls)
     return v

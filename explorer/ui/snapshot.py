@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from explorer import tables
+from explorer import state, tables
 from explorer.registry import ExplorerError
 from explorer.ui.context import Ctx
 
@@ -43,7 +43,12 @@ def build(ctx: Ctx) -> SnapshotView:
                 "each with P(real) by this epoch's D"
             )
             samples_img = gr.Image(
-                label="samples", show_label=False, type="pil", interactive=False, elem_id="samples"
+                label="samples",
+                show_label=False,
+                type="pil",
+                interactive=False,
+                elem_id="samples",
+                format="png",
             )
     return SnapshotView(facts_md, samples_img, quality_md, hist_plot)
 
@@ -65,6 +70,9 @@ def view(ctx: Ctx, run, epoch) -> tuple:
     except ExplorerError as exc:
         return facts, None, f"**{exc}**", empty
     samples, note = ctx.scored_samples(run, e)
+    if samples is not None:  # its PNG, downloaded and dropped on the app, opens this run and epoch
+        samples.info.pop("layout", None)
+        state.tag(samples, state.ViewState(run, e.epoch, "snapshot"))
     quality = e.summary.get("quality") if isinstance(e.summary, dict) else None
     hist = tables.digit_histogram(quality) if isinstance(quality, dict) and quality else None
     return facts, samples, tables.epoch_quality(e, samples is not None, note), hist

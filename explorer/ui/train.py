@@ -84,12 +84,13 @@ def _layout(roots):
         )
     with gr.Row():
         train_btn = gr.Button("Train", variant="primary", elem_id="train-btn")
-        stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn")
+        stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn", interactive=False)
         resume_btn = gr.Button("Resume", elem_id="resume-btn")
     gr.Markdown(
         "Training runs as a separate process; the rest of the app keeps working, "
         "and each finished epoch appears in the run picker above."
     )
+    notice = gr.Markdown(elem_id="train-notice")  # what a button did (the refresh leaves it be)
     status = gr.Markdown(elem_id="train-status")
     bar = gr.HTML()
     with gr.Row():
@@ -110,6 +111,7 @@ def _layout(roots):
 def build(ctx: Ctx, app: gr.Blocks) -> None:
     c = _layout(ctx.trainer.data_roots)
     trainer, samples_cache = ctx.trainer, {}
+    phases: dict = {}  # run -> its phase at the last refresh while it ran (to notice the end)
 
     @err
     def start_training(name, preset, epochs, batch, max_images, data, precision="float32"):
@@ -148,23 +150,30 @@ def build(ctx: Ctx, app: gr.Blocks) -> None:
         try:
             name = check_run_name(name)
         except ExplorerError as exc:
-            return f"**{exc}**", "", None, None, gr.update(active=False)
+            return f"**{exc}**", "", None, None, gr.update(active=False), *[gr.skip()] * 3
         state, last = trainer.state(name)
         try:
             metrics, progress = ctx.registry.metrics(name), ctx.registry.progress(name)
         except ExplorerError:  # the process has not written run.json yet: starting
             metrics, progress = [], None
         latest = latest_samples(ctx, name, samples_cache)
-        text, pct = tables.train_status(name, state, last, progress, latest[1] if latest else None)
+        phase = tables.train_phase(state, name in trainer.stopping, progress)
+        text, pct = tables.train_status(name, state, last, progress, latest[1] if latest else None, phase)
         # decided afresh at the end: a poll that began before a Resume click must not switch the
         # timer off after the Resume has switched it on (its answer can arrive second)
         running = trainer.is_training(name)
+        buttons = tables.PHASE_BUTTONS.get(phase, tables.IDLE_BUTTONS) if running else tables.IDLE_BUTTONS
+        if not running and phases.pop(name, None) in ("starting", "training", "stopping"):
+            gr.Info(f"run {name} has {phase if phase != 'failed' else 'failed: see the status'}")
+        elif running:
+            phases[name] = phase
         return (
             text,
             tables.progress_bar(pct),
             tables.step_losses(metrics),
             latest[0] if latest else None,
             gr.update(active=running),
+            *[gr.update(interactive=b) for b in buttons],
         )
 
     def watch_running_run():
@@ -181,17 +190,26 @@ def _wire(app, c, start_training, resume_training, stop_training, show_progress,
     c["train_btn"].click(
         start_training,
         [c[k] for k in ("name", "preset", "epochs", "batch", "max_images", "data", "precision")],
-        [c["status"], c["timer"]],
+        [c["notice"], c["timer"]],
         api_name="train",
     )
     c["resume_btn"].click(
-        resume_training, [c["name"], c["epochs"]], [c["status"], c["timer"]], api_name="resume"
+        resume_training, [c["name"], c["epochs"]], [c["notice"], c["timer"]], api_name="resume"
     )
-    c["stop_btn"].click(stop_training, c["name"], c["status"], api_name="stop")
+    c["stop_btn"].click(stop_training, c["name"], c["notice"], api_name="stop")
     c["timer"].tick(
         show_progress,
         c["name"],
-        [c["status"], c["bar"], c["loss"], c["samples"], c["timer"]],
+        [
+            c["status"],
+            c["bar"],
+            c["loss"],
+            c["samples"],
+            c["timer"],
+            c["train_btn"],
+            c["stop_btn"],
+            c["resume_btn"],
+        ],
         show_progress="hidden",
         api_visibility="undocumented",
     )

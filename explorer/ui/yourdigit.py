@@ -15,6 +15,7 @@ import pandas as pd
 from explorer import latent, render
 from explorer import yourdigit as yd
 from explorer.registry import ExplorerError
+from explorer.ui import named, nearest
 from explorer.ui.context import Ctx, err
 
 INTRO = (
@@ -22,6 +23,8 @@ INTRO = (
     "It is turned into a 28x28 digit the way MNIST was made: the ink's bounding box fitted into 20x20, "
     "centred by its centre of mass. **Project** finds the latent point whose image is closest to it."
 )
+
+CURVE_TITLE = "P(real) of your digit by each epoch's D"
 
 
 def png_uri(img01) -> str:
@@ -32,7 +35,8 @@ def png_uri(img01) -> str:
 
 def verdict_md(j: dict) -> str:
     text = (
-        f"**P(real) {j['p_real']:.2f}** by the D of epoch {j['epoch']} &middot; the evaluator reads "
+        f"**P(real) {j['p_real']:.2f}** by the D of epoch {j['epoch']} ({render.verdict(j['p_real'])}) "
+        "&middot; the evaluator reads "
         f"**{j['label']}** (confidence {j['confidence']:.2f})"
     )
     if j["skipped"]:
@@ -122,6 +126,7 @@ def _api(ctx: Ctx) -> None:
     def judge(image: str, run: str, epoch: int) -> str:
         """A digit (data URI) -> JSON: P(real) by the epoch's D and every epoch's D, the evaluator's label."""
         run, epoch = ctx.need(run, epoch)
+        yd.need_digits(eng, run)  # a colour run says so before the image is read
         digit = yd.preprocess(image)
         return json.dumps(dict(yd.judge(eng, run, epoch, digit), digit_png=png_uri(digit)))
 
@@ -129,6 +134,7 @@ def _api(ctx: Ctx) -> None:
     def project(image: str, run: str, epoch: int, seed: int = 0, steps: int = yd.STEPS) -> str:
         """A digit (data URI) -> JSON: the epoch's closest latent point z, its image, distance, P(real)."""
         run, epoch = ctx.need(run, epoch)
+        yd.need_digits(eng, run)  # a colour run says so before the image is read
         digit = yd.preprocess(image)
         r = yd.project(eng, run, epoch, digit, seed, steps)
         return json.dumps(dict(r, image=png_uri(r["image"]), digit_png=png_uri(digit)))
@@ -137,6 +143,7 @@ def _api(ctx: Ctx) -> None:
     def project_epochs(image: str, run: str, seed: int = 0, steps: int = yd.STEPS) -> str:
         """A digit (data URI) -> JSON: the projection into every loadable epoch, best epoch marked."""
         run, _ = ctx.need(run, 0)
+        yd.need_digits(eng, run)
         out = yd.project_epochs(eng, run, yd.preprocess(image), seed, steps)
         out["rows"] = [dict(r, image=png_uri(r["image"])) for r in out["rows"]]
         return json.dumps(out)
@@ -149,8 +156,7 @@ def _api(ctx: Ctx) -> None:
 def build(ctx: Ctx, app, point=None, tabs=None) -> None:
     """The view; `point` (the sliders view) and `tabs` enable "Open in the sliders"."""
     gr.Markdown(INTRO)
-    digit_state = gr.State(None)
-    z_state = gr.State(None)
+    digit_state, z_state = gr.State(None), gr.State(None)
     with gr.Row():
         with gr.Column():
             pad = gr.Sketchpad(
@@ -166,8 +172,9 @@ def build(ctx: Ctx, app, point=None, tabs=None) -> None:
                 label="What the model sees (28x28, enlarged)", interactive=False, elem_id="digit-seen"
             )
             verdict = gr.Markdown(elem_id="digit-verdict")
-            title = "P(real) of your digit by each epoch's D"
-            curve = gr.LinePlot(x="epoch", y="P(real)", title=title, y_lim=[0, 1], height=220)
+            curve = gr.LinePlot(x="epoch", y="P(real)", title=CURVE_TITLE, y_lim=[0, 1], height=220)
+            named.digit_saliency(ctx, digit_state)  # the saliency toggle and overlay (explorer.ui.named)
+            nearest.digit_strip(ctx, digit_state)  # the nearest real training digits of the digit
     with gr.Row():
         seed_nb = gr.Number(value=0, precision=0, minimum=0, label="Seed of the starts")
         steps_sl = gr.Slider(

@@ -1,0 +1,217 @@
+"""Directions you can name: "toward digit k", "more real", and where D looks (saliency).
+
+- **Toward digit k**: a linear probe on the latent space of one snapshot. PROBE_N latent points
+  (seeded) are drawn, G draws them, the project's quality evaluator reads each image (its 10
+  probabilities), and the direction for digit k is the evaluator-weighted mean of z for k minus
+  the mean of all z, normalised to unit length. Because z ~ N(0, I), the within-class covariance
+  is close to the identity, so this mean difference is the linear discriminant (LDA) direction
+  itself; a multinomial logistic regression gave the same test results on the demo at 40x the
+  fitting time. Fitted once per snapshot and memoised on it (Snapshot.extra), like the PCA
+  directions.
+- **More real**: a few steps of normalised gradient ascent on D's logit of G(z), the whole loop one
+  tf.function traced once per snapshot (fixed input signature: no retracing per request).
+- **Saliency**: the gradient of D's logit with respect to the image's pixels (0-1 scale); positive
+  where more ink would look more real to D, negative where it would look more fake. One traced
+  tf.function per snapshot, alone (an image) or together with G (a latent point: image, P(real)
+  and saliency in one graph call, what the sliders draw).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from explorer import latent
+from explorer.engine import Snapshot
+from explorer.registry import ExplorerError
+
+PROBE_N, PROBE_SEED = 1000, 0  # generated samples the probe is fitted on
+MAX_STRENGTH = 8.0  # |z| of the prior is about sqrt(64) = 8: a longer step leaves the prior behind
+REAL_STEPS, REAL_STEP = 5, 0.3  # "More real": 5 steps of 0.3 in z (unit-length gradient steps)
+MAX_REAL_STEPS = 100
+
+
+# ---------------------------------------------------------------------------------- checks
+def check_digit(k) -> int:
+    try:
+        v = float(k)
+        ok = np.isfinite(v) and v == int(v) and 0 <= v <= 9
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ExplorerError(f"the digit must be a whole number from 0 to 9 (got {str(k)[:40]})")
+    return int(v)
+
+
+def check_number(value, what: str, lo: float, hi: float) -> float:
+    try:
+        v = float(value)
+        ok = bool(np.isfinite(v)) and lo <= v <= hi
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ExplorerError(f"{what} must be a number from {lo:g} to {hi:g} (got {str(value)[:40]})")
+    return v
+
+
+def check_image(img01) -> np.ndarray:
+    try:
+        x = np.asarray(img01, np.float32)
+    except (TypeError, ValueError):
+        raise ExplorerError("the image must be 28x28 numbers from 0 to 1") from None
+    if x.size != 28 * 28:
+        raise ExplorerError(f"the image must be 28x28 pixels (got {x.size} values)")
+    if not np.all(np.isfinite(x)):
+        raise ExplorerError("the image holds NaN or infinity; pixels must be numbers from 0 to 1")
+    return np.clip(x.reshape(28, 28), 0.0, 1.0)
+
+
+# ---------------------------------------------------------------------------------- the probe
+def fit_probe(z: np.ndarray, probs: np.ndarray) -> np.ndarray:
+    """Latent points (N, d) and the evaluator's probabilities of their images (N, 10) -> ten unit
+    directions (10, d): for each digit, the probability-weighted mean of z minus the mean of z."""
+    z = np.asarray(z, np.float64)
+    p = np.asarray(probs, np.float64)
+    if z.ndim != 2 or p.shape != (len(z), 10) or not (np.isfinite(z).all() and np.isfinite(p).all()):
+        raise ExplorerError("the probe needs finite latent points (N, d) and probabilities (N, 10)")
+    weights = p / np.maximum(p.sum(0, keepdims=True), 1e-12)
+    dirs = weights.T @ z - z.mean(0)
+    norms = np.linalg.norm(dirs, axis=1, keepdims=True)
+    return (dirs / np.maximum(norms, 1e-12)).astype(np.float32)
+
+
+def evaluate(images01) -> np.ndarray:
+    """The quality evaluator's ten probabilities of each image (N,28,28) in [0,1] -> (N, 10)."""
+    from training.quality import QualityScorer  # the evaluator, loaded once per process
+
+    return QualityScorer.load().embed(np.asarray(images01, np.float32).reshape(-1, 28, 28, 1))[1]
+
+
+def digit_directions(snap: Snapshot) -> np.ndarray:
+    """The snapshot's ten "toward digit k" directions (10, d), fitted on first use, then memoised."""
+
+    def make():
+        z = np.random.default_rng(PROBE_SEED).standard_normal((PROBE_N, snap.latent_dim)).astype(np.float32)
+        imgs = np.concatenate([snap.generate(z[i : i + 250])[0] for i in range(0, PROBE_N, 250)])
+        return fit_probe(z, evaluate(imgs))
+
+    return snap.extra(("digit-probe", PROBE_N), make)
+
+
+def toward_digit(snap: Snapshot, z, k, strength) -> np.ndarray:
+    """z moved `strength` units along the direction toward digit k (clipped to the latent bounds)."""
+    z = latent.check_vector(z, snap.latent_dim)
+    k = check_digit(k)
+    s = check_number(strength, "the strength", -MAX_STRENGTH, MAX_STRENGTH)
+    out = z + np.float32(s) * digit_directions(snap)[k]
+    return np.clip(out, -latent.MAX_ABS, latent.MAX_ABS).astype(np.float32)
+
+
+# ---------------------------------------------------------------------------------- D's gradients
+def _logit_fn(snap: Snapshot, logits: bool):
+    """(N,28,28) images in [0,1] -> D's logit (N,), whatever the run's D outputs."""
+    import tensorflow as tf
+
+    lo, hi = snap.pixel_range
+    d = snap.discriminator
+
+    def logit(img01):
+        out = tf.reshape(tf.cast(d(img01[..., None] * (hi - lo) + lo, training=False), tf.float32), [-1])
+        if logits:
+            return out
+        p = tf.clip_by_value(out, 1e-6, 1 - 1e-6)  # a D that outputs P(real): its log-odds
+        return tf.math.log(p) - tf.math.log1p(-p)
+
+    return logit
+
+
+def _gen01(snap: Snapshot):
+    import tensorflow as tf
+
+    lo, hi = snap.pixel_range
+    g = snap.generator
+    return lambda z: (tf.cast(g(z, training=False), tf.float32)[..., 0] - lo) / (hi - lo)
+
+
+def _make_fns(snap: Snapshot, logits: bool) -> dict:
+    """The snapshot's three traced graphs (fixed input signatures: traced once, never per request)."""
+    import tensorflow as tf
+
+    logit, gen01, dim = _logit_fn(snap, logits), _gen01(snap), snap.latent_dim
+
+    def grad_of(img01):
+        with tf.GradientTape() as tape:
+            tape.watch(img01)
+            s = logit(img01)
+            total = tf.reduce_sum(s)  # each image's own gradient: the rows are independent
+        return s, tape.gradient(total, img01)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.float32)])
+    def saliency(img01):
+        return grad_of(img01)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, dim], tf.float32)])
+    def look(z):
+        img = tf.clip_by_value(gen01(z), 0.0, 1.0)
+        s, grad = grad_of(img)
+        return img, tf.sigmoid(s), grad
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, dim], tf.float32),
+            tf.TensorSpec([], tf.int32),
+            tf.TensorSpec([], tf.float32),
+        ]
+    )
+    def more_real(z0, steps, step):
+        z = z0
+        for _ in tf.range(steps):
+            with tf.GradientTape() as tape:
+                tape.watch(z)
+                s = tf.reduce_sum(logit(gen01(z)))
+            g = tape.gradient(s, z)
+            g = g / (tf.norm(g, axis=1, keepdims=True) + 1e-12)  # a unit step whatever D's scale
+            z = tf.clip_by_value(z + step * g, -latent.MAX_ABS, latent.MAX_ABS)
+        return z, logit(gen01(z0)), logit(gen01(z))
+
+    return {"saliency": saliency, "look": look, "more_real": more_real}
+
+
+def fns(engine, snap: Snapshot) -> dict:
+    """The snapshot's traced graphs, built on first use and memoised on it."""
+    if snap.num_classes:
+        raise ExplorerError(
+            f"run {snap.run!r} is conditional (its D also takes the digit): D's pixel gradients "
+            "(saliency, More real) are for unconditional runs; pick the digit with the digit picker"
+        )
+    logits = engine.registry.get(snap.run).d_outputs_logits
+    return snap.extra(("d-grads", logits), lambda: _make_fns(snap, logits))
+
+
+def saliency(engine, snap: Snapshot, img01) -> tuple[np.ndarray, float]:
+    """One image (28,28) in [0,1] -> (the gradient of D's logit with respect to its pixels (28, 28),
+    D's logit)."""
+    x = check_image(img01)
+    logit, grad = fns(engine, snap)["saliency"](x[None])
+    return grad.numpy()[0], float(logit.numpy()[0])
+
+
+def look(engine, snap: Snapshot, z) -> tuple[np.ndarray, float, np.ndarray]:
+    """One latent point -> (image (28,28), P(real) by the snapshot's D, saliency (28,28)): one graph call."""
+    z = latent.check_vector(z, snap.latent_dim)
+    img, p, grad = fns(engine, snap)["look"](z[None])
+    return img.numpy()[0], float(p.numpy()[0]), grad.numpy()[0]
+
+
+def more_real(engine, snap: Snapshot, z, steps=REAL_STEPS, step=REAL_STEP) -> dict:
+    """z moved up D's logit of G(z): `steps` unit-gradient steps of length `step` -> z and the logits."""
+    z = latent.check_vector(z, snap.latent_dim)
+    n = int(check_number(steps, "the number of steps", 1, MAX_REAL_STEPS))
+    if n != float(steps):
+        raise ExplorerError(f"the number of steps must be a whole number (got {str(steps)[:40]})")
+    size = check_number(step, "the step size", 0.0, 2.0)
+    out, before, after = fns(engine, snap)["more_real"](z[None], np.int32(n), np.float32(size))
+    return {
+        "z": out.numpy()[0],
+        "logit_before": float(before.numpy()[0]),
+        "logit_after": float(after.numpy()[0]),
+    }
