@@ -107,6 +107,12 @@ def test_every_epoch_reports_the_share_drawn_as_the_digit_asked_for(runs):
     assert run.epochs[-1].facts.quality.conditional_accuracy == pytest.approx(acc)
 
 
+def test_a_conditional_run_also_gets_the_neighbour_index_and_the_memorisation_figure(runs):
+    q = json.loads((runs / "cond" / "epochs" / "epoch-0002" / "summary.json").read_text())["quality"]
+    assert (runs / "cond" / "neighbours.npz").is_file()
+    assert 0.0 <= q["memorised_share"] <= 1.0 and 0.0 <= q["conditional_accuracy"] <= 1.0
+
+
 # ----------------------------------------------------------------------------- the engine
 @pytest.fixture(scope="module")
 def engine(runs):
@@ -262,6 +268,16 @@ def test_the_interpolation_endpoints_take_digits(client):
         client.predict("cond", 2, a, "2", "x", 5, api_name="/digit_path")  # the digit picker's own check
 
 
+def test_d_gradients_are_refused_on_a_conditional_run_in_one_line(engine):
+    from explorer import directions
+    from explorer.registry import ExplorerError
+
+    snap = engine.snapshot("cond", 2)
+    with pytest.raises(ExplorerError, match="is conditional") as exc:
+        directions.look(engine, snap, np.zeros(64, np.float32))
+    assert "\n" not in str(exc.value)
+
+
 # ----------------------------------------------------------------------------- bad input, no TF
 def test_data_without_labels_is_refused_for_the_conditional_preset(tmp_path):
     from training.data import DataError, class_labels
@@ -283,3 +299,36 @@ def test_run_json_with_an_impossible_conditional_field_is_a_clear_error():
         run_facts({**base, "conditional": "yes"})
     with pytest.raises(FactsError, match="num_classes"):
         run_facts({**base, "conditional": True})
+
+
+def _refused(tmp_path: Path, *args) -> str:
+    """The training CLI's one-line refusal (exit 2) for the conditional preset; no run folder."""
+    run = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "training", "--quiet", "--run-dir", str(run), "--preset", "cdcgan", *args],
+        cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and not run.exists()
+    return lines[0]
+
+
+def test_image_folders_the_conditional_preset_cannot_train_on_are_refused_in_one_line(tmp_path):
+    from models.presets import PRESETS
+
+    assert PRESETS["cdcgan"].sizes == (28,) and not PRESETS["cdcgan"].colour  # not dcgan's 28/32/64
+    colour, grey = tmp_path / "colour", tmp_path / "grey"
+    for i in range(4):
+        (colour / f"c{i % 2}").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (32, 32), (40 * i, 200, 10)).save(colour / f"c{i % 2}" / f"{i}.png")
+        grey.mkdir(exist_ok=True)
+        Image.new("L", (28, 28), 60 * i).save(grey / f"{i}.png")
+    msg = _refused(tmp_path, "--data", str(colour))
+    assert "'cdcgan' has no networks for 32x32x3" in msg and "28 px grey" in msg
+    msg = _refused(tmp_path, "--data", str(grey), "--image-size", "28", "--channels", "1")
+    assert "needs a label for every image" in msg and "one sub-folder per class" in msg
