@@ -227,45 +227,55 @@ def test_the_digit_picker_redraws_the_same_point_as_the_digit_picked(client):
     sliders = [0.5] * 8 + [0.0] * 6
     shown = {}
     for digit in ("2", "8", "2"):
-        html_, label, vector = client.predict("cond", 2, *sliders, digit, api_name="/slide")
+        html_, label, vector = client.predict("cond", 2, *sliders, digit, api_name="/slide_digit")
         assert f"digit <b>{digit}</b>" in html_ and 0 <= label["confidences"][0]["confidence"] <= 1
         shown.setdefault(digit, []).append((html_.split('src="', 1)[1].split('"', 1)[0], vector))
     (two, z2), (eight, z8) = shown["2"][0], shown["8"][0]
     assert z2 == z8, "the picker changes the digit, not the point"
     assert np.abs(png_pixels(two) - png_pixels(eight)).mean() > 0.5
     assert shown["2"][1][0] == two  # back to 2: the same image again
-    without = client.predict("cond", 2, *sliders, api_name="/slide")[0]  # a caller without the digit
+    without = client.predict("cond", 2, *sliders, api_name="/slide")[0]  # /slide: the picker's digit
     assert "digit <b>0</b>" in without
 
 
-def test_the_generate_endpoint_takes_an_optional_label_and_explains_a_bad_one(client):
+def test_generate_draws_digit_0_and_generate_digit_takes_the_label_and_explains_a_bad_one(client):
     vec = ", ".join(["0.3"] * 64)
-    a, pa = client.predict("cond", 2, vec, "1", api_name="/generate")
-    b, pb = client.predict("cond", 2, vec, "6", api_name="/generate")
+    a, pa = client.predict("cond", 2, vec, "1", api_name="/generate_digit")
+    b, pb = client.predict("cond", 2, vec, "6", api_name="/generate_digit")
     assert np.abs(png_pixels(a) - png_pixels(b)).mean() > 0.5 and 0 <= pa <= 1 and 0 <= pb <= 1
     assert (
         client.predict("cond", 2, vec, api_name="/generate")[0]
-        == client.predict("cond", 2, vec, "0", api_name="/generate")[0]
+        == client.predict("cond", 2, vec, "0", api_name="/generate_digit")[0]
     )  # no label: digit 0
     for bad in ("11", "-1", "x"):
         with pytest.raises(Exception, match="whole number from 0 to 9"):
-            client.predict("cond", 2, vec, bad, api_name="/generate")
+            client.predict("cond", 2, vec, bad, api_name="/generate_digit")
 
 
 def test_the_interpolation_endpoints_take_digits(client):
     a, b = ", ".join(["-0.5"] * 64), ", ".join(["0.5"] * 64)
-    strips = [client.predict("cond", 2, a, b, 4, "linear", d, api_name="/interpolate")[0] for d in "36"]
+    strips = [client.predict("cond", 2, a, b, 4, "linear", d, api_name="/interpolate_digit")[0] for d in "36"]
     x, y = (np.asarray(Image.open(s).convert("L"), np.float32) for s in strips)
     assert x.shape == y.shape and np.abs(x - y).mean() > 0.5  # the same path drawn as 3, then as 6
-    # callers that predate the digit (6 values) get the picker's default, digit 0
+    # /interpolate keeps its 6 values (the picker's digit is a state: 0 for an API caller)
     old = client.predict("cond", 2, a, b, 4, "linear", api_name="/interpolate")[0]
-    zero = client.predict("cond", 2, a, b, 4, "linear", "0", api_name="/interpolate")[0]
+    zero = client.predict("cond", 2, a, b, 4, "linear", "0", api_name="/interpolate_digit")[0]
     assert np.array_equal(np.asarray(Image.open(old)), np.asarray(Image.open(zero)))
     strip, plot, gif, _ = client.predict("cond", 2, a, "2", "9", 5, api_name="/digit_path")
     assert Image.open(strip).width > Image.open(strip).height and len(plot["data"]) == 5
     assert Image.open(gif).n_frames >= 5
     with pytest.raises(Exception, match="'x'.*not in the list of choices: \\['0', '1'"):
         client.predict("cond", 2, a, "2", "x", 5, api_name="/digit_path")  # the digit picker's own check
+
+
+def test_the_public_endpoints_keep_their_inputs_for_raw_callers(client):
+    """/slide, /interpolate, /generate and /compare take what they took before the digit (raw HTTP
+    callers send exactly that many values); the digit has endpoints of its own."""
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    counts = {name: len(api[name]["parameters"]) for name in api}
+    assert counts["/slide"] == 16 and counts["/interpolate"] == 6 and counts["/generate"] == 3
+    assert counts["/compare"] == 4
+    assert counts["/interpolate_digit"] == 7 and counts["/generate_digit"] == 4  # /slide_digit: unlisted
 
 
 def test_d_gradients_are_refused_on_a_conditional_run_in_one_line(engine):

@@ -185,6 +185,8 @@ def build(ctx: Ctx, vec_txt: gr.Textbox, tab: gr.Tab | None = None) -> dict:
         )
         digit_b = gr.Radio(digits, value="1", label="Second digit", elem_id="interp-digit-b")
         digits_btn = gr.Button("Digit → second digit at point A", elem_id="digit-path-btn")
+    digit_now = gr.State("0")  # digit_a's value: a state, so raw /interpolate callers send what they did
+    as_digit = gr.Button(visible=False)  # only for /interpolate_digit: the path as a chosen digit
     gr.Markdown(
         "**The path A → B**: each frame with P(real) by this epoch's D and, "
         'when this is not the final epoch, by the final epoch\'s D ("final D"). '
@@ -214,14 +216,15 @@ def build(ctx: Ctx, vec_txt: gr.Textbox, tab: gr.Tab | None = None) -> dict:
     a_rnd.click(h["random_point"], pick, a_txt, api_visibility="undocumented")
     b_rnd.click(h["random_point"], pick, b_txt, api_visibility="undocumented")
     views = [strip_img, path_plot, gif_img, gif_file, cells]
-    interp_btn.click(
-        h["interpolate"], [*pick, a_txt, b_txt, steps_sl, path_rd, digit_a], views, api_name="interpolate"
-    )
+    path_in = [*pick, a_txt, b_txt, steps_sl, path_rd]
+    interp_btn.click(h["interpolate"], [*path_in, digit_now], views, api_name="interpolate")
+    as_digit.click(h["interpolate"], [*path_in, digit_a], views, api_name="interpolate_digit")
     digits_btn.click(
         h["digit_path"], [*pick, a_txt, digit_a, digit_b, steps_sl], views, api_name="digit_path"
     )
     hidden = dict(api_visibility="undocumented", show_progress="hidden")
     ctx.run_dd.change(h["digit_row_shown"], ctx.run_dd, digit_row, **hidden)
+    digit_a.change(lambda d: d, digit_a, digit_now, **hidden)
     for txt, img, name in ((a_txt, a_img, "A"), (b_txt, b_img, "B")):
         show = lambda r, e, t, d, n=name: endpoint_picture(ctx, r, e, t, n, d)  # noqa: E731
         for trigger in (txt.change, digit_a.change):

@@ -243,8 +243,9 @@ def _handlers(ctx: Ctx, pts: Points) -> dict:
     }
 
 
-def _wire_digit(ctx: Ctx, h: dict, v: SlidersView, saliency: gr.State) -> None:
-    """The digit picker: shown for conditional runs; a pick redraws the same point as that digit."""
+def _wire_digit(ctx: Ctx, h: dict, v: SlidersView, saliency: gr.State, digit_now: gr.State) -> None:
+    """The digit picker: shown for conditional runs; a pick redraws the same point as that digit
+    (/slide_digit) and is kept in ``digit_now`` for /slide, whose API inputs stay the sliders."""
 
     def digit_picker(run):
         """The digit picker: shown (at digit 0, what a new run or epoch is drawn as) for a
@@ -258,6 +259,7 @@ def _wire_digit(ctx: Ctx, h: dict, v: SlidersView, saliency: gr.State) -> None:
     hidden = dict(show_progress="hidden", api_visibility="undocumented")
     for picker in (ctx.run_dd, ctx.epoch_dd):  # a new run or epoch is drawn as digit 0 (snapshot_point)
         picker.change(digit_picker, ctx.run_dd, v.digit, **hidden)
+    v.digit.change(lambda d: d, v.digit, digit_now, **hidden)
     common = [ctx.run_dd, ctx.epoch_dd, ctx.base_state, ctx.dims_state]
     v.digit.input(
         h["slide"],
@@ -332,13 +334,14 @@ def build(ctx: Ctx) -> SlidersView:
     h = _handlers(ctx, pts)
     v = SlidersView(image_html, score_lbl, vec_txt, dims_txt, sliders, h["snapshot_point"], pts, share, digit)
     common = [ctx.run_dd, ctx.epoch_dd, ctx.base_state, ctx.dims_state]
-    _wire_digit(ctx, h, v, controls.saliency_state)
+    digit_now = gr.State("0")  # the picker's digit: a state, so raw /slide callers send what they did
+    _wire_digit(ctx, h, v, controls.saliency_state, digit_now)
     for i, s in enumerate(sliders):
         # .input fires while dragging (not on programmatic updates, so no loops); always_last
         # drops stale moves and guarantees the released position is rendered
         s.input(
             h["slide"],
-            [*common, controls.saliency_state, *sliders, digit],
+            [*common, controls.saliency_state, *sliders, digit_now],
             [image_html, score_lbl, vec_txt],
             trigger_mode="always_last",
             show_progress="hidden",
