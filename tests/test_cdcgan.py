@@ -24,8 +24,8 @@ MNIST = ROOT.parent / "shared" / "data" / "mnist"
 ARGS = ("--data", str(MNIST), "--max-images", "384", "--batch-size", "32", "--quality-samples", "200")
 
 
-def cli(*args) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
+def run_cli(*args) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
         cwd=ROOT,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
@@ -33,6 +33,10 @@ def cli(*args) -> subprocess.CompletedProcess:
         text=True,
         timeout=600,
     )
+
+
+def cli(*args) -> subprocess.CompletedProcess:
+    proc = run_cli(*args)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc
 
@@ -314,14 +318,7 @@ def test_run_json_with_an_impossible_conditional_field_is_a_clear_error():
 def _refused(tmp_path: Path, *args) -> str:
     """The training CLI's one-line refusal (exit 2) for the conditional preset; no run folder."""
     run = tmp_path / "run"
-    proc = subprocess.run(
-        [sys.executable, "-m", "training", "--quiet", "--run-dir", str(run), "--preset", "cdcgan", *args],
-        cwd=ROOT,
-        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    proc = run_cli("--run-dir", str(run), "--preset", "cdcgan", *args)
     assert proc.returncode == 2, proc.stderr[-2000:]
     lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and not run.exists()
