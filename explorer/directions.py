@@ -178,6 +178,11 @@ def _make_fns(snap: Snapshot, logits: bool) -> dict:
 
 def fns(engine, snap: Snapshot) -> dict:
     """The snapshot's traced graphs, built on first use and memoised on it."""
+    if snap.num_classes:
+        raise ExplorerError(
+            f"run {snap.run!r} is conditional (its D also takes the digit): D's pixel gradients "
+            "(saliency, More real) are for unconditional runs; pick the digit with the digit picker"
+        )
     logits = engine.registry.get(snap.run).d_outputs_logits
     return snap.extra(("d-grads", logits), lambda: _make_fns(snap, logits))
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from explorer import latent
+from explorer import conditional, latent
 from explorer.facts import cell_shape
 from explorer.registry import ExplorerError, RunInfo, RunRegistry
 
@@ -38,29 +38,36 @@ class Snapshot:
     lock: threading.Lock = field(default_factory=threading.Lock)
     stamp: tuple = ()  # the G and D files' version when loaded (RunRegistry.snapshot_stamp)
     path: object = None  # the epoch folder
+    num_classes: int = 0  # > 0: a conditional run; G and D also take a label
     image_shape: tuple = (28, 28, 1)
 
     @property
     def cell_shape(self) -> tuple:  # one image's array: (H, W) grey, (H, W, 3) colour
         return cell_shape(self.image_shape)
 
-    def generate(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """z (N, dim) -> (images in [0,1] (N, *cell_shape), P(real) from this epoch's D (N,))."""
+    def generate(self, z: np.ndarray, labels=None) -> tuple[np.ndarray, np.ndarray]:
+        """z (N, dim) -> (images in [0,1] (N, *cell_shape), P(real) from this epoch's D (N,)).
+
+        A conditional snapshot draws each point as its label (N,) (all digit 0 when None)."""
         z = np.asarray(z, np.float32).reshape(-1, self.latent_dim)
-        img, p = self._gen_score(z)
+        if self.num_classes:
+            img, p = self._gen_score(z, conditional.label_batch(labels, len(z)))
+        else:
+            img, p = self._gen_score(z)
         return img.numpy(), p.numpy()
 
-    def score(self, images01: np.ndarray) -> np.ndarray:
+    def score(self, images01: np.ndarray, labels=None) -> np.ndarray:
         """P(real) of images in [0,1] (N, *cell_shape) by this snapshot's discriminator.
 
-        Its graph is traced on first use, not at load: Compare loads every epoch and never
-        needs it for most of them."""
+        A conditional D judges each image as its label; without labels, as the digit it finds
+        most plausible (the highest P(real) over all labels). Its graph is traced on first
+        use, not at load: Compare loads every epoch and never needs it for most of them."""
         x = np.asarray(images01, np.float32).reshape(-1, *self.cell_shape)
         if self._score is None:
             with self.lock:
                 if self._score is None:
                     self._score = self._make_score()
-        return self._score(x).numpy()
+        return self._score(x, labels)
 
     def extra(self, key, make):
         """Per-snapshot memo for derived data (PCA directions, dimension ranking)."""
@@ -101,23 +108,13 @@ def _prob_fn(logits: bool):
 
 def _check_d(run: RunInfo, epoch: int, d) -> None:
     shape = tuple(run.image_shape)
-    if tuple(d.input_shape)[1:] != shape or d.output_shape[-1] != 1:
+    d_in = conditional.first_input(d, run, epoch, "discriminator", SnapshotError)
+    if d_in[1:] != shape or d.output_shape[-1] != 1:
         raise SnapshotError(
             f"run {run.name!r} epoch {epoch}: expected a discriminator taking "
             f"{'x'.join(map(str, shape))} images (run.json's image_shape) and "
             f"giving one logit, got {d.input_shape} -> {d.output_shape}"
         )
-
-
-def _score_fn(d, lo: float, hi: float, to_prob, image_shape=(28, 28, 1)):
-    import tensorflow as tf
-
-    @tf.function(input_signature=[tf.TensorSpec([None, *cell_shape(image_shape)], tf.float32)])
-    def score(img01):
-        x = tf.reshape(img01, [-1, *image_shape]) * (hi - lo) + lo
-        return to_prob(d(x, training=False))
-
-    return score
 
 
 def _load_scorer(run: RunInfo, epoch: int):
@@ -131,9 +128,10 @@ def _load_scorer(run: RunInfo, epoch: int):
     d = _load_model(run, epoch, info.path / "discriminator.keras")
     _check_d(run, epoch, d)
     lo, hi = run.pixel_range
-    score = _score_fn(d, lo, hi, _prob_fn(run.d_outputs_logits), tuple(run.image_shape))
-    cells = cell_shape(run.image_shape)
-    return (lambda x: score(np.asarray(x, np.float32).reshape(-1, *cells)).numpy()), info.path, stamp
+    score = conditional.score_fn(
+        d, lo, hi, _prob_fn(run.d_outputs_logits), run.num_classes, tuple(run.image_shape)
+    )
+    return score, info.path, stamp
 
 
 def _load_snapshot(run: RunInfo, epoch: int) -> Snapshot:
@@ -146,7 +144,7 @@ def _load_snapshot(run: RunInfo, epoch: int) -> Snapshot:
     g = _load_model(run, epoch, info.path / "generator.keras")
     d = _load_model(run, epoch, info.path / "discriminator.keras")
     dim = run.latent_dim
-    g_in, g_out = tuple(g.input_shape), tuple(g.output_shape)
+    g_in, g_out = conditional.first_input(g, run, epoch, "generator", SnapshotError), tuple(g.output_shape)
     if g_in[-1] != dim:
         raise SnapshotError(
             f"run {run.name!r} epoch {epoch}: the generator takes {g_in[-1]} latent values but "
@@ -163,15 +161,17 @@ def _load_snapshot(run: RunInfo, epoch: int) -> Snapshot:
 
     accelerate(g)  # the training step's faster kernels for the same layers (keras-io's last conv)
     lo, hi = run.pixel_range
-    to_prob = _prob_fn(run.d_outputs_logits)
+    to_prob, classes = _prob_fn(run.d_outputs_logits), run.num_classes
 
-    @tf.function(input_signature=[tf.TensorSpec([None, dim], tf.float32)])
-    def gen_score(z):
-        x = g(z, training=False)
-        p = to_prob(d(x, training=False))
+    def gen_score(z, *y):  # *y: the labels of a conditional run, else nothing
+        x = g([z, *y] if y else z, training=False)
+        p = to_prob(d([x, *y] if y else x, training=False))
         img = (tf.cast(x, tf.float32) - lo) / (hi - lo)
         img = img[..., 0] if shape[-1] == 1 else img
         return tf.clip_by_value(img, 0.0, 1.0), p
+
+    spec = [tf.TensorSpec([None, dim], tf.float32)] + ([tf.TensorSpec([None], tf.int32)] if classes else [])
+    gen_score = tf.function(gen_score, input_signature=spec)
 
     snap = Snapshot(
         run.name,
@@ -181,9 +181,10 @@ def _load_snapshot(run: RunInfo, epoch: int) -> Snapshot:
         g,
         d,
         gen_score,
-        _make_score=lambda: _score_fn(d, lo, hi, to_prob, shape),
+        _make_score=lambda: conditional.score_fn(d, lo, hi, to_prob, classes, shape),
         stamp=stamp,
         path=info.path,
+        num_classes=classes,
         image_shape=shape,
     )
     for n in (1, 8):  # trace once and warm up (shape [None, dim] covers every batch size)
@@ -264,7 +265,7 @@ class Engine:
                     self._cache.popitem(last=False)
             return snap
 
-    def scores(self, run: str, epoch: int | str, images01) -> np.ndarray:
+    def scores(self, run: str, epoch: int | str, images01, labels=None) -> np.ndarray:
         """P(real) of images in [0,1] by one epoch's D. Uses the loaded snapshot when cached;
         otherwise loads only that D into a small separate cache (the Train tab scores every new
         epoch of a run in progress without evicting the snapshots being explored)."""
@@ -274,32 +275,35 @@ class Engine:
             snap = self._cache.get(key)
             hit = self._scorers.get(key)
         if snap is not None and self._current(self._cache, key, snap.path, snap.stamp):
-            return snap.score(images01)
+            return snap.score(images01, labels)
         if hit is None or not self._current(self._scorers, key, hit[1], hit[2]):
             hit = _load_scorer(self.registry.get(run), epoch)
             with self._lock:
                 self._scorers[key] = hit
                 while len(self._scorers) > 3:
                     self._scorers.popitem(last=False)
-        return hit[0](images01)
+        return hit[0](images01, labels)
 
     def cached(self) -> list[tuple[str, int]]:
         with self._lock:
             return list(self._cache)
 
     # ------------------------------------------------------------------ views' logic
-    def generate(self, run: str, epoch: int, z) -> tuple[np.ndarray, float]:
+    def generate(self, run: str, epoch: int, z, label=None) -> tuple[np.ndarray, float]:
+        """One point's image and P(real); ``label``: the digit, for a conditional run."""
         snap = self.snapshot(run, epoch)
+        y = conditional.check_label(run, snap.num_classes, label)  # in memory: no disk read
         z = latent.check_vector(z, snap.latent_dim)
-        img, p = snap.generate(z[None, :])
+        img, p = snap.generate(z[None, :], y)
         return img[0], float(p[0])
 
-    def interpolate(self, run: str, epoch: int, a, b, steps: int, kind: str = "spherical"):
+    def interpolate(self, run: str, epoch: int, a, b, steps: int, kind: str = "spherical", label=None):
         snap = self.snapshot(run, epoch)
+        y = conditional.check_label(run, snap.num_classes, label)
         a = latent.check_vector(a, snap.latent_dim)
         b = latent.check_vector(b, snap.latent_dim)
         zs = latent.path(a, b, steps, kind)
-        imgs, p = snap.generate(zs)
+        imgs, p = snap.generate(zs, y)
         return imgs, p, zs
 
     def compare_points(self, run: str, n_points, seed) -> np.ndarray:
@@ -313,16 +317,19 @@ class Engine:
         final_d: bool = False,
         epochs: list[int] | None = None,
         skipped: list | None = None,
+        label=None,
     ):
         """The same latent points through every (good) epoch on disk of a run.
 
         Returns (epochs, images (E, n, *cell_shape), scores (E, n)); scores by each epoch's own D,
         or by the final (last loadable) epoch's D when ``final_d``. Epochs that are broken or
         fail to load are left out and, when ``skipped`` is a list, reported there as
-        (epoch, reason): one bad snapshot does not take the whole view down.
+        (epoch, reason): one bad snapshot does not take the whole view down. A conditional
+        run draws every point as ``label`` (digit 0 when None).
         """
         n_points, seed = latent.whole(n_points, "points", 1, 32), latent.whole(seed, "seed", 0, 2**32 - 1)
         info = self.registry.get(run)
+        y = conditional.check_label(run, info.num_classes, label)
         good = [e.epoch for e in info.good_epochs()]
         if skipped is not None:
             skipped.extend((e.epoch, e.broken) for e in info.epochs if e.broken)
@@ -344,13 +351,13 @@ class Engine:
         z = self.compare_points(run, n_points, seed)
         imgs, scores = [], []
         for s in snaps:
-            i, p = s.generate(z)
+            i, p = s.generate(z, y)
             imgs.append(i)
             scores.append(p)
         imgs = np.stack(imgs)
         if final_d:
             last = snaps[-1]
-            scores = [last.score(i) for i in imgs]
+            scores = [last.score(i, y) for i in imgs]
         return good, imgs, np.stack(scores)
 
     def directions(self, run: str, epoch: int, k: int = 6, n: int = 1000):
@@ -367,7 +374,8 @@ class Engine:
             )
             fmodel = keras.Model(g.input, feat_layer.output)
             z = np.random.default_rng(0).standard_normal((n, snap.latent_dim)).astype(np.float32)
-            f = np.asarray(fmodel(z, training=False), np.float32).reshape(n, -1)  # one eager call
+            inputs = [z, np.zeros(n, np.int32)] if snap.num_classes else z  # conditional: as digit 0
+            f = np.asarray(fmodel(inputs, training=False), np.float32).reshape(n, -1)  # one eager call
             return latent.pca_directions(f, z, k)
 
         return snap.extra(("pca", k), make)

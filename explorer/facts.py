@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from training.runfolder import MAX_EPOCH, as_epoch
 
 MAX_LATENT_DIM = 4096
+MAX_CLASSES = 1000
 MAX_PIXEL_ABS = 1000.0  # a pixel range is [0, 1] or [-1, 1]; [0, 255] is still fine
 MAX_TEXT = 2000  # characters kept of any string read from disk
 MAX_ITEMS = 256  # entries kept of any list or object read from disk
@@ -101,6 +102,7 @@ class RunFacts:
     pixel_range: tuple[float, float]
     image_shape: tuple[int, ...] = (28, 28, 1)
     d_outputs_logits: bool = True
+    num_classes: int = 0  # > 0: a conditional run (G and D take a class label too)
     status: str = "unknown"
     name: str | None = None
     preset: str | None = None
@@ -138,6 +140,7 @@ def run_facts(raw) -> RunFacts:
     logits = raw.get("d_outputs_logits", True)
     if not isinstance(logits, bool):
         raise FactsError(f"run.json: d_outputs_logits is {_show(logits)}, not true or false")
+    classes = _classes(raw)
     info = plain(raw)
     info.update(latent_dim=dim, pixel_range=[lo, hi], image_shape=dims, d_outputs_logits=logits)
     config = info.get("config") if isinstance(info.get("config"), dict) else {}
@@ -146,6 +149,7 @@ def run_facts(raw) -> RunFacts:
         pixel_range=(lo, hi),
         image_shape=tuple(dims),
         d_outputs_logits=logits,
+        num_classes=classes,
         status=_text(raw, "status", "unknown"),
         name=_text(raw, "name"),
         preset=_text(raw, "preset"),
@@ -153,6 +157,22 @@ def run_facts(raw) -> RunFacts:
         config=config,
         info=info,
     )
+
+
+def _classes(raw: dict) -> int:
+    """run.json's ``conditional`` / ``num_classes`` -> the number of classes (0: unconditional)."""
+    cond = raw.get("conditional", False)
+    if not isinstance(cond, bool):
+        raise FactsError(f"run.json: conditional is {_show(cond)}, not true or false")
+    if not cond:
+        return 0
+    n = whole(raw.get("num_classes"), 2, MAX_CLASSES)
+    if n is None:
+        raise FactsError(
+            f"run.json: conditional is true but num_classes is {_show(raw.get('num_classes'))}, "
+            f"not a whole number from 2 to {MAX_CLASSES}"
+        )
+    return n
 
 
 def cell_shape(image_shape) -> tuple:
@@ -172,7 +192,7 @@ SUMMARY_NUMBERS = (
     "elapsed_s",
     "quality_time_s",
 )
-QUALITY_NUMBERS = ("fcd", "fcd_floor", "classifier_score", "confident_share")
+QUALITY_NUMBERS = ("fcd", "fcd_floor", "classifier_score", "confident_share", "conditional_accuracy")
 # the memorisation figure (training/nnindex.py) and its distances: a value that is not a number in
 # range is read as missing, never as a broken epoch (older runs lack them; they are extras)
 MEMORISATION = {"memorised_share": 1.0, "memorised_threshold": 2.0, "nn_distance_median": 2.0}
@@ -187,6 +207,7 @@ class Quality:
     digit_histogram: tuple[float, ...] | None = None
     mode_coverage: int | None = None
     n_samples: int | None = None
+    conditional_accuracy: float | None = None  # conditional runs: share read as the digit asked for
     memorised_share: float | None = None
     memorised_threshold: float | None = None
     nn_distance_median: float | None = None

@@ -101,6 +101,11 @@ class RunInfo:
     def d_outputs_logits(self) -> bool:
         return self._facts().d_outputs_logits
 
+    @property
+    def num_classes(self) -> int:
+        """0 for an unconditional run; else how many class labels its G and D take."""
+        return self._facts().num_classes
+
     def good_epochs(self) -> list[EpochInfo]:
         return [e for e in self.epochs if not e.broken]
 

@@ -62,6 +62,10 @@ def run_facts(info: RunInfo) -> str:
         f"- command: `{i.get('command', '?')}`",
         f"- created {i.get('created', '?')}, TF {vs.get('tensorflow', '?')}, Keras {vs.get('keras', '?')}",
     ]
+    if i.get("conditional") is True:
+        facts.insert(
+            2, f"- **conditional** on {i.get('num_classes', '?')} digit labels: samples one row per digit"
+        )
     skipped = _dict(ds.get("skipped")).get("count")
     if isinstance(skipped, int) and skipped:
         facts.append(f"- {skipped} unreadable image file(s) skipped (run.json lists them)")
@@ -103,6 +107,9 @@ def epoch_quality(e: EpochInfo, samples_shown: bool, note: str = "") -> str:
             f"{fmt(share * 100 if share is not None else None, '.0f')}%, "
             f"digits covered {fmt(q.get('mode_coverage'), '.0f')}/10",
         ]
+        asked = num(q.get("conditional_accuracy"))
+        if asked is not None:
+            lines.append(f"- **{asked * 100:.1f}%** of the samples read as the digit asked for")
     elif isinstance(s.get("quality_note"), str):
         lines.append(f"- quality not scored: {s['quality_note']}")
     else:

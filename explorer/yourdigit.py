@@ -267,6 +267,11 @@ def _seed(seed) -> int:
 def project_snapshot(snap: Snapshot, img01, seed: int = 0, steps: int = STEPS, starts: int = STARTS) -> dict:
     """The latent point of one snapshot whose image is closest to the digit (best of `starts`)."""
     steps, seed = _steps(steps), _seed(seed)
+    if snap.num_classes:
+        raise ExplorerError(
+            f"run {snap.run!r} is conditional (its generator also takes a digit): projection into it "
+            "is not supported yet; pick an unconditional run"
+        )
     target = np.asarray(img01, np.float32).reshape(28, 28)
     z0 = np.random.default_rng(seed).standard_normal((starts, snap.latent_dim)).astype(np.float32)
     fn = snap.extra(("project",), lambda: _make_projector(snap))

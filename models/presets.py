@@ -11,6 +11,11 @@
   512-256-128-64 from 4x4, D 64-128-256-512, 4x4 kernels, BatchNorm, N(0, 0.02) weights).
 - ``keras-io``: the keras.io "DCGAN from scratch" networks.
 - ``tf-tutorial``: the TensorFlow DCGAN tutorial networks.
+- ``cdcgan``: the ``dcgan`` networks conditioned on the digit label (10 classes): G takes
+  (z, label) with the label's embedding concatenated to z; D takes (image, label) with the
+  label's embedding as a second image channel and a projection term (Miyato & Koyama 2018:
+  the logit gains <embed(label), features>). Only Keras' own layers, so snapshots load in
+  safe mode.
 
 Every discriminator ends in a float32 ``Dense(1)`` producing a logit, so the models work
 under the ``mixed_bfloat16`` policy unchanged. ``Preset.for_shape`` gives the preset for the
@@ -48,6 +53,7 @@ class Preset:
     description: str = ""
     d_outputs_logits: bool = True
     image_shape: tuple[int, int, int] = field(default=IMAGE_SHAPE)
+    num_classes: int = 0  # > 0: G takes (z, label) and D takes (image, label)
     sizes: tuple[int, ...] = (28,)  # square image sides the builders take (image_shape=...)
     colour: bool = False  # the builders also take 3 channels
 
@@ -71,6 +77,10 @@ class Preset:
             build_discriminator=functools.partial(self.build_discriminator, image_shape=shape),
         )
 
+    @property
+    def conditional(self) -> bool:
+        return self.num_classes > 0
+
     def facts(self) -> dict:
         """The facts a reader of a run needs to rebuild and interpret the models."""
         return {
@@ -79,19 +89,27 @@ class Preset:
             "pixel_range": list(self.pixel_range),
             "d_outputs_logits": self.d_outputs_logits,
             "image_shape": list(self.image_shape),
+            "conditional": self.conditional,
+            **({"num_classes": self.num_classes} if self.conditional else {}),
         }
 
 
 # --------------------------------------------------------------------------- dcgan (default)
 def _dcgan_generator(latent_dim: int, image_shape=IMAGE_SHAPE) -> keras.Model:
     import keras
-    from keras import layers
 
     if image_shape[0] == 64:
         return _paper_generator(latent_dim, image_shape[-1])
-    base = image_shape[0] // 4  # 7 for 28 px, 8 for 32 px
     z = keras.Input((latent_dim,), name="z")
-    x = layers.Dense(base * base * 128, use_bias=False)(z)
+    return keras.Model(z, _dcgan_g_body(z, image_shape), name="generator")
+
+
+def _dcgan_g_body(x, image_shape=IMAGE_SHAPE):
+    """The dcgan generator's layers on an input tensor (z, or z with a label's embedding)."""
+    from keras import layers
+
+    base = image_shape[0] // 4  # 7 for 28 px, 8 for 32 px
+    x = layers.Dense(base * base * 128, use_bias=False)(x)
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)
     x = layers.Reshape((base, base, 128))(x)
@@ -99,8 +117,7 @@ def _dcgan_generator(latent_dim: int, image_shape=IMAGE_SHAPE) -> keras.Model:
     x = layers.BatchNormalization()(x)
     x = layers.ReLU()(x)
     x = layers.Conv2DTranspose(image_shape[-1], 4, strides=2, padding="same")(x)
-    out = layers.Activation("tanh", dtype="float32", name="image")(x)
-    return keras.Model(z, out, name="generator")
+    return layers.Activation("tanh", dtype="float32", name="image")(x)
 
 
 def _dcgan_discriminator(head_units: int = D_HEAD_UNITS, image_shape=IMAGE_SHAPE) -> keras.Model:
@@ -232,6 +249,50 @@ def _tftutorial_discriminator() -> keras.Model:
     return keras.Model(img, out, name="discriminator")
 
 
+# --------------------------------------------------------------------------- cdcgan (conditional)
+N_CLASSES = 10  # the MNIST digits
+LABEL_EMBED = 32
+
+
+def _label_input():
+    import keras
+
+    return keras.Input((), dtype="int32", name="label")
+
+
+def _cdcgan_generator(latent_dim: int) -> keras.Model:
+    """The dcgan generator on [z, embed(label)]: the same point drawn as any digit."""
+    import keras
+    from keras import layers
+
+    z, label = keras.Input((latent_dim,), name="z"), _label_input()
+    # unit-scale embeddings (Keras' default is +-0.05): the label speaks as loud as z from step 1
+    e = layers.Embedding(
+        N_CLASSES, LABEL_EMBED, keras.initializers.RandomNormal(stddev=1.0), name="label_embedding"
+    )(label)
+    return keras.Model([z, label], _dcgan_g_body(layers.Concatenate()([z, e])), name="generator")
+
+
+def _cdcgan_discriminator() -> keras.Model:
+    """The dcgan discriminator with the label as a second channel, plus a projection term."""
+    import keras
+    from keras import layers
+
+    img, label = keras.Input(IMAGE_SHAPE, name="image"), _label_input()
+    h, w, _ = IMAGE_SHAPE
+    plane = layers.Embedding(
+        N_CLASSES, h * w, keras.initializers.RandomNormal(stddev=1.0), name="label_plane"
+    )(label)
+    x = layers.Concatenate()([img, layers.Reshape((h, w, 1))(plane)])
+    x = layers.LeakyReLU(0.2)(layers.Conv2D(64, 4, strides=2, padding="same")(x))
+    x = layers.LeakyReLU(0.2)(layers.Conv2D(128, 4, strides=2, padding="same")(x))
+    feats = layers.LeakyReLU(0.2)(layers.Dense(D_HEAD_UNITS)(layers.Flatten()(x)))
+    proj = layers.Embedding(N_CLASSES, D_HEAD_UNITS, name="label_projection")(label)
+    inner = layers.Dense(1, use_bias=False, name="projection")(layers.Multiply()([feats, proj]))
+    logit = layers.Add(dtype="float32", name="logit")([layers.Dense(1)(feats), inner])
+    return keras.Model([img, label], logit, name="discriminator")
+
+
 PRESETS: dict[str, Preset] = {
     "dcgan": Preset(
         name="dcgan",
@@ -276,6 +337,17 @@ PRESETS: dict[str, Preset] = {
         description="TensorFlow DCGAN tutorial networks (BatchNorm, 5x5, tanh)",
     ),
 }
+# the dcgan recipe (settings, EMA), its networks conditioned on the digit
+PRESETS["cdcgan"] = dataclasses.replace(
+    PRESETS["dcgan"],
+    name="cdcgan",
+    build_generator=_cdcgan_generator,
+    build_discriminator=_cdcgan_discriminator,
+    description="Conditional dcgan: G(z, digit), D(image, digit); ask for any digit",
+    num_classes=N_CLASSES,
+    sizes=(28,),  # its builders take no image_shape: MNIST-shaped digits only
+    colour=False,
+)
 DEFAULT_PRESET = "dcgan"
 
 

@@ -206,3 +206,21 @@ def load_training_data(
         )
     images, labels, source = load_dataset(dataset, data, max_images)
     return images, labels, {"source": source}
+
+
+def class_labels(labels: np.ndarray | None, num_classes: int, source: str) -> np.ndarray:
+    """The labels a conditional preset trains on, as int32 in [0, num_classes); DataError otherwise."""
+    if labels is None:
+        raise DataError(
+            f"the conditional preset needs a label for every image, and {source} gives none; use a "
+            "folder of MNIST IDX files with its *idx1-ubyte label files, an .npz with y_train, or an "
+            "image folder with one sub-folder per class"
+        )
+    y = np.asarray(labels).reshape(-1)
+    if not np.issubdtype(y.dtype, np.integer) or (len(y) and not 0 <= y.min() <= y.max() < num_classes):
+        found = f"{y.min()}..{y.max()}" if len(y) and np.issubdtype(y.dtype, np.number) else str(y.dtype)
+        raise DataError(
+            f"labels from {source} must be whole numbers from 0 to {num_classes - 1} (found {found}); "
+            "fix the label file or train an unconditional preset"
+        )
+    return y.astype(np.int32)

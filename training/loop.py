@@ -41,7 +41,7 @@ from training.config import (  # noqa: F401
     prepare_run_dir,
     resume_config,
 )
-from training.data import DataError, load_training_data
+from training.data import DataError, class_labels, load_training_data
 from training.publish import Session, fail_run, finish_run, open_records, progress_bar, publish_epoch
 from training.step import make_strategy, make_train_step  # noqa: F401
 
@@ -71,6 +71,9 @@ def train(
         get_preset(cfg.preset).for_shape(shape)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    num_classes = get_preset(cfg.preset).num_classes
+    if num_classes:
+        labels = class_labels(labels, num_classes, dataset["source"])
     if len(images_u8) < cfg.batch_size:
         raise ConfigError(
             f"only {len(images_u8)} images for a batch of {cfg.batch_size}; "
@@ -164,10 +167,16 @@ def _run(s: Session, images_u8: np.ndarray, labels, should_stop, on_epoch) -> Tr
     lo, hi = s.preset.pixel_range
     gather = _gatherer(images_u8)
 
+    conditional_labels = tf.constant(labels) if s.preset.num_classes else None
+
     def to_model(batch_u8):
         x = tf.cast(batch_u8, tf.float32) / 255.0
         x = x[..., None] if images_u8.ndim == 3 else x
         return x * (hi - lo) + lo
+
+    def batch(idx):  # images, or (images, labels) for a conditional preset
+        x = to_model(gather(idx))
+        return x if conditional_labels is None else (x, tf.gather(conditional_labels, idx))
 
     train_steps = make_train_step(
         s.strategy,
@@ -182,6 +191,7 @@ def _run(s: Session, images_u8: np.ndarray, labels, should_stop, on_epoch) -> Tr
         s.ema_generator,
         cfg.ema,
         graph_bf16=cfg.precision == "onednn_bfloat16",
+        num_classes=s.preset.num_classes,
     )
     s.score = (
         _quality_fn(cfg.quality_samples, s.run_dir, images_u8, labels) if s.quality_note is None else None
@@ -194,7 +204,7 @@ def _run(s: Session, images_u8: np.ndarray, labels, should_stop, on_epoch) -> Tr
             ds = (
                 tf.data.Dataset.from_tensor_slices(perm)
                 .batch(cfg.batch_size, drop_remainder=True)
-                .map(lambda idx: to_model(gather(idx)), num_parallel_calls=tf.data.AUTOTUNE)
+                .map(batch, num_parallel_calls=tf.data.AUTOTUNE)
                 .prefetch(tf.data.AUTOTUNE)
             )
             iterator = iter(s.strategy.experimental_distribute_dataset(ds))

@@ -24,6 +24,7 @@ from training.config import N_SAMPLES, TrainConfig
 from training.snapshot import write_epoch_folder
 
 LOSS_KEYS = ("d_loss", "g_loss", "d_acc_real", "d_acc_fake")
+SAMPLE_COLS = 8  # samples.png's columns
 
 
 @dataclass
@@ -47,6 +48,7 @@ class Session:
     run_info: dict = field(default_factory=dict)
     metrics: rf.MetricsLog | None = None
     fixed_z: np.ndarray | None = None
+    fixed_y: np.ndarray | None = None  # a conditional preset's labels for fixed_z
     score: object = None  # the quality scorer, or None
     quality_note: str | None = None  # why quality is not scored for this data (None: it is)
     tb: object = None  # the TensorBoard writer, or None
@@ -59,7 +61,8 @@ class Session:
     def samples01(self) -> np.ndarray:
         from training.quality import to_unit_range
 
-        return to_unit_range(self.published(self.fixed_z, training=False).numpy(), self.preset.pixel_range)
+        inputs = self.fixed_z if self.fixed_y is None else [self.fixed_z, self.fixed_y]
+        return to_unit_range(self.published(inputs, training=False).numpy(), self.preset.pixel_range)
 
     def log_step(self, epoch: int, means) -> dict:
         row = {
@@ -138,11 +141,7 @@ def open_records(
         cpu=cpu_profile(),
         **({"quality_note": s.quality_note} if s.quality_note else {}),
     )
-    s.fixed_z = (
-        np.random.default_rng([cfg.seed, 1])
-        .standard_normal((N_SAMPLES, s.preset.latent_dim))
-        .astype(np.float32)
-    )
+    s.fixed_z, s.fixed_y = fixed_batch(cfg.seed, s.preset)
     # killed after the checkpoint but before the epoch folder: write it from the checkpoint
     if point.epoch and not rf.epoch_path(s.run_dir, point.epoch).is_dir():
         write_epoch_folder(
@@ -150,13 +149,27 @@ def open_records(
         )
 
 
+def fixed_batch(seed: int, preset) -> tuple[np.ndarray, np.ndarray | None]:
+    """The latent batch drawn into samples.png every epoch (and its labels, or None).
+
+    Unconditional: N_SAMPLES points, 8 a row. Conditional: one row per class, the same 8
+    points in every row, so a column is one latent point drawn as each digit."""
+    rng = np.random.default_rng([seed, 1])
+    if not preset.num_classes:
+        return rng.standard_normal((N_SAMPLES, preset.latent_dim)).astype(np.float32), None
+    z = rng.standard_normal((SAMPLE_COLS, preset.latent_dim)).astype(np.float32)
+    labels = np.repeat(np.arange(preset.num_classes, dtype=np.int32), SAMPLE_COLS)
+    return np.tile(z, (preset.num_classes, 1)), labels
+
+
 def publish_epoch(s: Session, summary: dict) -> None:
     """Score, checkpoint and snapshot a finished epoch, then tell the logs and the user."""
     cfg, epoch = s.cfg, summary["epoch"]
     if s.score is not None:
         tq = time.perf_counter()
+        cond = {"num_classes": s.preset.num_classes} if s.preset.num_classes else {}
         summary["quality"] = s.score(
-            s.published, s.preset.latent_dim, s.preset.pixel_range, n=cfg.quality_samples
+            s.published, s.preset.latent_dim, s.preset.pixel_range, n=cfg.quality_samples, **cond
         )
         summary["quality_time_s"] = time.perf_counter() - tq
     elif s.quality_note:

@@ -83,13 +83,17 @@ class QualityScorer:
             probs.append(_softmax(logits.numpy()))
         return np.concatenate(feats), np.concatenate(probs)
 
-    def score(self, images01: np.ndarray) -> dict:
+    def score(self, images01: np.ndarray, labels=None) -> dict:
+        """The quality figures; with the labels a conditional generator was asked for, also
+        ``conditional_accuracy``: the share of samples the classifier reads as that digit."""
         feats, probs = self.embed(images01)
         mu, sigma = feature_stats(feats)
         p_y = probs.mean(0)
         kl = np.sum(probs * (np.log(probs + 1e-12) - np.log(p_y + 1e-12)), axis=1)
         hist = np.bincount(probs.argmax(1), minlength=10) / len(probs)
+        asked = {} if labels is None else {"conditional_accuracy": float((probs.argmax(1) == labels).mean())}
         return {
+            **asked,
             "fcd": frechet_distance(mu, sigma, self.mu, self.sigma),
             "classifier_score": float(np.exp(kl.mean())),
             "confident_share": float((probs.max(1) >= CONFIDENT_P).mean()),
@@ -106,16 +110,29 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 def score_generator(
-    generator, latent_dim: int, pixel_range, n: int = 2000, seed: int = 1234, batch: int = 500, index=None
+    generator,
+    latent_dim: int,
+    pixel_range,
+    n: int = 2000,
+    seed: int = 1234,
+    batch: int = 500,
+    index=None,
+    num_classes: int = 0,
 ) -> dict:
     """Score a generator on n samples from a FIXED latent batch (same z every call); with the run's
-    neighbour index (training/nnindex.py), also the memorisation figure of the same samples."""
+    neighbour index (training/nnindex.py), also the memorisation figure of the same samples.
+
+    A conditional generator (``num_classes`` > 0) is asked for every class in turn (sample i is
+    digit i % num_classes), and the figures gain ``conditional_accuracy``."""
     z = np.random.default_rng(seed).standard_normal((n, latent_dim)).astype(np.float32)
-    imgs = np.concatenate(
-        [np.asarray(generator(z[i : i + batch], training=False), np.float32) for i in range(0, n, batch)]
-    )
-    imgs01 = to_unit_range(imgs, pixel_range)
-    out = QualityScorer.load().score(imgs01)
+    y = (np.arange(n) % num_classes).astype(np.int32) if num_classes else None
+
+    def draw(i):
+        inputs = z[i : i + batch] if y is None else [z[i : i + batch], y[i : i + batch]]
+        return np.asarray(generator(inputs, training=False), np.float32)
+
+    imgs01 = to_unit_range(np.concatenate([draw(i) for i in range(0, n, batch)]), pixel_range)
+    out = QualityScorer.load().score(imgs01, labels=y)
     if index is not None:
         out.update(index.memorisation(imgs01))
     return out

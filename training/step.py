@@ -62,6 +62,7 @@ def make_train_step(
     ema_generator=None,
     ema_decay: float = 0.0,
     graph_bf16: bool = False,
+    num_classes: int = 0,
 ):
     """Return ``train_steps(iterator, n)``: n DCGAN steps in one tf.function call.
 
@@ -70,17 +71,16 @@ def make_train_step(
     generator's (decay ``ema_decay``, warmed up over the first steps): the averaged generator
     is the one snapshotted, a cheap and large gain in sample quality.
     With ``graph_bf16``, each call runs with TensorFlow's oneDNN auto-mixed-precision rewrite
-    on (bfloat16 convolutions and matmuls), switched off again after it, so nothing else in
-    the process (quality scoring, sample grids) is affected.
+    on (bfloat16 convolutions and matmuls), switched off again after it, so nothing else in the
+    process (quality scoring, sample grids) is affected. ``num_classes``: see ``_split_batch``.
     """
     import tensorflow as tf
 
     from models.fast_ops import accelerate
 
     # same layers and weights, faster kernels where oneDNN is slow (models/fast_ops.py)
-    for model in (generator, discriminator, ema_generator):
-        if model is not None:
-            accelerate(model)
+    for model in (m for m in (generator, discriminator, ema_generator) if m is not None):
+        accelerate(model)
 
     def xent(labels, logits):
         return tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)[:, 0]
@@ -88,16 +88,17 @@ def make_train_step(
     def scaled_mean(per_example):
         return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
 
-    def step(real):
+    def step(batch):
+        real, both_y, fake_y = _split_batch(batch, num_classes, rng)
         b = tf.shape(real)[0]
         z = rng.normal((b, latent_dim))
-        ones = tf.ones((b, 1))
-        zeros = tf.zeros((b, 1))
+        ones, zeros = tf.ones((b, 1)), tf.zeros((b, 1))
         with tf.GradientTape() as g_tape:
-            fake = generator(z, training=True)
+            fake = generator(_with_label(z, fake_y), training=True)
             with g_tape.stop_recording():
                 with tf.GradientTape() as d_tape:
-                    logits = tf.cast(discriminator(tf.concat([real, fake], 0), training=True), tf.float32)
+                    both = _with_label(tf.concat([real, fake], 0), both_y)
+                    logits = tf.cast(discriminator(both, training=True), tf.float32)
                     lr, lf = logits[:b], logits[b:]
                     real_lab, fake_lab = ones, zeros
                     if label_noise:
@@ -106,7 +107,7 @@ def make_train_step(
                     d_loss = scaled_mean(xent(real_lab, lr) + xent(fake_lab, lf))
                 d_vars = discriminator.trainable_variables
                 d_opt.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
-            lf2 = tf.cast(discriminator(fake, training=True), tf.float32)
+            lf2 = tf.cast(discriminator(_with_label(fake, fake_y), training=True), tf.float32)
             g_loss = scaled_mean(xent(ones, lf2))
         g_vars = generator.trainable_variables
         g_opt.apply_gradients(zip(g_tape.gradient(g_loss, g_vars), g_vars))
@@ -128,6 +129,25 @@ def make_train_step(
         return total / tf.cast(n, tf.float32)
 
     return _with_onednn_bf16(train_steps) if graph_bf16 else train_steps
+
+
+def _with_label(x, y):
+    """A model's input: x, or [x, label] for a conditional preset's G and D."""
+    return x if y is None else [x, y]
+
+
+def _split_batch(batch, num_classes: int, rng):
+    """(real images, labels of [real, fake] for D, labels G draws the fakes for).
+
+    Unconditional: (batch, None, None). Conditional: the batch is (images, labels) and each
+    fake is drawn for a label picked uniformly, so G learns every class equally often."""
+    import tensorflow as tf
+
+    if not num_classes:
+        return batch, None, None
+    real, real_y = batch
+    fake_y = rng.uniform((tf.shape(real)[0],), 0, num_classes, dtype=tf.int32)
+    return real, tf.concat([real_y, fake_y], 0), fake_y
 
 
 def _ema_updater(generator, ema_generator, g_opt, ema_decay: float):

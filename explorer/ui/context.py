@@ -132,11 +132,15 @@ class Ctx:
                 if cells is not None
                 else f"samples.png is not an 8-column grid of {side} px images; shown without scores"
             )
+        rows = len(cells) // 8
         try:
-            p = self.engine.scores(run, e.epoch, cells)
+            classes = self.registry.get(run).num_classes  # a conditional run's grid: row r is digit r
+            labels = np.repeat(np.arange(rows), 8) if classes and rows == classes else None
+            p = self.engine.scores(run, e.epoch, cells, labels)
         except ExplorerError as exc:
             big = pic.resize((pic.width * 2, pic.height * 2), Image.NEAREST)
             return big, f"no scores: {exc}"
-        rows = len(cells) // 8
+        names = None if labels is None else [f"digit {r}" for r in range(rows)]
         cell = 56 if side == 28 else max(64, side)
-        return render.grid(cells.reshape(rows, 8, *cells.shape[1:]), p.reshape(rows, 8), cell=cell, pad=5), ""
+        grid = cells.reshape(rows, 8, *cells.shape[1:])
+        return render.grid(grid, p.reshape(rows, 8), names, cell=cell, pad=5), ""

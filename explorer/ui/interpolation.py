@@ -11,7 +11,7 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from explorer import latent, render, state
+from explorer import conditional, latent, render, state
 from explorer.registry import ExplorerError
 from explorer.ui.context import Ctx, err
 
@@ -67,12 +67,19 @@ def cell_state(cm: dict | None, x, y) -> state.ViewState | None:
     return state.ViewState(cm["run"], cm["epochs"][rc[0]], "sliders", zs[rc])
 
 
-def endpoint_picture(ctx: Ctx, run, epoch, text: str, name: str):
-    """The point in an endpoint box as a picture with its P(real), or None while it is no point."""
+def _digit(ctx: Ctx, run, epoch, digit) -> int | None:
+    """The digit a conditional run draws (checked; empty: 0); None for any other run."""
+    snap = ctx.engine.snapshot(run, epoch)
+    return conditional.check_label(run, snap.num_classes, digit) if snap.num_classes else None
+
+
+def endpoint_picture(ctx: Ctx, run, epoch, text: str, name: str, digit=""):
+    """The point in an endpoint box as a picture with its P(real), or None while it is no point;
+    a conditional run's drawn as ``digit``."""
     try:
         run, epoch = ctx.need(run, epoch)
         z = latent.parse_vector(text, ctx.engine.snapshot(run, epoch).latent_dim)
-        img, p = ctx.engine.generate(run, epoch, z)
+        img, p = ctx.engine.generate(run, epoch, z, _digit(ctx, run, epoch, digit))
     except (ExplorerError, gr.Error):
         return None
     return render.grid(img[None, None], np.array([[p]]), [name], cell=84, label_w=24)
@@ -91,28 +98,49 @@ def _handlers(ctx: Ctx) -> dict:
         run, epoch = ctx.need(run, epoch)
         return latent.format_vector(latent.random_vector(ctx.engine.snapshot(run, epoch).latent_dim))
 
-    @err
-    def interpolate(run: str, epoch: float, a_text: str, b_text: str, steps: float, path: str):
-        run, epoch = ctx.need(run, epoch)
-        snap = ctx.engine.snapshot(run, epoch)
-        a = latent.parse_vector(a_text, snap.latent_dim)
-        b = latent.parse_vector(b_text, snap.latent_dim)
-        imgs, scores, _ = ctx.engine.interpolate(run, epoch, a, b, latent.clamp_steps(steps), path)
+    def outputs(run, epoch, imgs, scores, label, zs, a, b=None):
+        """The strip, plot, GIF and click map of a path's frames (latent points ``zs``);
+        ``label``: how the final D judges them."""
         final, final_scores = ctx.default_epoch(run), None
         if final is not None and final != epoch:
             try:
-                final_scores = ctx.engine.scores(run, final, imgs)
+                final_scores = ctx.engine.scores(run, final, imgs, label)
             except ExplorerError:
                 final = None
         strip = render.strip(imgs, scores, cell=84, scores2=final_scores, score2_name="final D")
         lay = strip.info["layout"]
-        zs = np.zeros((lay["rows"] * lay["cols"], a.size), np.float32)
-        zs[: len(imgs)] = latent.path(a, b, len(imgs), path)
-        cm = clickmap(strip, run, [epoch] * lay["rows"], zs.reshape(lay["rows"], lay["cols"], -1))
+        cells = np.zeros((lay["rows"] * lay["cols"], a.size), np.float32)
+        cells[: len(imgs)] = zs
+        cm = clickmap(strip, run, [epoch] * lay["rows"], cells.reshape(lay["rows"], lay["cols"], -1))
         state.tag(strip, state.ViewState(run, epoch, "interp", a=a, b=b))  # the PNG keeps A, B
         gif = new_gif_path(ctx.gif_dir, run, epoch)
         gif.write_bytes(render.gif_bytes(imgs, scores))
         return strip, path_frame(scores, epoch, final_scores, final), str(gif), str(gif), cm
+
+    @err
+    def interpolate(run: str, epoch: float, a_text: str, b_text: str, steps: float, path: str, digit=""):
+        """digit: what a conditional run draws the path as (0-9; empty: 0); ignored for other runs."""
+        run, epoch = ctx.need(run, epoch)
+        snap = ctx.engine.snapshot(run, epoch)
+        a = latent.parse_vector(a_text, snap.latent_dim)
+        b = latent.parse_vector(b_text, snap.latent_dim)
+        label = _digit(ctx, run, epoch, digit)
+        imgs, scores, zs = ctx.engine.interpolate(run, epoch, a, b, latent.clamp_steps(steps), path, label)
+        return outputs(run, epoch, imgs, scores, None if label is None else [label], zs, a, b)
+
+    @err
+    def digit_path(run: str, epoch: float, a_text: str, digit: str, digit_b: str, steps: float):
+        """A conditional run's point A (one style) drawn from one digit to another."""
+        run, epoch = ctx.need(run, epoch)
+        a = latent.parse_vector(a_text, ctx.engine.snapshot(run, epoch).latent_dim)
+        imgs, scores = conditional.digit_path(ctx.engine, run, epoch, a, digit, digit_b, steps)
+        return outputs(run, epoch, imgs, scores, None, np.repeat(a[None], len(imgs), axis=0), a)
+
+    def digit_row_shown(run):
+        try:
+            return gr.update(visible=bool(run and ctx.registry.get(run).num_classes))
+        except ExplorerError:
+            return gr.update(visible=False)
 
     def opened(run, epoch, a_text, b_text, current):
         """The view opens with A = the current point and B = a random one (empty boxes only)."""
@@ -124,7 +152,12 @@ def _handlers(ctx: Ctx) -> dict:
         return a, b
 
     return dict(
-        current_point=current_point, random_point=random_point, interpolate=interpolate, opened=opened
+        current_point=current_point,
+        random_point=random_point,
+        interpolate=interpolate,
+        digit_path=digit_path,
+        digit_row_shown=digit_row_shown,
+        opened=opened,
     )
 
 
@@ -145,6 +178,15 @@ def build(ctx: Ctx, vec_txt: gr.Textbox, tab: gr.Tab | None = None) -> dict:
         )
         path_rd = gr.Radio(["spherical", "linear"], value="spherical", label="Path")
         interp_btn = gr.Button("Interpolate", variant="primary", elem_id="interp-btn")
+    with gr.Row(visible=False) as digit_row:  # a conditional run only
+        digits = [str(i) for i in range(10)]
+        digit_a = gr.Radio(
+            digits, value="0", label="Digit (A → B is drawn as this digit)", elem_id="interp-digit"
+        )
+        digit_b = gr.Radio(digits, value="1", label="Second digit", elem_id="interp-digit-b")
+        digits_btn = gr.Button("Digit → second digit at point A", elem_id="digit-path-btn")
+    digit_now = gr.State("0")  # digit_a's value: a state, so raw /interpolate callers send what they did
+    as_digit = gr.Button(visible=False)  # only for /interpolate_digit: the path as a chosen digit
     gr.Markdown(
         "**The path A → B**: each frame with P(real) by this epoch's D and, "
         'when this is not the final epoch, by the final epoch\'s D ("final D"). '
@@ -173,15 +215,20 @@ def build(ctx: Ctx, vec_txt: gr.Textbox, tab: gr.Tab | None = None) -> dict:
     b_cur.click(h["current_point"], [*pick, vec_txt], b_txt, api_visibility="undocumented")
     a_rnd.click(h["random_point"], pick, a_txt, api_visibility="undocumented")
     b_rnd.click(h["random_point"], pick, b_txt, api_visibility="undocumented")
-    interp_btn.click(
-        h["interpolate"],
-        [*pick, a_txt, b_txt, steps_sl, path_rd],
-        [strip_img, path_plot, gif_img, gif_file, cells],
-        api_name="interpolate",
+    views = [strip_img, path_plot, gif_img, gif_file, cells]
+    path_in = [*pick, a_txt, b_txt, steps_sl, path_rd]
+    interp_btn.click(h["interpolate"], [*path_in, digit_now], views, api_name="interpolate")
+    as_digit.click(h["interpolate"], [*path_in, digit_a], views, api_name="interpolate_digit")
+    digits_btn.click(
+        h["digit_path"], [*pick, a_txt, digit_a, digit_b, steps_sl], views, api_name="digit_path"
     )
     hidden = dict(api_visibility="undocumented", show_progress="hidden")
+    ctx.run_dd.change(h["digit_row_shown"], ctx.run_dd, digit_row, **hidden)
+    digit_a.change(lambda d: d, digit_a, digit_now, **hidden)
     for txt, img, name in ((a_txt, a_img, "A"), (b_txt, b_img, "B")):
-        txt.change(lambda r, e, t, n=name: endpoint_picture(ctx, r, e, t, n), [*pick, txt], img, **hidden)
+        show = lambda r, e, t, d, n=name: endpoint_picture(ctx, r, e, t, n, d)  # noqa: E731
+        for trigger in (txt.change, digit_a.change):
+            trigger(show, [*pick, txt, digit_a], img, **hidden)
     if tab is not None:
         tab.select(h["opened"], [*pick, a_txt, b_txt, vec_txt], [a_txt, b_txt], **hidden)
     return dict(image=strip_img, cells=cells, a_txt=a_txt, b_txt=b_txt)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import gradio as gr
 import numpy as np
 
-from explorer import directions, latent, render
+from explorer import conditional, directions, latent, render
 from explorer.registry import ExplorerError
 from explorer.ui import history, links, named
 from explorer.ui.context import N_DIM_SLIDERS, N_PCA_SLIDERS, Ctx, err
@@ -50,6 +50,7 @@ class SlidersView:
     snapshot_point: object  # handler: the point view for a newly chosen run/epoch
     points: Points | None = None  # the point logic (explorer.ui.links restores points with it)
     share: links.ShareRow | None = None  # Copy link, Download PNG, drop a PNG
+    digit: gr.Radio | None = None  # a conditional run's digit picker (hidden for other runs)
 
     def point_outputs(self, ctx: Ctx) -> list:
         return [
@@ -89,19 +90,25 @@ class Points:
             raise ExplorerError("slider values must be finite numbers")
         return np.clip(z, -latent.MAX_ABS, latent.MAX_ABS)
 
-    def render(self, run, epoch, z, final=None, saliency=True):
+    def render(self, run, epoch, z, final=None, digit=None, saliency=True):
         """The point's image, D's verdict and vector; with `saliency`, D's pixel gradient over it too
-        (the drag path asks for it only while the toggle is on: one graph call either way)."""
+        (the drag path asks for it only while the toggle is on: one graph call either way). A
+        conditional run draws it as ``digit`` (the picker's value; it has no saliency overlay)."""
+        classes = self.engine.snapshot(run, epoch).num_classes
+        label = conditional.check_label(run, classes, digit) if classes else None
         overlay = None
-        if saliency:
+        if saliency and not classes:
             img, p, grad = directions.look(self.engine, self.engine.snapshot(run, epoch), z)
             overlay = render.saliency_overlay(img, grad, 28)  # scaled up by the browser (pixelated)
         else:
-            img, p = self.engine.generate(run, epoch, z)
-        caption = f"P(real) <b>{p:.2f}</b> by the D of epoch {epoch}"
+            img, p = self.engine.generate(run, epoch, z, label)
+        caption = ("" if label is None else f"digit <b>{label}</b> &middot; ") + (
+            f"P(real) <b>{p:.2f}</b> by the D of epoch {epoch}"
+        )
         if final is not None and final != epoch:
             try:
-                pf = float(self.engine.snapshot(run, final).score(img[None])[0])
+                y = None if label is None else [label]
+                pf = float(self.engine.snapshot(run, final).score(img[None], y)[0])
                 caption += f" &middot; <b>{pf:.2f}</b> by the final epoch's ({final}) D"
             except ExplorerError:
                 pass
@@ -135,10 +142,10 @@ class Points:
     def valid_dims(self, run, epoch, dims, dim):
         return self.engine.top_dims(run, epoch, N_DIM_SLIDERS) if not dims or max(dims) >= dim else dims
 
-    def show(self, run, epoch, base, dims) -> list:
+    def show(self, run, epoch, base, dims, digit=None) -> list:
         """Every output of a new base point: image, verdict, vector, state, sliders."""
         final = self.ctx.loadable_final(run)  # loads the final D now, not on the first slider move
-        html_, label, text = self.render(run, epoch, base, final)
+        html_, label, text = self.render(run, epoch, base, final, digit)
         return [
             html_,
             label,
@@ -165,34 +172,39 @@ def parse_dims(text: str, dim: int, current: list) -> list[int]:
 def _handlers(ctx: Ctx, pts: Points) -> dict:
     @err
     def slide(run, epoch, base, dims, saliency, *vals):
+        """vals: the slider values, then (optional) the digit picker's value."""
         run, epoch = ctx.need(run, epoch)
+        vals, digit = vals[:N_SLIDERS], (vals[N_SLIDERS] if len(vals) > N_SLIDERS else None)
         z = pts.compose(run, epoch, base, dims, vals)
         # the final epoch is a fact of the run, kept server-side (set when a point or snapshot is
         # chosen, refreshed by the run-list timer): no disk access or tracing here after that
         final = ctx.finals[run] if run in ctx.finals else ctx.loadable_final(run)
-        return pts.render(run, epoch, z, final, saliency=bool(saliency))
+        return pts.render(run, epoch, z, final, digit, saliency=bool(saliency))
 
     @err
-    def random_point(run, epoch, base, dims):
+    def random_point(run, epoch, base, dims, digit=None):
         run, epoch, dim, _ = pts.start(run, epoch, base)
-        return pts.show(run, epoch, latent.random_vector(dim), pts.valid_dims(run, epoch, dims, dim))
+        return pts.show(run, epoch, latent.random_vector(dim), pts.valid_dims(run, epoch, dims, dim), digit)
 
     @err
-    def reset_point(run, epoch, base, dims):
+    def reset_point(run, epoch, base, dims, digit=None):
         run, epoch, dim, _ = pts.start(run, epoch, base)
-        return pts.show(run, epoch, latent.random_vector(dim, 0), pts.valid_dims(run, epoch, dims, dim))
+        z = latent.random_vector(dim, 0)
+        return pts.show(run, epoch, z, pts.valid_dims(run, epoch, dims, dim), digit)
 
     @err
     def nudge_point(run, epoch, base, dims, pasted="", dims_text="", *vals):
         """A small step from the point on screen (sliders included)."""
         run, epoch, dim, base = pts.start(run, epoch, base)
+        vals, digit = vals[:N_SLIDERS], (vals[N_SLIDERS] if len(vals) > N_SLIDERS else None)
         if len(vals) == N_SLIDERS:
             base = pts.compose(run, epoch, base, dims, vals)
         base = np.clip(base + 0.35 * latent.random_vector(dim), -4, 4).astype(np.float32)
-        return pts.show(run, epoch, base, pts.valid_dims(run, epoch, dims, dim))
+        return pts.show(run, epoch, base, pts.valid_dims(run, epoch, dims, dim), digit)
 
     @err
     def paste_point(run, epoch, base, dims, pasted="", dims_text="", *vals):
+        vals, digit = vals[:N_SLIDERS], (vals[N_SLIDERS] if len(vals) > N_SLIDERS else None)
         run, epoch, dim, _ = pts.start(run, epoch, base)
         try:
             z = latent.parse_vector(pasted, dim)
@@ -203,15 +215,16 @@ def _handlers(ctx: Ctx, pts: Points) -> dict:
             out = [gr.skip() for _ in range(6 + N_SLIDERS)]
             out[2] = latent.format_vector(here)
             return out
-        return pts.show(run, epoch, z, pts.valid_dims(run, epoch, dims, dim))
+        return pts.show(run, epoch, z, pts.valid_dims(run, epoch, dims, dim), digit)
 
     @err
     def show_dims(run, epoch, base, dims, pasted="", dims_text="", *vals):
         run, epoch, dim, base = pts.start(run, epoch, base)
+        vals, digit = vals[:N_SLIDERS], (vals[N_SLIDERS] if len(vals) > N_SLIDERS else None)
         if len(vals) == N_SLIDERS:
             base = pts.compose(run, epoch, base, dims, vals)
         dims = parse_dims(dims_text, dim, pts.valid_dims(run, epoch, dims, dim))
-        return pts.show(run, epoch, base, dims)
+        return pts.show(run, epoch, base, dims, digit)
 
     @err
     def snapshot_point(run, epoch, base, dims):
@@ -228,6 +241,44 @@ def _handlers(ctx: Ctx, pts: Points) -> dict:
         "show_dims": show_dims,
         "snapshot_point": snapshot_point,
     }
+
+
+def _wire_digit(ctx: Ctx, h: dict, v: SlidersView, saliency: gr.State, digit_now: gr.State) -> None:
+    """The digit picker: shown for conditional runs; a pick redraws the same point as that digit
+    (/slide_digit) and is kept in ``digit_now`` for /slide, whose API inputs stay the sliders."""
+
+    def digit_picker(run):
+        """The digit picker: shown (at digit 0, what a new run or epoch is drawn as) for a
+        conditional run, hidden for any other."""
+        try:
+            classes = ctx.registry.get(run).num_classes if run else 0
+        except ExplorerError:
+            classes = 0
+        return gr.update(visible=bool(classes), value="0")
+
+    hidden = dict(show_progress="hidden", api_visibility="undocumented")
+    for picker in (ctx.run_dd, ctx.epoch_dd):  # a new run or epoch is drawn as digit 0 (snapshot_point)
+        picker.change(digit_picker, ctx.run_dd, v.digit, **hidden)
+    v.digit.change(lambda d: d, v.digit, digit_now, **hidden)
+    common = [ctx.run_dd, ctx.epoch_dd, ctx.base_state, ctx.dims_state]
+    v.digit.input(
+        h["slide"],
+        [*common, saliency, *v.sliders, v.digit],
+        [v.image_html, v.score_lbl, v.vec_txt],
+        trigger_mode="always_last",
+        api_name="slide_digit",  # named: unnamed, it would take "slide" from the public slider endpoint
+        **hidden,
+    )
+
+
+def _digit_radio() -> gr.Radio:
+    return gr.Radio(
+        [str(i) for i in range(10)],
+        value="0",
+        label="Digit: the same latent point drawn as this digit (a conditional run)",
+        visible=False,
+        elem_id="digit-picker",
+    )
 
 
 def build(ctx: Ctx) -> SlidersView:
@@ -255,6 +306,7 @@ def build(ctx: Ctx) -> SlidersView:
             nearest.slider_strip(ctx, vec_txt)  # a toggle and the strip of nearest real digits
             share = links.build()
         with gr.Column(scale=1):
+            digit = _digit_radio()
             gr.Markdown(
                 "**Latent dimensions**: the 8 that move the image most (measured); "
                 "type others under the sliders"
@@ -280,25 +332,27 @@ def build(ctx: Ctx) -> SlidersView:
 
     pts = Points(ctx)
     h = _handlers(ctx, pts)
-    v = SlidersView(image_html, score_lbl, vec_txt, dims_txt, sliders, h["snapshot_point"], pts, share)
+    v = SlidersView(image_html, score_lbl, vec_txt, dims_txt, sliders, h["snapshot_point"], pts, share, digit)
     common = [ctx.run_dd, ctx.epoch_dd, ctx.base_state, ctx.dims_state]
+    digit_now = gr.State("0")  # the picker's digit: a state, so raw /slide callers send what they did
+    _wire_digit(ctx, h, v, controls.saliency_state, digit_now)
     for i, s in enumerate(sliders):
         # .input fires while dragging (not on programmatic updates, so no loops); always_last
         # drops stale moves and guarantees the released position is rendered
         s.input(
             h["slide"],
-            [*common, controls.saliency_state, *sliders],
+            [*common, controls.saliency_state, *sliders, digit_now],
             [image_html, score_lbl, vec_txt],
             trigger_mode="always_last",
             show_progress="hidden",
             api_name="slide" if i == 0 else None,
             api_visibility="public" if i == 0 else "undocumented",
         )
-    with_vals = common + [vec_txt, dims_txt, *sliders]
+    with_vals = common + [vec_txt, dims_txt, *sliders, digit]
     out = v.point_outputs(ctx)
     hidden = dict(api_visibility="undocumented")
-    random_btn.click(h["random_point"], common, out, **hidden)
-    reset_btn.click(h["reset_point"], common, out, **hidden)
+    random_btn.click(h["random_point"], [*common, digit], out, **hidden)
+    reset_btn.click(h["reset_point"], [*common, digit], out, **hidden)
     nudge_btn.click(h["nudge_point"], with_vals, out, **hidden)
     paste_btn.click(h["paste_point"], with_vals, out, **hidden)
     vec_txt.submit(h["paste_point"], with_vals, out, **hidden)
