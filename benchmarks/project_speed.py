@@ -1,6 +1,6 @@
 """Projection of a digit into the latent space ("Your digit"), warm, on the bundled demo run.
 
-    .venv/bin/python benchmarks/project_speed.py [--run runs/demo] [--reps 7] [--steps 150]
+    .venv/bin/python benchmarks/project_speed.py [--run runs/demo] [--reps 7] [--steps N]
 
 One real digit of the test split (../shared/data/mnist) is projected with the view's settings
 (Adam, 8 starts in one batch, `--steps` steps, pixel + evaluator-feature + prior loss) into the
@@ -35,11 +35,13 @@ def main() -> int:
     root = Path(__file__).resolve().parents[1]
     ap.add_argument("--run", default=str(root / "runs" / "demo"))
     ap.add_argument("--reps", type=int, default=7)
-    ap.add_argument("--steps", type=int, default=150)
+    ap.add_argument("--steps", type=int, default=None, help="Adam steps (default: the view's)")
     args = ap.parse_args()
     print_cpu()
     from explorer import yourdigit
     from explorer.engine import Engine
+
+    args.steps = args.steps or yourdigit.STEPS
     from explorer.registry import RunRegistry
     from training.data import load_dataset
 
