@@ -32,6 +32,16 @@ def vector_is(pg, z, timeout=60_000) -> None:
     )
 
 
+def epoch_is(pg, label: str, timeout=20_000) -> None:
+    """The epoch picker shows `label` ("epoch 2 ..."). Waited for, not read once: the answer that
+    sets it also sets other boxes, and the test may see those a frame before the picker's text."""
+    pg.wait_for_function(
+        "(t) => ((document.querySelector('#epoch-dd input') || {}).value || '').startsWith(t)",
+        arg=label,
+        timeout=timeout,
+    )
+
+
 def notice(pg, text: str) -> None:
     pg.locator(".toast-body").get_by_text(text).first.wait_for()
 
@@ -53,7 +63,7 @@ def test_link_png_and_cli_keep_the_point(server, context, tmp_path):  # noqa: F8
     pg.goto(url + "?" + state.encode(want))
     vector_is(pg, Z)
     assert pg.locator("#run-dd input").input_value().startswith("tiny")
-    assert pg.locator("#epoch-dd input").input_value().startswith("epoch 2")
+    epoch_is(pg, "epoch 2")
     assert pg.get_by_role("tab", name="Latent sliders").get_attribute("aria-selected") == "true"
     pg.locator("#latent-caption").get_by_text("D of epoch 2").wait_for()
     assert pg.locator(".toast-body").count() == 0  # a good link: no notice
@@ -118,7 +128,7 @@ def test_link_png_and_cli_keep_the_point(server, context, tmp_path):  # noqa: F8
     # dropping the PNG brings the point (and run and epoch) back
     pg.locator("#state-drop input[type=file]").set_input_files(str(png))
     vector_is(pg, Z)
-    assert pg.locator("#epoch-dd input").input_value().startswith("epoch 2")
+    epoch_is(pg, "epoch 2")
 
     # a PNG without state, and a file that is no PNG: clear messages
     plain = tmp_path / "plain.png"
@@ -162,7 +172,7 @@ def test_a_bad_link_opens_the_nearest_valid_view_with_a_notice(server, context, 
     pg.wait_for_function(
         "(r) => document.querySelector('#run-dd input').value.startsWith(r)", arg=run, timeout=60_000
     )
-    assert pg.locator("#epoch-dd input").input_value().startswith(epoch)
+    epoch_is(pg, epoch)
     if run == "tiny":  # the sliders view is open, on a valid (random) point of this run
         pg.locator("#latent-caption").get_by_text(f"D of {epoch}").wait_for()
         pg.wait_for_function(
@@ -225,7 +235,7 @@ def test_strip_png_endpoints_and_clicks_on_frames_and_cells(server, context, tmp
         " return e && e.value.split(', ').every((x, i) => Math.abs(parseFloat(x) - v[i]) < 2e-4); }",
         arg=b.tolist(),
     )
-    assert pg.locator("#epoch-dd input").input_value().startswith("epoch 2")
+    epoch_is(pg, "epoch 2")
 
     # Compare runs as the view opens; a click on a cell opens that point at that row's epoch
     pg.get_by_role("tab", name="Compare epochs").click()
@@ -237,7 +247,7 @@ def test_strip_png_endpoints_and_clicks_on_frames_and_cells(server, context, tmp
 
     z = Engine(RunRegistry([runs])).compare_points("tiny", 8, 0)[7]
     vector_is(pg, latent.parse_vector(latent.format_vector(z), 64))
-    assert pg.locator("#epoch-dd input").input_value().startswith(f"epoch {epochs[0]}")
+    epoch_is(pg, f"epoch {epochs[0]}")
 
     # the strip's PNG dropped on the app: the Interpolation view with its A and B back in the boxes
     (tmp_path / "strip.png").write_bytes(strip_png)
@@ -251,7 +261,7 @@ def test_strip_png_endpoints_and_clicks_on_frames_and_cells(server, context, tmp
         "document.querySelector('#interp-b textarea').value === b",
         arg=[latent.format_vector(Z), b_text],
     )
-    assert pg.locator("#epoch-dd input").input_value().startswith("epoch 2")
+    epoch_is(pg, "epoch 2")
     pg.close()
 
 
