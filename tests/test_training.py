@@ -68,22 +68,16 @@ def assert_whole_epoch(folder: Path):
     Image.open(folder / "samples.png").verify()
 
 
-@pytest.fixture(scope="module")
-def two_epoch_run(tmp_path_factory):
-    run = tmp_path_factory.mktemp("runs") / "two"
-    run_training(*small_args(run))
-    return run
-
-
-def test_two_epoch_run_writes_complete_loadable_snapshots(two_epoch_run):
-    run = two_epoch_run
+def test_a_run_writes_complete_loadable_snapshots(trained_runs):
+    """The shared run 'tiny' (tests/conftest.py: 3 epochs of 512 real digits, batch 32)."""
+    run = trained_runs / "tiny"
     info = json.loads((run / "run.json").read_text())
-    assert info["status"] == "completed" and info["epochs_done"] == 2
+    assert info["status"] == "completed" and info["epochs_done"] == 3
     assert info["latent_dim"] == 64 and info["pixel_range"] == [-1.0, 1.0]
-    assert info["dataset"]["n_images"] == 320
+    assert info["dataset"]["n_images"] == 512
     assert info["command"].startswith("python -m training ")
     epochs = sorted(p.name for p in (run / "epochs").iterdir())
-    assert epochs == ["epoch-0001", "epoch-0002"]
+    assert epochs == ["epoch-0001", "epoch-0002", "epoch-0003"]
     lo, hi = info["pixel_range"]
     z = np.random.default_rng(0).standard_normal((16, info["latent_dim"])).astype("float32")
     for e in epochs:
@@ -95,34 +89,16 @@ def test_two_epoch_run_writes_complete_loadable_snapshots(two_epoch_run):
         s = json.loads((run / "epochs" / e / "summary.json").read_text())
         for k in ("d_loss", "g_loss", "d_acc_real", "d_acc_fake"):
             assert np.isfinite(s[k])
-        assert 0 <= s["d_acc_real"] <= 1 and s["steps"] == 10
+        assert 0 <= s["d_acc_real"] <= 1 and s["steps"] == 16
     a = np.asarray(Image.open(run / "epochs/epoch-0001/samples.png"), dtype=np.int16)
     b = np.asarray(Image.open(run / "epochs/epoch-0002/samples.png"), dtype=np.int16)
     assert a.shape == b.shape == (8 * 30 + 2, 8 * 30 + 2)
     assert np.abs(a - b).mean() > 1.0, "the fixed-z grid must change between epochs"
     rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [1, 2]
+    assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [1, 2, 3]
     steps = [r for r in rows if r["kind"] == "step"]
     assert steps and all(np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"]) for r in steps)
     assert (run / "checkpoint" / "state.npz").is_file()
-
-
-def test_resume_matches_an_uninterrupted_run(tmp_path, two_epoch_run):
-    run = tmp_path / "split"
-    run_training(*small_args(run, epochs=1))
-    assert json.loads((run / "run.json").read_text())["epochs_done"] == 1
-    run_training("--run-dir", str(run), "--resume", "--epochs", "2", "--quiet")
-    full = json.loads((two_epoch_run / "epochs/epoch-0002/summary.json").read_text())
-    split = json.loads((run / "epochs/epoch-0002/summary.json").read_text())
-    for k in ("d_loss", "g_loss", "d_acc_real", "d_acc_fake"):
-        assert split[k] == pytest.approx(full[k], rel=1e-4, abs=1e-5), k
-    g1 = load_model(two_epoch_run / "epochs/epoch-0002/generator.keras")
-    g2 = load_model(run / "epochs/epoch-0002/generator.keras")
-    for w1, w2 in zip(g1.get_weights(), g2.get_weights()):
-        np.testing.assert_allclose(w1, w2, rtol=1e-4, atol=1e-5)
-    # metrics of the resumed run read like one run
-    rows = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [1, 2]
 
 
 def _wait_for(pred, timeout, proc=None):
@@ -136,12 +112,18 @@ def _wait_for(pred, timeout, proc=None):
     return False
 
 
-def test_sigkill_mid_epoch_leaves_whole_epochs_and_resume_completes(tmp_path):
+def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_run(tmp_path, trained_runs):
+    """'tiny''s recipe, killed in the middle of epoch 2: only whole epochs on disk; --resume
+    finishes it, and epochs 2 and 3 come out as in the uninterrupted run (losses, weights),
+    with the metrics reading like one run. (One step per call: the kill lands mid-epoch; the
+    number of steps per call does not change the numbers.)"""
+    from tests.conftest import TINY_ARGS
+
     run = tmp_path / "killed"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    args = small_args(run, "--steps-per-call", "1", images=640, epochs=3, quality=0)
+    args = ["--run-dir", str(run), *TINY_ARGS, "--steps-per-call", "1"]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
+        [sys.executable, "-m", "training", *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -161,7 +143,7 @@ def test_sigkill_mid_epoch_leaves_whole_epochs_and_resume_completes(tmp_path):
     epochs = sorted(p.name for p in (run / "epochs").iterdir() if not p.name.startswith("."))
     assert epochs == ["epoch-0001"]
     assert_whole_epoch(run / "epochs/epoch-0001")
-    run_training("--run-dir", str(run), "--resume")
+    run_training("--run-dir", str(run), "--resume", "--epochs", "3")
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "completed" and info["epochs_done"] == 3
     for e in range(1, 4):
@@ -172,31 +154,22 @@ def test_sigkill_mid_epoch_leaves_whole_epochs_and_resume_completes(tmp_path):
 
     rows = read_jsonl(run / "metrics.jsonl")
     assert [r["epoch"] for r in rows if r["kind"] == "epoch"] == [1, 2, 3]
-    assert [r["step"] for r in rows if r["kind"] == "step"] == list(range(1, 61))
+    assert [r["step"] for r in rows if r["kind"] == "step"] == list(range(1, 49))
+    full = trained_runs / "tiny"
+    for e in ("epoch-0002", "epoch-0003"):
+        a = json.loads((full / "epochs" / e / "summary.json").read_text())
+        b = json.loads((run / "epochs" / e / "summary.json").read_text())
+        for k in ("d_loss", "g_loss", "d_acc_real", "d_acc_fake"):
+            assert b[k] == pytest.approx(a[k], rel=1e-4, abs=1e-5), (e, k)
+    g1 = load_model(full / "epochs/epoch-0003/generator.keras")
+    g2 = load_model(run / "epochs/epoch-0003/generator.keras")
+    for w1, w2 in zip(g1.get_weights(), g2.get_weights()):
+        np.testing.assert_allclose(w1, w2, rtol=1e-4, atol=1e-5)
 
 
-def test_sigterm_stops_between_steps_and_keeps_whole_epochs(tmp_path):
-    run = tmp_path / "stopped"
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    args = small_args(run, "--steps-per-call", "1", images=640, epochs=50, quality=0)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert _wait_for(lambda: (run / "epochs/epoch-0001").is_dir(), 120, proc)
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 0, err.decode()[-2000:]
-    info = json.loads((run / "run.json").read_text())
-    assert info["status"] == "stopped" and 1 <= info["epochs_done"] < 50
-    assert b"--resume" in err
-    assert len(list((run / "epochs").glob("epoch-*"))) == info["epochs_done"]
-
-
-def test_second_trainer_on_the_same_run_folder_is_refused(tmp_path):
+def test_second_trainer_is_refused_and_sigterm_stops_between_steps(tmp_path):
+    """While a run trains, a second trainer on its folder is refused; SIGTERM then stops the
+    first between steps with whole epochs only, says how to resume, and frees the folder."""
     run = tmp_path / "locked"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     args = small_args(run, "--steps-per-call", "1", images=640, epochs=50, quality=0)
@@ -204,19 +177,29 @@ def test_second_trainer_on_the_same_run_folder_is_refused(tmp_path):
         [sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
         cwd=ROOT,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
     try:
         assert _wait_for(lambda: (run / "progress.json").is_file(), 120, first)
         second = run_training("--run-dir", str(run), "--resume", check=False)
         assert second.returncode == 2
         assert "being trained by another process" in second.stderr
+        assert _wait_for(lambda: (run / "epochs/epoch-0001").is_dir(), 120, first)
+        first.send_signal(signal.SIGTERM)
+        out, err = first.communicate(timeout=60)
     finally:
         first.kill()
         first.wait()
-    # the dead first trainer holds nothing: resume works now
-    run_training("--run-dir", str(run), "--resume", "--epochs", "1")
+    assert first.returncode == 0, err.decode()[-2000:]
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "stopped" and 1 <= info["epochs_done"] < 50
+    assert b"--resume" in err
+    assert len(list((run / "epochs").glob("epoch-*"))) == info["epochs_done"]
+    # the stopped trainer holds nothing: resume works now
+    done = info["epochs_done"]
+    run_training("--run-dir", str(run), "--resume", "--epochs", str(done + 1))
+    assert json.loads((run / "run.json").read_text())["epochs_done"] == done + 1
 
 
 def test_two_logical_devices_under_mirrored_strategy_train_an_epoch(tmp_path):
