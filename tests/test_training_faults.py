@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -82,20 +83,20 @@ def test_disk_full_is_a_clear_error_and_keeps_whole_epochs(tmpfs):
         assert_whole_epoch(run / "epochs" / f"epoch-{e:04d}")
 
 
-def test_read_only_run_folder_is_a_clear_error_and_keeps_whole_epochs(tmpfs):
+def test_read_only_run_folder_is_a_clear_error_and_keeps_whole_epochs(tmpfs, trained_runs):
     run = tmpfs / "run"
-    run_training(*small_args(run, images=320, epochs=1, quality=0))
+    shutil.copytree(trained_runs / "tiny", run)  # a finished 3-epoch run (tests/conftest.py)
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)], check=True)
     try:
-        proc = run_training("--run-dir", str(run), "--resume", "--epochs", "2", check=False)
+        proc = run_training("--run-dir", str(run), "--resume", "--epochs", "4", check=False)
         assert proc.returncode == 1, proc.stderr[-2000:]
         lines = [l for l in proc.stderr.splitlines() if l.strip()]
         assert len(lines) == 1 and "Read-only file system" in lines[0], proc.stderr
         assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
     finally:
         subprocess.run(["mount", "-o", "remount,rw", str(tmpfs)], check=True)
-    run_training("--run-dir", str(run), "--resume", "--epochs", "2")
-    assert json.loads((run / "run.json").read_text())["epochs_done"] == 2
-    assert_whole_epoch(run / "epochs/epoch-0001")
-    assert_whole_epoch(run / "epochs/epoch-0002")
+    run_training("--run-dir", str(run), "--resume", "--epochs", "4")
+    assert json.loads((run / "run.json").read_text())["epochs_done"] == 4
+    for e in range(1, 5):
+        assert_whole_epoch(run / "epochs" / f"epoch-{e:04d}")
