@@ -17,7 +17,7 @@ from explorer import directions, render
 from explorer.registry import ExplorerError
 from tests import test_browser
 from tests.conftest import ROOT
-from tests.test_browser import SHOTS, free_port, new_page
+from tests.test_browser import free_port, new_page, shot
 
 DEMO_FINAL = 15
 N = 100  # random latent points per check, independent of the probe's own (seed 0)
@@ -193,8 +193,7 @@ def test_sliders_controls_in_the_browser(app, browser):
         pg.locator("#saliency-toggle input").check()
         pg.locator("#latent-saliency").wait_for(state="visible")
         assert not pg.locator("#latent-image").is_visible()
-        SHOTS.mkdir(parents=True, exist_ok=True)
-        pg.screenshot(path=str(SHOTS / "sliders-saliency.png"), full_page=True)
+        shot(pg, "sliders-saliency.png")
         src = pg.locator("#latent-saliency").get_attribute("src")
         pg.locator("#dim-slider-0 input[type=range]").fill("3")  # a drag: the overlay follows
         pg.wait_for_function(

@@ -229,7 +229,7 @@ def draw_seven(page) -> None:
 
 
 def test_draw_project_and_open_in_the_sliders_in_the_browser(served, browser):
-    from tests.test_browser import SHOTS, new_page, pick, wait_text
+    from tests.test_browser import new_page, pick, shot, wait_text
 
     url = served
     page = new_page(browser, url)
@@ -244,7 +244,7 @@ def test_draw_project_and_open_in_the_sliders_in_the_browser(served, browser):
     # the toggle lays D's pixel gradient over the digit, by the chosen epoch's D (explorer.ui.named)
     page.locator("#digit-saliency-toggle input").check()
     page.locator("#digit-saliency img").wait_for(state="visible")
-    page.screenshot(path=str(SHOTS / "your-digit-saliency.png"), full_page=True)
+    shot(page, "your-digit-saliency.png")
     page.locator("#digit-saliency-toggle input").uncheck()
     page.locator("#digit-saliency").wait_for(state="hidden")
     page.locator("#project-btn").click()
@@ -255,7 +255,7 @@ def test_draw_project_and_open_in_the_sliders_in_the_browser(served, browser):
     page.locator("#project-epochs-btn").click()
     best = wait_text(page, "#digit-epochs-note", "draws it best", timeout=240_000)
     assert any(f"Epoch {e} draws" in best for e in (1, 3, 7, 15)), best
-    page.screenshot(path=str(SHOTS / "your-digit.png"), full_page=True)
+    shot(page, "your-digit.png")
     page.get_by_role("button", name="Open in the sliders").click()
     page.wait_for_function(
         "z => { const t = document.querySelector('#vector textarea');"
@@ -263,4 +263,4 @@ def test_draw_project_and_open_in_the_sliders_in_the_browser(served, browser):
         arg=z.split(",")[0].strip(),
         timeout=60_000,
     )
-    page.screenshot(path=str(SHOTS / "your-digit-in-sliders.png"), full_page=True)
+    shot(page, "your-digit-in-sliders.png")

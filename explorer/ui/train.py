@@ -60,7 +60,7 @@ def _layout(roots):
         )
         preset = gr.Dropdown(list(PRESETS), value=DEFAULT_PRESET, label="Preset")
         epochs = gr.Number(value=15, precision=0, label="Epochs (Resume: new total)", elem_id="train-epochs")
-        batch = gr.Number(value=64, precision=0, label="Batch size")
+        batch = gr.Number(value=64, precision=0, label="Batch size", elem_id="train-batch")
         max_images = gr.Number(value=None, precision=0, label="Max images (empty: all)", elem_id="train-max")
     with gr.Row():
         choices = data_choices(roots)
