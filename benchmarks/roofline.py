@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
 
-from benchmarks._cpu import isa_name, print_cpu  # noqa: E402  (before TensorFlow)
+from benchmarks._cpu import cpu_profile, isa_name, print_cpu  # noqa: E402  (before TensorFlow)
 
 G_FORWARDS, D_FORWARDS = 3, 8  # per image of one step (module docstring)
 
@@ -121,7 +121,8 @@ def main() -> None:
         f"the step runs at {achieved / mm:.0%} of it; at the matmul rate it would reach {ceiling:.0f} img/s"
     )
     print(
-        f"isa={isa_name()} preset={args.preset} mflop_per_img={flop_img / 1e6:.0f} step_img_s={step:.0f} "
+        f"isa={isa_name(cpu_profile()).replace(' ', '')} preset={args.preset} "
+        f"mflop_per_img={flop_img / 1e6:.0f} step_img_s={step:.0f} "
         f"step_gflops={achieved:.1f} matmul_gflops={mm:.1f} step_over_matmul={achieved / mm:.2f} "
         f"ceiling_img_s={ceiling:.0f}"
     )
