@@ -343,3 +343,65 @@ def test_the_public_more_real_and_saliency_endpoints_serve_a_conditional_run(cli
     assert r["logit_after"] > r["logit_before"] and len(r["z"]) == 64
     s = json.loads(client.predict("cond", 1, vec, "", api_name="/saliency"))
     assert np.asarray(s["saliency"]).shape == (28, 28) and np.abs(np.asarray(s["saliency"])).max() > 0
+
+
+# ----------------------------------------------------------------------------- in the browser
+from tests import test_browser  # noqa: E402
+
+browser = test_browser.browser  # the module-scoped headless Chromium fixture
+
+
+def test_a_link_back_forward_and_copy_link_keep_the_digit_in_the_browser(app, browser):
+    from explorer import latent, state
+
+    z = z_of(9)
+    url = app.url + "?" + state.encode(state.ViewState("cond", 1, "sliders", z, digit=6))
+    pg = test_browser.new_page(browser, url)
+    caption = pg.locator("#latent-caption")
+    try:
+        pg.locator("#latent-caption", has_text="digit 6").wait_for()
+        assert pg.locator("#digit-picker").get_by_label("6", exact=True).is_checked()
+        assert pg.locator("#vector textarea").input_value() == latent.format_vector(z)
+        pg.locator("#random-btn").click()
+        pg.wait_for_function(
+            "(v) => document.querySelector('#vector textarea').value !== v", arg=latent.format_vector(z)
+        )
+        assert "digit 6" in caption.inner_text()
+        pg.locator("#back-btn").click()  # back to the link's point, still drawn as 6
+        pg.wait_for_function(
+            "(v) => document.querySelector('#vector textarea').value === v", arg=latent.format_vector(z)
+        )
+        assert "digit 6" in caption.inner_text()
+        pg.locator("#digit-picker").get_by_label("3", exact=True).check()
+        pg.locator("#latent-caption", has_text="digit 3").wait_for()
+        pg.locator("#fwd-btn").click()  # forward to the random point, drawn as the digit now picked
+        pg.wait_for_function(
+            "(v) => document.querySelector('#vector textarea').value !== v", arg=latent.format_vector(z)
+        )
+        assert "digit 3" in caption.inner_text()
+        pg.locator("#copy-link-btn").click()
+        link = pg.locator("#link textarea")
+        pg.wait_for_function("() => document.querySelector('#link textarea').value.includes('digit=3')")
+        assert state.decode(link.input_value()).digit == 3
+    finally:
+        pg.close()
+
+
+def test_compare_s_digit_picker_in_the_browser(app, browser):
+    """Shown for a conditional run; "each digit" redraws the grid with a column per digit (10, not
+    the 8 points)."""
+    pg = test_browser.new_page(browser, app.url + "?v=1&run=cond&view=compare")
+    try:
+        picker = pg.locator("#compare-digit")
+        picker.wait_for(state="visible")
+        pg.locator("#compare-btn").click()
+        grid = pg.locator("#compare-grid img")
+        grid.wait_for()
+        narrow = grid.evaluate("(i) => i.naturalWidth")
+        picker.get_by_label("each digit", exact=True).check()
+        wider = "(w) => (document.querySelector('#compare-grid img') || {}).naturalWidth > w"
+        pg.wait_for_function(wider, arg=narrow)
+        assert "one latent point drawn as each digit" in pg.locator("#best-epoch").inner_text()
+        assert "Drawn as the digit asked" in pg.locator("#epoch-table").inner_text()
+    finally:
+        pg.close()
