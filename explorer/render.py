@@ -290,8 +290,10 @@ def render_link(link: str, runs_dirs: list, size: int = 336) -> tuple[bytes, str
     if s.epoch not in [e.epoch for e in run.good_epochs()]:
         raise ExplorerError(f"epoch {s.epoch} of run {s.run!r} is not on disk (or is broken)")
     s = state.decode(link, dim=run.latent_dim)
-    img, p = Engine(registry).generate(s.run, s.epoch, s.z)
-    return state.png_bytes(digit(img, size), s), f"{s.run} epoch {s.epoch}: P(real) {p:.3f}"
+    y = (s.digit or 0) if run.num_classes else None  # a conditional run: the link's digit (old links: 0)
+    img, p = Engine(registry).generate(s.run, s.epoch, s.z, y)
+    as_digit = "" if y is None else f" as digit {y}"
+    return state.png_bytes(digit(img, size), s), f"{s.run} epoch {s.epoch}{as_digit}: P(real) {p:.3f}"
 
 
 def main(argv=None) -> int:

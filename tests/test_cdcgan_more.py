@@ -405,3 +405,22 @@ def test_compare_s_digit_picker_in_the_browser(app, browser):
         assert "Drawn as the digit asked" in pg.locator("#epoch-table").inner_text()
     finally:
         pg.close()
+
+
+def test_the_command_line_renderer_draws_a_link_s_digit(app, runs):
+    from explorer import state
+    from explorer.registry import ExplorerError
+    from explorer.render import render_link
+
+    z = z_of(10)
+    link = state.encode(state.ViewState("cond", 1, "sliders", z, digit=5))
+    data, summary = render_link(link, [runs])
+    assert summary.startswith("cond epoch 1 as digit 5: P(real)")
+    png = np.asarray(Image.open(io.BytesIO(data)).convert("L"), np.float32)
+    np.testing.assert_allclose(png, drawn(app, z, 5))
+    assert state.decode(state.png_text(data)).digit == 5
+    old, _ = render_link(state.encode(state.ViewState("cond", 1, "sliders", z)), [runs])
+    png0 = np.asarray(Image.open(io.BytesIO(old)).convert("L"), np.float32)
+    np.testing.assert_allclose(png0, drawn(app, z, 0))
+    with pytest.raises(ExplorerError, match="whole number from 0 to 9"):
+        render_link(state.encode(state.ViewState("cond", 1, "sliders", z, digit=12)), [runs])
