@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -296,6 +297,25 @@ def test_a_new_epoch_or_run_keeps_the_digit_and_the_picker_keeps_its_value(app):
     shown = handler(app, "digit_picker_shown")
     assert shown("cond") == {"__type__": "update", "visible": True}  # no value: the digit stays
     assert shown("demo")["visible"] is False
+
+
+def test_the_nearest_real_digits_strip_follows_the_digit_picked(app):
+    from explorer import latent
+    from explorer.ui import nearest
+
+    z = z_of(11)
+    strip = handler(app, "nn_digit")  # the strip's answer to a pick of the digit picker
+    shown = {d: strip("cond", 1, latent.format_vector(z), True, d) for d in ("1", "7")}
+
+    def found(html_):  # the training digits shown (distances may differ in the last float digit)
+        return re.findall(r"training digit #(\d+)", html_)
+
+    for d, html_ in shown.items():
+        assert "Nearest real training digits" in html_ and found(html_)
+        want = nearest.strip_html(app.ctx, "cond", app.engine.generate("cond", 1, z, d)[0])
+        assert found(html_) == found(want)
+    assert found(shown["1"]) != found(shown["7"])
+    assert found(handler(app, "nn_point")("cond", 1, latent.format_vector(z), True, "7")) == found(shown["7"])
 
 
 # ----------------------------------------------------------------------------- D's gradients

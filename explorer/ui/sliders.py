@@ -17,7 +17,7 @@ import numpy as np
 
 from explorer import conditional, directions, latent, render
 from explorer.registry import ExplorerError
-from explorer.ui import history, links, named
+from explorer.ui import history, links, named, nearest
 from explorer.ui.context import N_DIM_SLIDERS, N_PCA_SLIDERS, Ctx, err
 
 IMAGE_PX = 336  # the slider view's large image
@@ -273,8 +273,11 @@ def _wire_digit(ctx: Ctx, h: dict, v: SlidersView, saliency: gr.State, digit_now
 
 
 def _digit_radio() -> gr.Radio:
+    """Made before the layout places it (render=False): the nearest-digits strip, built first,
+    follows it too."""
     return gr.Radio(
         [str(i) for i in range(10)],
+        render=False,
         value="0",
         label="Digit: the same latent point drawn as this digit (a conditional run)",
         visible=False,
@@ -283,6 +286,7 @@ def _digit_radio() -> gr.Radio:
 
 
 def build(ctx: Ctx) -> SlidersView:
+    digit = _digit_radio()
     with gr.Row():
         with gr.Column(scale=1):
             image_html = gr.HTML(elem_id="latent-image-box")
@@ -302,12 +306,10 @@ def build(ctx: Ctx) -> SlidersView:
                 buttons=["copy"],
             )
             paste_btn = gr.Button("Apply pasted vector")
-            from explorer.ui import nearest
-
-            nearest.slider_strip(ctx, vec_txt)  # a toggle and the strip of nearest real digits
+            nearest.slider_strip(ctx, vec_txt, digit)  # a toggle and the strip of nearest real digits
             share = links.build()
         with gr.Column(scale=1):
-            digit = _digit_radio()
+            digit.render()
             gr.Markdown(
                 "**Latent dimensions**: the 8 that move the image most (measured); "
                 "type others under the sliders"
