@@ -34,6 +34,20 @@ def check_label(run: str, classes: int, label) -> int | None:
     return int(v)
 
 
+EACH = "each digit"  # Compare's choice: one latent point drawn as every digit, a column per digit
+
+
+def point_labels(run: str, classes: int, label, z: np.ndarray) -> tuple[np.ndarray, object]:
+    """Compare's points and what each is drawn as: (z, None) for an unconditional run, (z, one
+    digit) for a digit, and for EACH the first point repeated once per digit with labels 0..9
+    (the same style in every column, the digit changing)."""
+    if isinstance(label, str) and label.strip().lower() == EACH:
+        if not classes:
+            raise ExplorerError(f"run {run!r} is not conditional: it draws no chosen digit; pick no digit")
+        return np.repeat(z[:1], classes, axis=0), np.arange(classes, dtype=np.int32)
+    return z, check_label(run, classes, label)
+
+
 def label_batch(labels, n: int) -> np.ndarray:
     """Labels for n points: None -> all 0, one label -> repeated, else one per point."""
     y = np.zeros(n, np.int32) if labels is None else np.asarray(labels, np.int32).reshape(-1)

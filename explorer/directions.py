@@ -14,13 +14,15 @@
   where more ink would look more real to D, negative where it would look more fake. One traced
   tf.function per snapshot, alone (an image) or together with G (a latent point: image, P(real)
   and saliency in one graph call, what the sliders draw).
+- A conditional run's G and D also take the digit: More real and the sliders' saliency draw and
+  judge the point as the digit picked; an image alone is judged as the digit D finds most plausible.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from explorer import latent
+from explorer import conditional, latent
 from explorer.engine import Snapshot
 from explorer.registry import ExplorerError
 
@@ -108,14 +110,16 @@ def toward_digit(snap: Snapshot, z, k, strength) -> np.ndarray:
 
 # ---------------------------------------------------------------------------------- D's gradients
 def _logit_fn(snap: Snapshot, logits: bool):
-    """(N,28,28) images in [0,1] -> D's logit (N,), whatever the run's D outputs."""
+    """((N,28,28) images in [0,1], labels (N,)) -> D's logit (N,), whatever the run's D outputs; a
+    conditional D judges each image as its label, an unconditional one ignores the labels."""
     import tensorflow as tf
 
     lo, hi = snap.pixel_range
     d = snap.discriminator
 
-    def logit(img01):
-        out = tf.reshape(tf.cast(d(img01[..., None] * (hi - lo) + lo, training=False), tf.float32), [-1])
+    def logit(img01, y):
+        x = img01[..., None] * (hi - lo) + lo
+        out = tf.reshape(tf.cast(d([x, y] if snap.num_classes else x, training=False), tf.float32), [-1])
         if logits:
             return out
         p = tf.clip_by_value(out, 1e-6, 1 - 1e-6)  # a D that outputs P(real): its log-odds
@@ -128,8 +132,10 @@ def _gen01(snap: Snapshot):
     import tensorflow as tf
 
     lo, hi = snap.pixel_range
-    g = snap.generator
-    return lambda z: (tf.cast(g(z, training=False), tf.float32)[..., 0] - lo) / (hi - lo)
+    g, classes = snap.generator, snap.num_classes
+    return lambda z, y: (
+        (tf.cast(g([z, y] if classes else z, training=False), tf.float32)[..., 0] - lo) / (hi - lo)
+    )
 
 
 def _make_fns(snap: Snapshot, logits: bool) -> dict:
@@ -138,21 +144,23 @@ def _make_fns(snap: Snapshot, logits: bool) -> dict:
 
     logit, gen01, dim = _logit_fn(snap, logits), _gen01(snap), snap.latent_dim
 
-    def grad_of(img01):
+    def grad_of(img01, y):
         with tf.GradientTape() as tape:
             tape.watch(img01)
-            s = logit(img01)
+            s = logit(img01, y)
             total = tf.reduce_sum(s)  # each image's own gradient: the rows are independent
         return s, tape.gradient(total, img01)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.float32)])
-    def saliency(img01):
-        return grad_of(img01)
+    labels = tf.TensorSpec([None], tf.int32)  # a conditional run's digits (ignored otherwise)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, dim], tf.float32)])
-    def look(z):
-        img = tf.clip_by_value(gen01(z), 0.0, 1.0)
-        s, grad = grad_of(img)
+    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.float32), labels])
+    def saliency(img01, y):
+        return grad_of(img01, y)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, dim], tf.float32), labels])
+    def look(z, y):
+        img = tf.clip_by_value(gen01(z, y), 0.0, 1.0)
+        s, grad = grad_of(img, y)
         return img, tf.sigmoid(s), grad
 
     @tf.function(
@@ -160,56 +168,65 @@ def _make_fns(snap: Snapshot, logits: bool) -> dict:
             tf.TensorSpec([None, dim], tf.float32),
             tf.TensorSpec([], tf.int32),
             tf.TensorSpec([], tf.float32),
+            labels,
         ]
     )
-    def more_real(z0, steps, step):
+    def more_real(z0, steps, step, y):
         z = z0
         for _ in tf.range(steps):
             with tf.GradientTape() as tape:
                 tape.watch(z)
-                s = tf.reduce_sum(logit(gen01(z)))
+                s = tf.reduce_sum(logit(gen01(z, y), y))
             g = tape.gradient(s, z)
             g = g / (tf.norm(g, axis=1, keepdims=True) + 1e-12)  # a unit step whatever D's scale
             z = tf.clip_by_value(z + step * g, -latent.MAX_ABS, latent.MAX_ABS)
-        return z, logit(gen01(z0)), logit(gen01(z))
+        return z, logit(gen01(z0, y), y), logit(gen01(z, y), y)
 
     return {"saliency": saliency, "look": look, "more_real": more_real}
 
 
 def fns(engine, snap: Snapshot) -> dict:
     """The snapshot's traced graphs, built on first use and memoised on it."""
-    if snap.num_classes:
-        raise ExplorerError(
-            f"run {snap.run!r} is conditional (its D also takes the digit): D's pixel gradients "
-            "(saliency, More real) are for unconditional runs; pick the digit with the digit picker"
-        )
     logits = engine.registry.get(snap.run).d_outputs_logits
     return snap.extra(("d-grads", logits), lambda: _make_fns(snap, logits))
 
 
-def saliency(engine, snap: Snapshot, img01) -> tuple[np.ndarray, float]:
+def _label(snap: Snapshot, label, img01=None) -> np.ndarray:
+    """The digit (1,) a conditional D judges by: the one given (checked), else, for an image, the
+    digit D finds most plausible (as Snapshot.score does); [0] for an unconditional run."""
+    if snap.num_classes and img01 is not None and (label is None or label == ""):
+        every = snap.score(np.repeat(img01[None], snap.num_classes, axis=0), np.arange(snap.num_classes))
+        return np.array([int(np.argmax(every))], np.int32)
+    y = conditional.check_label(snap.run, snap.num_classes, label)
+    return np.array([y or 0], np.int32)
+
+
+def saliency(engine, snap: Snapshot, img01, label=None) -> tuple[np.ndarray, float]:
     """One image (28,28) in [0,1] -> (the gradient of D's logit with respect to its pixels (28, 28),
-    D's logit)."""
+    D's logit). A conditional D judges it as ``label`` (None: the digit it finds most plausible)."""
     x = check_image(img01)
-    logit, grad = fns(engine, snap)["saliency"](x[None])
+    logit, grad = fns(engine, snap)["saliency"](x[None], _label(snap, label, x))
     return grad.numpy()[0], float(logit.numpy()[0])
 
 
-def look(engine, snap: Snapshot, z) -> tuple[np.ndarray, float, np.ndarray]:
-    """One latent point -> (image (28,28), P(real) by the snapshot's D, saliency (28,28)): one graph call."""
+def look(engine, snap: Snapshot, z, label=None) -> tuple[np.ndarray, float, np.ndarray]:
+    """One latent point -> (image (28,28), P(real) by the snapshot's D, saliency (28,28)): one graph
+    call. A conditional run draws it, and D judges it, as ``label`` (None: 0)."""
     z = latent.check_vector(z, snap.latent_dim)
-    img, p, grad = fns(engine, snap)["look"](z[None])
+    img, p, grad = fns(engine, snap)["look"](z[None], _label(snap, label))
     return img.numpy()[0], float(p.numpy()[0]), grad.numpy()[0]
 
 
-def more_real(engine, snap: Snapshot, z, steps=REAL_STEPS, step=REAL_STEP) -> dict:
-    """z moved up D's logit of G(z): `steps` unit-gradient steps of length `step` -> z and the logits."""
+def more_real(engine, snap: Snapshot, z, steps=REAL_STEPS, step=REAL_STEP, label=None) -> dict:
+    """z moved up D's logit of G(z): `steps` unit-gradient steps of length `step` -> z and the logits.
+    A conditional run's point is drawn and judged as ``label`` (None: 0) all the way."""
     z = latent.check_vector(z, snap.latent_dim)
+    y = _label(snap, label)
     n = int(check_number(steps, "the number of steps", 1, MAX_REAL_STEPS))
     if n != float(steps):
         raise ExplorerError(f"the number of steps must be a whole number (got {str(steps)[:40]})")
     size = check_number(step, "the step size", 0.0, 2.0)
-    out, before, after = fns(engine, snap)["more_real"](z[None], np.int32(n), np.float32(size))
+    out, before, after = fns(engine, snap)["more_real"](z[None], np.int32(n), np.float32(size), y)
     return {
         "z": out.numpy()[0],
         "logit_before": float(before.numpy()[0]),

@@ -325,11 +325,12 @@ class Engine:
         or by the final (last loadable) epoch's D when ``final_d``. Epochs that are broken or
         fail to load are left out and, when ``skipped`` is a list, reported there as
         (epoch, reason): one bad snapshot does not take the whole view down. A conditional
-        run draws every point as ``label`` (digit 0 when None).
+        run draws every point as ``label`` (None: 0; conditional.EACH: a column per digit)
         """
         n_points, seed = latent.whole(n_points, "points", 1, 32), latent.whole(seed, "seed", 0, 2**32 - 1)
         info = self.registry.get(run)
-        y = conditional.check_label(run, info.num_classes, label)
+        zs = self.compare_points(run, n_points, seed)
+        z, y = conditional.point_labels(run, info.num_classes, label, zs)
         good = [e.epoch for e in info.good_epochs()]
         if skipped is not None:
             skipped.extend((e.epoch, e.broken) for e in info.epochs if e.broken)
@@ -348,7 +349,6 @@ class Engine:
             if info.broken:
                 raise SnapshotError(f"run {run!r} is broken: {info.broken}")
             raise ExplorerError(f"run {run!r} has no loadable epoch yet")
-        z = self.compare_points(run, n_points, seed)
         imgs, scores = [], []
         for s in snaps:
             i, p = s.generate(z, y)

@@ -52,6 +52,8 @@ def epoch_rows(info: RunInfo, metrics: list[dict]) -> list[dict]:
             **{k: num(s.get(k)) for k in FIELDS},
             **{k: num(q.get(src)) for k, src in QUALITY},
         }
+        if info.num_classes:  # a conditional run: the share drawn as the digit asked for
+            row["drawn_as_asked"] = num(q.get("conditional_accuracy"))
         e = disk.get(ep)
         row["snapshot"] = (
             "not kept on disk" if e is None else f"broken: {e.broken}" if e.broken else "on disk"

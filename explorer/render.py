@@ -99,13 +99,14 @@ def grid(
     score2_name: str = "final D",
     highlight_rows: tuple[int, ...] = (),
     count: int | None = None,
+    col_labels: list[str] | None = None,
 ) -> Image.Image:
     """(R, C, H, W) grey or (R, C, H, W, 3) colour images -> one RGB grid; each cell captioned
     with its P(real).
 
     ``scores2`` adds a second caption line (e.g. P(real) by the final epoch's D);
     ``highlight_rows`` frames rows (e.g. the best epoch) in blue; ``count`` draws only the first
-    cells (row-major), leaving the rest of the last row empty.
+    cells (row-major), leaving the rest of the last row empty; ``col_labels`` heads the columns.
     """
     imgs = np.asarray(images01)
     if imgs.ndim == 3 + (imgs.shape[-1] == 3):  # one row
@@ -114,10 +115,7 @@ def grid(
     cell = crisp(cell, imgs.shape[2])
 
     def as2d(s):
-        if s is None:
-            return None
-        s = np.asarray(s, np.float64)
-        return s.reshape(rows, cols)
+        return None if s is None else np.asarray(s, np.float64).reshape(rows, cols)
 
     scores, scores2 = as2d(scores), as2d(scores2)
     line = 15
@@ -133,15 +131,18 @@ def grid(
             or max(_text_w(line_, _LABEL_FONT) for t in row_labels for line_ in t.splitlines() or [""]) + 16
         )
     w = label_w + cols * (cell + pad) + pad
-    h = rows * (cell + cap + pad) + pad
+    head = 18 if col_labels else 0
+    h = head + rows * (cell + cap + pad) + pad
     out = Image.new("RGB", (w, h), (250, 250, 250))
     # where the cells are, for cell_at (a click on the picture -> the cell under it)
     out.info["layout"] = dict(
-        rows=rows, cols=cols, x0=label_w + pad, y0=pad, dx=cell + pad, dy=cell + cap + pad
+        rows=rows, cols=cols, x0=label_w + pad, y0=head + pad, dx=cell + pad, dy=cell + cap + pad
     )
     draw = ImageDraw.Draw(out)
+    for c, text in enumerate(col_labels or []):
+        draw.text((label_w + pad + c * (cell + pad) + 2, 3), text, fill=(20, 20, 20), font=_LABEL_FONT)
     for r in range(rows):
-        y = pad + r * (cell + cap + pad)
+        y = head + pad + r * (cell + cap + pad)
         if r in highlight_rows:
             draw.rectangle(
                 [1, y - pad // 2 - 1, w - 2, y + cell + cap + pad // 2], outline=HIGHLIGHT, width=3
@@ -289,8 +290,10 @@ def render_link(link: str, runs_dirs: list, size: int = 336) -> tuple[bytes, str
     if s.epoch not in [e.epoch for e in run.good_epochs()]:
         raise ExplorerError(f"epoch {s.epoch} of run {s.run!r} is not on disk (or is broken)")
     s = state.decode(link, dim=run.latent_dim)
-    img, p = Engine(registry).generate(s.run, s.epoch, s.z)
-    return state.png_bytes(digit(img, size), s), f"{s.run} epoch {s.epoch}: P(real) {p:.3f}"
+    y = (s.digit or 0) if run.num_classes else None  # a conditional run: the link's digit (old links: 0)
+    img, p = Engine(registry).generate(s.run, s.epoch, s.z, y)
+    as_digit = "" if y is None else f" as digit {y}"
+    return state.png_bytes(digit(img, size), s), f"{s.run} epoch {s.epoch}{as_digit}: P(real) {p:.3f}"
 
 
 def main(argv=None) -> int:

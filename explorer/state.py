@@ -1,6 +1,7 @@
 """A view of the explorer as a compact text: run, epoch, view tab, the latent point (and the
-sliders' dimensions, interpolation endpoints A/B). The same text is a URL query string and a PNG
-text chunk (key ``latent-explorer``), so a link or a downloaded picture restores the view.
+sliders' dimensions, interpolation endpoints A/B, the digit a conditional run draws it as).
+The same text is a URL query string and a PNG text chunk (key ``latent-explorer``), so a link
+or a downloaded picture restores the view.
 
 Pure (stdlib, numpy, Pillow): no Gradio, no TensorFlow. Points are url-safe base64 of float32
 little-endian bytes, so a point survives a link exactly (the image drawn from it is identical).
@@ -25,7 +26,8 @@ VIEWS = ("snapshot", "sliders", "interp", "compare", "yourdigit", "train")
 MAX_DIM = 4096  # far above any latent size here; longer points are damaged or hostile text
 MAX_ABS = 10.0  # as explorer.latent.MAX_ABS: a standard normal latent never goes near it
 MAX_TEXT = 100_000
-KEYS = ("v", "run", "epoch", "view", "z", "dims", "a", "b")
+KEYS = ("v", "run", "epoch", "view", "z", "dims", "a", "b", "digit")
+MAX_DIGIT = 999  # a class label; a conditional run checks it against its own number of classes
 
 
 class StateError(ExplorerError):
@@ -41,6 +43,7 @@ class ViewState:
     dims: tuple[int, ...] = ()  # the dimensions the sliders show
     a: np.ndarray | None = None  # interpolation endpoints
     b: np.ndarray | None = None
+    digit: int | None = None  # a conditional run's digit (None: links made before it, or unconditional)
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, ViewState):
@@ -51,11 +54,12 @@ class ViewState:
                 x is not None and y is not None and x.shape == y.shape and x.tobytes() == y.tobytes()
             )
 
-        return (self.run, self.epoch, self.view, self.dims) == (
+        return (self.run, self.epoch, self.view, self.dims, self.digit) == (
             other.run,
             other.epoch,
             other.view,
             other.dims,
+            other.digit,
         ) and all(same(getattr(self, k), getattr(other, k)) for k in ("z", "a", "b"))
 
     __hash__ = None
@@ -104,6 +108,8 @@ def encode(s: ViewState) -> str:
             q[k] = encode_vector(getattr(s, k))
     if s.dims:
         q["dims"] = ".".join(str(int(d)) for d in s.dims)
+    if s.digit is not None:
+        q["digit"] = str(int(s.digit))
     return urlencode(q)
 
 
@@ -150,6 +156,8 @@ def _field(p: dict, key: str):
         if text not in VIEWS:
             raise StateError(f"unknown view {text[:20]!r} in the link; one of {', '.join(VIEWS)}")
         return text
+    if key == "digit":
+        return _whole(text, "digit", 0, MAX_DIGIT)
     if key == "dims":
         parts = [x for x in re.split(r"[.,\s]+", text) if x]
         return tuple(_whole(x, "slider dimension", 0, MAX_DIM - 1) for x in parts[:64])

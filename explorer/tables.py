@@ -205,6 +205,7 @@ EPOCH_COLUMNS = {
     "epoch": "Epoch",
     "best": "Best",
     "fcd": "FCD (lower: better)",
+    "drawn_as_asked": "Drawn as the digit asked (share)",
     "classifier_score": "Classifier score (of 10)",
     "confident_share": "Confident share",
     "modes": "Digits covered (of 10)",

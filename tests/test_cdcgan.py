@@ -282,13 +282,15 @@ def test_the_public_endpoints_keep_their_inputs_for_raw_callers(client):
     assert counts["/interpolate_digit"] == 7 and counts["/generate_digit"] == 4  # /slide_digit: unlisted
 
 
-def test_d_gradients_are_refused_on_a_conditional_run_in_one_line(engine):
+def test_d_gradients_on_a_conditional_run_judge_the_digit_asked_and_refuse_a_bad_one(engine):
     from explorer import directions
     from explorer.registry import ExplorerError
 
     snap = engine.snapshot("cond", 2)
-    with pytest.raises(ExplorerError, match="is conditional") as exc:
-        directions.look(engine, snap, np.zeros(64, np.float32))
+    img, p, grad = directions.look(engine, snap, np.zeros(64, np.float32), 4)  # more: test_cdcgan_more
+    assert p == pytest.approx(engine.generate("cond", 2, np.zeros(64, np.float32), 4)[1], abs=1e-5)
+    with pytest.raises(ExplorerError, match="whole number from 0 to 9") as exc:
+        directions.look(engine, snap, np.zeros(64, np.float32), 10)
     assert "\n" not in str(exc.value)
 
 

@@ -58,7 +58,8 @@ def wire(ctx: Ctx, view, back_btn: gr.Button, fwd_btn: gr.Button) -> None:
 
     def go(by):
         @err
-        def move(run, epoch, dims, h):
+        def move(run, epoch, dims, h, digit=None):
+            """digit: the sliders' digit picker (a conditional run's point keeps the digit picked)."""
             h2, z = step(h, by)
             if z is None:
                 raise ExplorerError("no earlier point" if by < 0 else "no later point")
@@ -66,7 +67,9 @@ def wire(ctx: Ctx, view, back_btn: gr.Button, fwd_btn: gr.Button) -> None:
             if len(z) != dim:
                 raise ExplorerError(f"that point has {len(z)} numbers; this run takes {dim}")
             return [
-                *pts.show(run, epoch, np.asarray(z, np.float32), pts.valid_dims(run, epoch, dims, dim)),
+                *pts.show(
+                    run, epoch, np.asarray(z, np.float32), pts.valid_dims(run, epoch, dims, dim), digit
+                ),
                 h2,
             ]
 
@@ -74,7 +77,7 @@ def wire(ctx: Ctx, view, back_btn: gr.Button, fwd_btn: gr.Button) -> None:
 
     hidden = dict(api_visibility="undocumented")
     ctx.base_state.change(record, [ctx.base_state, hist], [hist, back_btn, fwd_btn], **hidden)
-    inputs = [ctx.run_dd, ctx.epoch_dd, ctx.dims_state, hist]
+    inputs = [ctx.run_dd, ctx.epoch_dd, ctx.dims_state, hist, view.digit]
     outputs = [*view.point_outputs(ctx), hist]
     back_btn.click(go(-1), inputs, outputs, **hidden)
     fwd_btn.click(go(+1), inputs, outputs, **hidden)

@@ -49,11 +49,13 @@ def path_frame(scores, epoch, final_scores=None, final=None) -> pd.DataFrame:
     return df
 
 
-def clickmap(im, run, epochs: list, zs: np.ndarray) -> dict:
+def clickmap(im, run, epochs: list, zs: np.ndarray, digits: list | None = None) -> dict:
     """What a click on a drawn grid needs to open the cell under it: the run, each row's epoch,
-    each cell's latent point (rows, cols, dim) and the cells' layout (taken off the image)."""
+    each cell's latent point (rows, cols, dim), each column's digit (a conditional run) and the
+    cells' layout (taken off the image)."""
     layout = im.info.pop("layout", None)
-    return dict(run=run, epochs=list(map(int, epochs)), zs=np.asarray(zs).tolist(), layout=layout)
+    cm = dict(run=run, epochs=list(map(int, epochs)), zs=np.asarray(zs).tolist(), layout=layout)
+    return cm | ({"digits": list(digits)} if digits is not None else {})
 
 
 def cell_state(cm: dict | None, x, y) -> state.ViewState | None:
@@ -64,7 +66,9 @@ def cell_state(cm: dict | None, x, y) -> state.ViewState | None:
     rc = render.cell_at(cm["layout"], x, y)
     if rc is None or zs.ndim != 3 or rc[0] >= zs.shape[0] or rc[1] >= zs.shape[1]:
         return None
-    return state.ViewState(cm["run"], cm["epochs"][rc[0]], "sliders", zs[rc])
+    digits = cm.get("digits")
+    digit = digits[rc[1]] if isinstance(digits, list) and rc[1] < len(digits) else None
+    return state.ViewState(cm["run"], cm["epochs"][rc[0]], "sliders", zs[rc], digit=digit)
 
 
 def _digit(ctx: Ctx, run, epoch, digit) -> int | None:

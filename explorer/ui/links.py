@@ -1,6 +1,6 @@
 """Points you can keep and share: a link holding the view (run, epoch, tab, point, slider
-dimensions), "Copy link", a PNG of the large image carrying the same state, and dropping such a
-PNG (or opening such a link) to get the view back.
+dimensions, a conditional run's digit), "Copy link", a PNG of the large image carrying the same
+state, and dropping such a PNG (or opening such a link) to get the view back.
 
 Nothing here runs on a slider move: the link and the PNG are built only when asked for.
 """
@@ -14,7 +14,7 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
-from explorer import latent, render, state
+from explorer import conditional, latent, render, state
 from explorer.registry import ExplorerError
 from explorer.ui import pickers, snapshot
 from explorer.ui.context import N_DIM_SLIDERS, N_PCA_SLIDERS, Ctx, err
@@ -105,12 +105,25 @@ def resolve(ctx: Ctx, s: state.ViewState, problems: list[str]):
             dims = []
     if z is None and not any("random point" in n for n in notes) and (s.z is not None or problems):
         notes.append("opened a random point instead")
-    return run, epoch, z, dims, s.view, notes
+    return run, epoch, z, dims, s.view, notes, _digit(ctx, run, s.digit, notes)
+
+
+def _digit(ctx: Ctx, run, digit, notes: list[str]) -> int | None:
+    """The digit a state opens a conditional run as: its own (links made before the digit was
+    kept, and points of other runs: 0); None for an unconditional run (a digit there is moot)."""
+    classes = ctx.registry.get(run).num_classes if run else 0
+    if not classes:
+        return None
+    if digit is not None and not 0 <= digit < classes:
+        notes.append(f"digit {digit} is not one of {run!r}'s 0 to {classes - 1}; drawn as 0")
+        digit = None
+    return digit or 0
 
 
 def restore(ctx: Ctx, pts, s: state.ViewState, problems: list[str]) -> list:
-    """Every output of opening a state: pickers, Snapshot view, the point, the tab."""
-    run, epoch, z, dims, view, notes = resolve(ctx, s, problems)
+    """Every output of opening a state: pickers, Snapshot view, the point, the tab, the digit
+    picker (a conditional run's digit; left as it is for another run)."""
+    run, epoch, z, dims, view, notes, digit = resolve(ctx, s, problems)
     for note in notes:
         gr.Warning(note)
     run_up = gr.update(choices=ctx.run_choices(), value=run)
@@ -123,14 +136,16 @@ def restore(ctx: Ctx, pts, s: state.ViewState, problems: list[str]) -> list:
             *snap,
             *[gr.skip()] * (6 + N_DIM_SLIDERS + N_PCA_SLIDERS),
             gr.Tabs(selected=view),
+            gr.skip(),
         ]
     dim = ctx.registry.get(run).latent_dim
     if z is None:
         z = latent.random_vector(dim)
     top = ctx.engine.top_dims(run, epoch, N_DIM_SLIDERS)
     dims = (dims + [d for d in top if d not in dims])[:N_DIM_SLIDERS]
-    point = pts.show(run, epoch, np.asarray(z, np.float32), dims)
-    return [run_up, ep_up, *snap, *point, gr.Tabs(selected=view)]
+    point = pts.show(run, epoch, np.asarray(z, np.float32), dims, digit)
+    picked = gr.skip() if digit is None else gr.update(value=str(digit))
+    return [run_up, ep_up, *snap, *point, gr.Tabs(selected=view), picked]
 
 
 def session(request: gr.Request | None):
@@ -159,7 +174,8 @@ def wire(ctx: Ctx, app: gr.Blocks, tabs: gr.Tabs, snap, sliders, interp: dict | 
     row: ShareRow = sliders.share
     pts = sliders.points
     boxes = [interp["a_txt"], interp["b_txt"]] if interp else []
-    outputs = [ctx.run_dd, ctx.epoch_dd, *snap.outputs, *sliders.point_outputs(ctx), tabs, *boxes]
+    outputs = [ctx.run_dd, ctx.epoch_dd, *snap.outputs, *sliders.point_outputs(ctx), tabs, sliders.digit]
+    outputs += boxes
     common = [ctx.run_dd, ctx.epoch_dd, ctx.base_state, ctx.dims_state]
 
     def restore_all(s: state.ViewState, problems: list[str]) -> list:
@@ -168,9 +184,13 @@ def wire(ctx: Ctx, app: gr.Blocks, tabs: gr.Tabs, snap, sliders, interp: dict | 
         return out + (endpoints(ctx, s, run) if boxes else [])
 
     def view_state(run, epoch, base, dims, vals) -> state.ViewState:
+        """vals: the slider values, then the digit picker's (kept for a conditional run)."""
         run, epoch = ctx.need(run, epoch)
+        vals, digit = vals[:-1], vals[-1]
         z = current_point(pts, run, epoch, base, dims, vals)
-        return state.ViewState(run, epoch, "sliders", z, tuple(int(d) for d in dims or ()))
+        classes = ctx.engine.snapshot(run, epoch).num_classes
+        y = conditional.check_label(run, classes, digit) if classes else None
+        return state.ViewState(run, epoch, "sliders", z, tuple(int(d) for d in dims or ()), digit=y)
 
     @err
     def copy_link(run, epoch, base, dims, page_url, *vals):
@@ -180,7 +200,7 @@ def wire(ctx: Ctx, app: gr.Blocks, tabs: gr.Tabs, snap, sliders, interp: dict | 
     @err
     def png(run, epoch, base, dims, *vals):
         s = view_state(run, epoch, base, dims, vals)
-        img, _ = ctx.engine.generate(s.run, s.epoch, s.z)
+        img, _ = ctx.engine.generate(s.run, s.epoch, s.z, s.digit)
         data = state.png_bytes(render.digit(img, 336), s)
         return _png_link(f"{s.run}-epoch{s.epoch}.png"[:120], data)
 
@@ -212,7 +232,7 @@ def wire(ctx: Ctx, app: gr.Blocks, tabs: gr.Tabs, snap, sliders, interp: dict | 
             return [*[gr.skip() for _ in outputs], None]
 
     hidden = dict(api_visibility="undocumented")
-    vals = [*sliders.sliders]
+    vals = [*sliders.sliders, sliders.digit]
     app.load(None, None, row.page_url, js="() => location.origin + location.pathname", **hidden)
     app.load(open_link, None, outputs, **hidden)
     row.copy_btn.click(copy_link, [*common, row.page_url, *vals], row.link_txt, **hidden).success(
@@ -227,7 +247,7 @@ def wire_cells(ctx: Ctx, tabs: gr.Tabs, snap, sliders, grids: list[dict]) -> Non
     in the Latent sliders (as a link to it would)."""
     from explorer.ui.interpolation import cell_state  # the clickmap's reader lives with its writer
 
-    outputs = [ctx.run_dd, ctx.epoch_dd, *snap.outputs, *sliders.point_outputs(ctx), tabs]
+    outputs = [ctx.run_dd, ctx.epoch_dd, *snap.outputs, *sliders.point_outputs(ctx), tabs, sliders.digit]
 
     def open_cell(cm, evt: gr.SelectData, request: gr.Request):
         x, y = evt.index if isinstance(evt.index, list | tuple) and len(evt.index) == 2 else (None, None)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import gradio as gr
 import numpy as np
 
-from explorer import directions, latent, render
+from explorer import conditional, directions, latent, render
 from explorer.registry import ExplorerError
 from explorer.ui.context import Ctx, err
 
@@ -92,35 +92,42 @@ def _sliders_handlers(ctx: Ctx, view) -> dict:
         dims = pts.valid_dims(run, epoch, dims, dim)
         return run, epoch, pts.compose(run, epoch, base, dims, vals), dims
 
+    def picked(snap, digit):
+        """The sliders' digit picker's digit for a conditional run (checked), else None."""
+        return conditional.check_label(snap.run, snap.num_classes, digit) if snap.num_classes else None
+
+    # *vals: the slider values, then the digit picker's (a conditional run's point keeps its digit)
     @err
     def toward(run, epoch, base, dims, k, strength, *vals):
-        run, epoch, z, dims = current(run, epoch, base, dims, vals)
+        run, epoch, z, dims = current(run, epoch, base, dims, vals[:-1])
         snap = eng.snapshot(run, epoch)
+        y = picked(snap, vals[-1])
         new = directions.toward_digit(snap, z, k, strength)
         k = directions.check_digit(k)
-        p = directions.evaluate(snap.generate(np.stack([z, new]))[0])[:, k]
+        p = directions.evaluate(snap.generate(np.stack([z, new]), y)[0])[:, k]
         note = (
             f"Toward **{k}** by {float(strength):g}: the evaluator's P({k}) {p[0]:.2f} &rarr; **{p[1]:.2f}**"
         )
-        return [*pts.show(run, epoch, new, dims), note]
+        return [*pts.show(run, epoch, new, dims, y), note]
 
     @err
     def more_real(run, epoch, base, dims, *vals):
-        run, epoch, z, dims = current(run, epoch, base, dims, vals)
-        r = directions.more_real(eng, eng.snapshot(run, epoch), z)
+        run, epoch, z, dims = current(run, epoch, base, dims, vals[:-1])
+        y = picked(eng.snapshot(run, epoch), vals[-1])
+        r = directions.more_real(eng, eng.snapshot(run, epoch), z, label=y)
         a, b = r["logit_before"], r["logit_after"]
         note = (
             f"More real ({directions.REAL_STEPS} steps of {directions.REAL_STEP:g} up D's gradient): "
             f"D's logit {a:.2f} &rarr; **{b:.2f}**, P(real) {_sigmoid(a):.2f} &rarr; **{_sigmoid(b):.2f}**"
         )
-        return [*pts.show(run, epoch, r["z"], dims), note]
+        return [*pts.show(run, epoch, r["z"], dims, y), note]
 
     @err
     def toggle(on, run, epoch, base, dims, *vals):
         if not on:
             return False, gr.skip()  # the page hides the overlay by itself (TOGGLE_JS)
-        run, epoch, z, _ = current(run, epoch, base, dims, vals)
-        html_, _, _ = pts.render(run, epoch, z, ctx.finals.get(run), saliency=True)
+        run, epoch, z, _ = current(run, epoch, base, dims, vals[:-1])
+        html_, _, _ = pts.render(run, epoch, z, ctx.finals.get(run), vals[-1], saliency=True)
         return True, html_
 
     return {"toward": toward, "more_real": more_real, "toggle": toggle}
@@ -136,13 +143,14 @@ def wire(ctx: Ctx, view, c: Controls) -> None:
     common = [ctx.run_dd, ctx.epoch_dd, ctx.base_state, ctx.dims_state]
     out = [*view.point_outputs(ctx), c.note_md]
     hidden = dict(api_visibility="undocumented")  # named: the public /toward_digit etc. keep their names
-    toward_in = [*common, c.digit_dd, c.strength_sl, *view.sliders]
+    vals = [*view.sliders, view.digit]
+    toward_in = [*common, c.digit_dd, c.strength_sl, *vals]
     c.toward_btn.click(h["toward"], toward_in, out, api_name="sliders_toward_digit", **hidden)
-    c.real_btn.click(h["more_real"], [*common, *view.sliders], out, api_name="sliders_more_real", **hidden)
+    c.real_btn.click(h["more_real"], [*common, *vals], out, api_name="sliders_more_real", **hidden)
     c.saliency_cb.change(None, c.saliency_cb, None, js=TOGGLE_JS, api_name="saliency_class", **hidden)
     c.saliency_cb.change(
         h["toggle"],
-        [c.saliency_cb, *common, *view.sliders],
+        [c.saliency_cb, *common, *vals],
         [c.saliency_state, view.image_html],
         show_progress="hidden",
         api_name="sliders_saliency",
@@ -229,8 +237,8 @@ def _api(ctx: Ctx) -> None:
             snap, x = eng.snapshot(run, epoch), yourdigit.preprocess(image)
         else:
             snap, z = point(run, epoch, vector)
-            x = snap.generate(z[None])[0][0]
-        grad, logit = directions.saliency(eng, snap, x)
+            x = snap.generate(z[None])[0][0]  # a conditional run's: digit 0, judged as 0
+        grad, logit = directions.saliency(eng, snap, x, 0 if snap.num_classes and not image else None)
         return json.dumps(
             {"saliency": np.round(grad, 6).tolist(), "logit": logit, "p_real": _sigmoid(logit)}
             | {

@@ -64,14 +64,16 @@ def strip_html(ctx: Ctx, run: str, img01, k: int = K_DEFAULT) -> str:
     return "".join(parts) + "</div>"
 
 
-def point_strip(ctx: Ctx, run, epoch, vector: str, show: bool) -> str:
-    """The sliders' strip: the image of the point in the vector box (regenerated: 1 graph call)."""
+def point_strip(ctx: Ctx, run, epoch, vector: str, show: bool, digit=None) -> str:
+    """The sliders' strip: the image of the point in the vector box (regenerated: 1 graph call),
+    a conditional run's drawn as the digit picked."""
     if not show:
         return ""
     try:
         run, epoch = ctx.need(run, epoch)
-        dim = ctx.engine.snapshot(run, epoch).latent_dim
-        img, _ = ctx.engine.generate(run, epoch, latent.parse_vector(vector, dim))
+        snap = ctx.engine.snapshot(run, epoch)
+        y = digit if snap.num_classes else None
+        img, _ = ctx.engine.generate(run, epoch, latent.parse_vector(vector, snap.latent_dim), y)
     except ExplorerError as exc:
         return f'<div class="nn-note" style="font-size:13px">{html.escape(str(exc))}</div>'
     return strip_html(ctx, run, img)
@@ -106,23 +108,25 @@ def digit_strip(ctx: Ctx, digit_state) -> gr.HTML:
     return box
 
 
-def slider_strip(ctx: Ctx, vec_txt) -> None:
+def slider_strip(ctx: Ctx, vec_txt, digit) -> None:
     """The sliders' toggle and strip. It follows the vector box (every way a point changes ends
-    there) as a request of its own, so the slider path itself stays one graph call."""
+    there) and the digit picker (``digit``) as a request of its own, so the slider path itself
+    stays one graph call."""
     show = gr.Checkbox(
         label="Show the nearest real training digits (by pixels and by the evaluator's features)",
         value=False,
         elem_id="nn-toggle",
     )
     box = gr.HTML(elem_id="nn-box")
-    ins = [ctx.run_dd, ctx.epoch_dd, vec_txt, show]
+    ins = [ctx.run_dd, ctx.epoch_dd, vec_txt, show, digit]
     for trigger, name in (
         (vec_txt.change, "nn_point"),
         (show.change, "nn_toggle"),
         (ctx.epoch_dd.change, "nn_epoch"),
+        (digit.change, "nn_digit"),
     ):
         trigger(
-            lambda run, epoch, vec, on: point_strip(ctx, run, epoch, vec, on),
+            lambda run, epoch, vec, on, d: point_strip(ctx, run, epoch, vec, on, d),
             ins,
             box,
             trigger_mode="always_last",

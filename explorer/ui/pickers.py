@@ -145,41 +145,41 @@ def _handlers(ctx: Ctx, views: list, sliders: SlidersView) -> dict:
         `run` is the run the answer puts in the run picker (None: the run picker's update's value)."""
         return answer_pick(picks, _session(request), answer, run)
 
-    def render(run, epoch, base, dims):
+    def render(run, epoch, base, dims, digit=None):
         try:  # first: it loads the snapshot, whose D then scores the samples
-            pt = sliders.snapshot_point(run, epoch, base, dims)
+            pt = sliders.snapshot_point(run, epoch, base, dims, digit)
         except gr.Error as exc:
             if run and epoch not in (None, ""):
                 gr.Warning(exc.message)
             pt = [f"<p>{exc.message}</p>", None, "", base, dims, "", *skip(N_SLIDERS)]
         return [*snapshot.view(ctx, run, epoch), *pt]
 
-    def as_on_disk(run, epoch, base, dims):
+    def as_on_disk(run, epoch, base, dims, digit=None):
         """The pickers' choices as on disk now. Their values, and the views, only when the chosen
         run or epoch is gone: writing a value the person chose races their next pick."""
         run_up, ep_up = pickers_as_on_disk(ctx, run, epoch)
         if run_up["value"] != run or ep_up["value"] != epoch:
-            return [run_up, ep_up, *render(run_up["value"], ep_up["value"], base, dims)]
+            return [run_up, ep_up, *render(run_up["value"], ep_up["value"], base, dims, digit)]
         del run_up["value"], ep_up["value"]
         if not run:
             return [run_up, ep_up, *skip(len(views))]
         ctx.loadable_final(run)  # a new epoch may have become the final one
         return [run_up, ep_up, snapshot.run_facts(ctx, run), *skip(len(views) - 1)]
 
-    def show_epoch(run, epoch, base, dims, request: gr.Request):
-        return picked(request, lambda: render(run, epoch, base, dims), run)
+    def show_epoch(run, epoch, base, dims, digit, request: gr.Request):
+        return picked(request, lambda: render(run, epoch, base, dims, digit), run)
 
-    def show_run(run, base, dims, request: gr.Request):
+    def show_run(run, base, dims, digit, request: gr.Request):
         def answer():
             ep = ctx.default_epoch(run)
-            return [gr.update(choices=ctx.epoch_choices(run), value=ep), *render(run, ep, base, dims)]
+            return [gr.update(choices=ctx.epoch_choices(run), value=ep), *render(run, ep, base, dims, digit)]
 
         return picked(request, answer, run)
 
-    def refresh(run, epoch, base, dims, request: gr.Request):
-        return picked(request, lambda: as_on_disk(run, epoch, base, dims))
+    def refresh(run, epoch, base, dims, digit, request: gr.Request):
+        return picked(request, lambda: as_on_disk(run, epoch, base, dims, digit))
 
-    def refresh_if_changed(run, epoch, base, dims, seen, request: gr.Request):
+    def refresh_if_changed(run, epoch, base, dims, digit, seen, request: gr.Request):
         """New runs and epochs appear without a restart; while a pick is answered, only the facts."""
         session = _session(request)
         if picks.shown(session) not in (None, run):
@@ -193,19 +193,19 @@ def _handlers(ctx: Ctx, views: list, sliders: SlidersView) -> dict:
         if before[1]:  # only the chosen run's facts (seen unchanged: a tick after the pick looks again)
             out = [gr.skip(), gr.skip(), snapshot.run_facts(ctx, run), *skip(len(views) - 1), gr.skip()]
         else:
-            out = [*as_on_disk(run, epoch, base, dims), sig]
+            out = [*as_on_disk(run, epoch, base, dims, digit), sig]
         if picks.latest(session) != before:  # a pick began meanwhile
             return skip(len(out))
         return out
 
-    def open_page(run, epoch, base, dims, request: gr.Request):
+    def open_page(run, epoch, base, dims, digit, request: gr.Request):
         if request is not None and state.has_state(dict(request.query_params)):
             return skip(2 + len(views))  # a link: explorer.ui.links opens it
 
         # the run list as it is now (runs may have appeared since the server started)
         def answer():
             run_up, ep_up = pickers_as_on_disk(ctx, run, epoch)
-            return [run_up, ep_up, *render(run_up["value"], ep_up["value"], base, dims)]
+            return [run_up, ep_up, *render(run_up["value"], ep_up["value"], base, dims, digit)]
 
         return picked(request, answer)
 
@@ -221,7 +221,7 @@ def _handlers(ctx: Ctx, views: list, sliders: SlidersView) -> dict:
 def wire(ctx: Ctx, app: gr.Blocks, p: Pickers, snap: snapshot.SnapshotView, sliders: SlidersView) -> None:
     views = [*snap.outputs, *sliders.point_outputs(ctx)]  # what a new run/epoch choice updates
     h = _handlers(ctx, views, sliders)
-    point = [ctx.base_state, ctx.dims_state]
+    point = [ctx.base_state, ctx.dims_state, sliders.digit]  # the digit: a conditional run draws it
     pick = [ctx.run_dd, ctx.epoch_dd]
     hidden = dict(api_visibility="undocumented")
     # .input (a person's choice), not .change: handlers that set the epoch themselves (run

@@ -17,7 +17,7 @@ import numpy as np
 
 from explorer import conditional, directions, latent, render
 from explorer.registry import ExplorerError
-from explorer.ui import history, links, named
+from explorer.ui import history, links, named, nearest
 from explorer.ui.context import N_DIM_SLIDERS, N_PCA_SLIDERS, Ctx, err
 
 IMAGE_PX = 336  # the slider view's large image
@@ -93,12 +93,12 @@ class Points:
     def render(self, run, epoch, z, final=None, digit=None, saliency=True):
         """The point's image, D's verdict and vector; with `saliency`, D's pixel gradient over it too
         (the drag path asks for it only while the toggle is on: one graph call either way). A
-        conditional run draws it as ``digit`` (the picker's value; it has no saliency overlay)."""
+        conditional run draws it as ``digit`` (the picker's value), and D judges it as that digit)."""
         classes = self.engine.snapshot(run, epoch).num_classes
         label = conditional.check_label(run, classes, digit) if classes else None
         overlay = None
-        if saliency and not classes:
-            img, p, grad = directions.look(self.engine, self.engine.snapshot(run, epoch), z)
+        if saliency:
+            img, p, grad = directions.look(self.engine, self.engine.snapshot(run, epoch), z, label)
             overlay = render.saliency_overlay(img, grad, 28)  # scaled up by the browser (pixelated)
         else:
             img, p = self.engine.generate(run, epoch, z, label)
@@ -227,10 +227,11 @@ def _handlers(ctx: Ctx, pts: Points) -> dict:
         return pts.show(run, epoch, base, dims, digit)
 
     @err
-    def snapshot_point(run, epoch, base, dims):
-        """A run or epoch was chosen: same point, that snapshot's most influential dimensions."""
+    def snapshot_point(run, epoch, base, dims, digit=None):
+        """A run or epoch was chosen: same point (and digit), that snapshot's most influential
+        dimensions."""
         run, epoch, _, base = pts.start(run, epoch, base)
-        return pts.show(run, epoch, base, ctx.engine.top_dims(run, epoch, N_DIM_SLIDERS))
+        return pts.show(run, epoch, base, ctx.engine.top_dims(run, epoch, N_DIM_SLIDERS), digit)
 
     return {
         "slide": slide,
@@ -248,17 +249,17 @@ def _wire_digit(ctx: Ctx, h: dict, v: SlidersView, saliency: gr.State, digit_now
     (/slide_digit) and is kept in ``digit_now`` for /slide, whose API inputs stay the sliders."""
 
     def digit_picker(run):
-        """The digit picker: shown (at digit 0, what a new run or epoch is drawn as) for a
-        conditional run, hidden for any other."""
+        """The digit picker: shown for a conditional run, hidden for any other. Its value stays: a
+        new run or epoch draws the point as the digit picked (explorer.ui.pickers passes it to
+        snapshot_point), and a link sets it with the run it opens."""
         try:
             classes = ctx.registry.get(run).num_classes if run else 0
         except ExplorerError:
             classes = 0
-        return gr.update(visible=bool(classes), value="0")
+        return gr.update(visible=bool(classes))
 
     hidden = dict(show_progress="hidden", api_visibility="undocumented")
-    for picker in (ctx.run_dd, ctx.epoch_dd):  # a new run or epoch is drawn as digit 0 (snapshot_point)
-        picker.change(digit_picker, ctx.run_dd, v.digit, **hidden)
+    ctx.run_dd.change(digit_picker, ctx.run_dd, v.digit, api_name="digit_picker_shown", **hidden)
     v.digit.change(lambda d: d, v.digit, digit_now, **hidden)
     common = [ctx.run_dd, ctx.epoch_dd, ctx.base_state, ctx.dims_state]
     v.digit.input(
@@ -272,8 +273,11 @@ def _wire_digit(ctx: Ctx, h: dict, v: SlidersView, saliency: gr.State, digit_now
 
 
 def _digit_radio() -> gr.Radio:
+    """Made before the layout places it (render=False): the nearest-digits strip, built first,
+    follows it too."""
     return gr.Radio(
         [str(i) for i in range(10)],
+        render=False,
         value="0",
         label="Digit: the same latent point drawn as this digit (a conditional run)",
         visible=False,
@@ -282,6 +286,7 @@ def _digit_radio() -> gr.Radio:
 
 
 def build(ctx: Ctx) -> SlidersView:
+    digit = _digit_radio()
     with gr.Row():
         with gr.Column(scale=1):
             image_html = gr.HTML(elem_id="latent-image-box")
@@ -301,12 +306,10 @@ def build(ctx: Ctx) -> SlidersView:
                 buttons=["copy"],
             )
             paste_btn = gr.Button("Apply pasted vector")
-            from explorer.ui import nearest
-
-            nearest.slider_strip(ctx, vec_txt)  # a toggle and the strip of nearest real digits
+            nearest.slider_strip(ctx, vec_txt, digit)  # a toggle and the strip of nearest real digits
             share = links.build()
         with gr.Column(scale=1):
-            digit = _digit_radio()
+            digit.render()
             gr.Markdown(
                 "**Latent dimensions**: the 8 that move the image most (measured); "
                 "type others under the sliders"
