@@ -52,7 +52,7 @@ def epoch_rows(info: RunInfo, metrics: list[dict]) -> list[dict]:
             **{k: num(s.get(k)) for k in FIELDS},
             **{k: num(q.get(src)) for k, src in QUALITY},
         }
-        if info.num_classes:  # a conditional run: the share drawn as the digit asked for
+        if info.facts is not None and info.num_classes:  # conditional: the share drawn as the digit asked
             row["drawn_as_asked"] = num(q.get("conditional_accuracy"))
         e = disk.get(ep)
         row["snapshot"] = (
