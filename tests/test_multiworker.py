@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -16,8 +18,9 @@ from tests.conftest import MNIST, ROOT
 from training.cluster import WEIGHTS_DUMP, read_tf_config
 from training.config import ConfigError
 
-ARGS = ("--data", str(MNIST), "--max-images", "256", "--epochs", "1", "--batch-size", "32")
-ARGS += ("--quality-samples", "0", "--quiet", "--no-tensorboard")
+BASE = ("--data", str(MNIST), "--max-images", "256", "--batch-size", "32", "--quality-samples", "0")
+BASE += ("--quiet", "--no-tensorboard")
+ARGS = (*BASE, "--epochs", "1")
 
 
 def _free_ports(n: int) -> list[int]:
@@ -129,3 +132,40 @@ def test_the_trainer_refuses_a_bad_tf_config_before_starting_tensorflow(tmp_path
         + " (or unset it to train in one process)"
     ]
     assert not run.exists()
+
+
+def test_a_worker_under_tf_config_still_stops_on_sigterm(tmp_path):
+    """TensorFlow's coordination service takes SIGTERM over when the strategy starts; the
+    trainer takes it back, so a worker stops cleanly (whole epochs kept) instead of ignoring it."""
+    run = tmp_path / "run"
+    port = _free_ports(1)[0]
+    conf = {"cluster": {"worker": [f"127.0.0.1:{port}"]}, "task": {"type": "worker", "index": 0}}
+    cmd = [sys.executable, "-m", "training", "--run-dir", str(run), *BASE, "--epochs", "200"]
+    proc = subprocess.Popen(
+        [*cmd, "--steps-per-call", "1"],
+        cwd=ROOT,
+        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=json.dumps(conf)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:  # (200 epochs: far longer than the test waits)
+        # run.json is written after the strategy started (and the handler was taken back)
+        deadline = time.monotonic() + 180
+        while not (run / "run.json").is_file() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            out, err = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the worker went on training for 90 s after SIGTERM (it ignored it)")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "stopping after the current steps (SIGTERM)" in err
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "stopped" and info["epochs_done"] < 200
+    assert out.strip().startswith("stopped: ")

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 
 import numpy as np
 
@@ -89,6 +91,33 @@ def is_chief(strategy) -> bool:
         return True
     jobs = resolver.cluster_spec().as_dict()
     return kind == "worker" and resolver.task_id == 0 and "chief" not in jobs
+
+
+def keep_sigterm() -> None:
+    """Give SIGTERM back to this process's own handler after MultiWorkerMirroredStrategy started:
+    TensorFlow's coordination service installs one of its own (for its preemption notices),
+    which swallows it, so a worker could not be stopped by SIGTERM at all."""
+    handler = signal.getsignal(signal.SIGTERM)
+    if callable(handler) and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
+
+
+def agreed_stop(strategy, should_stop):
+    """``should_stop`` for all workers at once: with several, true on every worker as soon as any
+    one of them was asked to stop (SIGTERM, Ctrl-C), so all stop cleanly after the same step
+    instead of the others waiting for the one that left. A collective: every worker asks at the
+    same points (before each train call). One process: ``should_stop`` itself."""
+    import tensorflow as tf
+
+    if getattr(getattr(strategy, "cluster_resolver", None), "task_type", None) is None:
+        return should_stop
+
+    @tf.function
+    def any_worker(flag):
+        asked = strategy.run(tf.identity, args=(flag,))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, asked, axis=None) > 0
+
+    return lambda: bool(any_worker(tf.constant(1.0 if should_stop() else 0.0)))
 
 
 def moving_stats_sync(strategy, models):

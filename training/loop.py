@@ -31,7 +31,7 @@ from training.checkpoint import (  # noqa: F401  (public names other code import
     restore,
     save_checkpoint,
 )
-from training.cluster import dump_weights_if_asked, is_chief, moving_stats_sync, read_tf_config
+from training.cluster import agreed_stop, dump_weights_if_asked, is_chief, moving_stats_sync, read_tf_config
 from training.config import (  # noqa: F401
     N_SAMPLES,
     PRECISIONS,
@@ -214,6 +214,7 @@ def _run(s: Session, images_u8: np.ndarray, labels, should_stop, on_epoch) -> Tr
     s.score = _quality_fn(cfg.quality_samples, s.run_dir, images_u8, labels) if scored else None
     tensorboard = cfg.tensorboard and s.chief
     s.tb = tf.summary.create_file_writer(str(s.run_dir / rf.TENSORBOARD)) if tensorboard else None
+    should_stop = agreed_stop(s.strategy, should_stop)  # with several workers: any of them
     status = "completed"
     try:
         for epoch in range(s.point.epoch + 1, cfg.epochs + 1):
