@@ -71,6 +71,28 @@ def read_tf_config(environ=os.environ) -> dict | None:
     return conf
 
 
+class WorkerLost(RuntimeError):
+    """Another worker of the cluster stopped answering (killed, crashed, its machine gone)."""
+
+
+def as_worker_lost(strategy, exc: BaseException) -> BaseException:
+    """``exc`` as a one-line WorkerLost when it is TensorFlow's word that a peer is gone (only
+    with several workers); otherwise ``exc`` itself."""
+    import tensorflow as tf
+
+    lost = (tf.errors.UnavailableError, tf.errors.CancelledError, tf.errors.DeadlineExceededError)
+    if getattr(getattr(strategy, "cluster_resolver", None), "task_type", None) is None:
+        return exc
+    if not isinstance(exc, lost):
+        return exc
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    why = next((line for line in lines if "aborted" in line), lines[0] if lines else "")
+    return WorkerLost(
+        f"another worker of the cluster stopped answering ({exc.__class__.__name__}: {why[:200]}); "
+        "whole epochs are kept: start every worker again with --resume"
+    )
+
+
 def _bad(why: str) -> ConfigError:
     return ConfigError(f"{TF_CONFIG} {why}; set it like {_EXAMPLE} (or unset it to train in one process)")
 

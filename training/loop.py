@@ -31,7 +31,14 @@ from training.checkpoint import (  # noqa: F401  (public names other code import
     restore,
     save_checkpoint,
 )
-from training.cluster import agreed_stop, dump_weights_if_asked, is_chief, moving_stats_sync, read_tf_config
+from training.cluster import (
+    agreed_stop,
+    as_worker_lost,
+    dump_weights_if_asked,
+    is_chief,
+    moving_stats_sync,
+    read_tf_config,
+)
 from training.config import (  # noqa: F401
     N_SAMPLES,
     PRECISIONS,
@@ -234,7 +241,10 @@ def _run(s: Session, images_u8: np.ndarray, labels, should_stop, on_epoch) -> Tr
             if on_epoch is not None:
                 on_epoch(summary)
     except BaseException as exc:
-        fail_run(s, exc)
+        lost = as_worker_lost(s.strategy, exc)  # one line, not TensorFlow's page, in run.json
+        fail_run(s, lost)
+        if lost is not exc:
+            raise lost from None
         raise
     finally:
         if s.tb is not None:
