@@ -161,7 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     except (FloatingPointError, WorkerLost) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"{result.status}: {result.epochs_done} epoch(s) in {result.run_dir}", flush=True)
+    where = f"in {result.run_dir}" if result.wrote else "(not the chief: the chief wrote the run folder)"
+    print(f"{result.status}: {result.epochs_done} epoch(s) {where}", flush=True)
     return 0
 
 

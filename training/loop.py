@@ -251,7 +251,7 @@ def _run(s: Session, images_u8: np.ndarray, labels, should_stop, on_epoch) -> Tr
             s.tb.close()
     finish_run(s, status)
     dump_weights_if_asked(s.published, s.discriminator)
-    return TrainResult(s.run_dir, status, s.run_info["epochs_done"], s.summaries)
+    return TrainResult(s.run_dir, status, s.run_info["epochs_done"], s.summaries, wrote=s.chief)
 
 
 def _train_epoch(s: Session, epoch: int, iterator, train_steps, n_images: int, should_stop):

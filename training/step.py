@@ -23,7 +23,7 @@ def make_strategy(devices: int):
     """
     import tensorflow as tf
 
-    if os.environ.get("TF_CONFIG"):
+    if os.environ.get("TF_CONFIG", "").strip():  # checked by training.cluster.read_tf_config
         from training.cluster import keep_sigterm
 
         strategy = tf.distribute.MultiWorkerMirroredStrategy()
