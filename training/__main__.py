@@ -96,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
 
+    from training.cluster import WorkerLost
     from training.data import DataError
     from training.loop import ConfigError, TrainConfig, train
     from training.runfolder import RunFolderError
@@ -157,10 +158,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
-    except FloatingPointError as exc:
+    except (FloatingPointError, WorkerLost) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    print(f"{result.status}: {result.epochs_done} epoch(s) in {result.run_dir}", flush=True)
+    where = f"in {result.run_dir}" if result.wrote else "(not the chief: the chief wrote the run folder)"
+    print(f"{result.status}: {result.epochs_done} epoch(s) {where}", flush=True)
     return 0
 
 

@@ -120,6 +120,7 @@ class TrainResult:
     status: str  # completed | stopped
     epochs_done: int
     summaries: list[dict] = field(default_factory=list)
+    wrote: bool = True  # False: a worker other than the chief (several workers), which wrote nothing
 
 
 def prepare_run_dir(cfg: TrainConfig) -> tuple[Path, dict | None]:

@@ -31,6 +31,14 @@ from training.checkpoint import (  # noqa: F401  (public names other code import
     restore,
     save_checkpoint,
 )
+from training.cluster import (
+    agreed_stop,
+    as_worker_lost,
+    dump_weights_if_asked,
+    is_chief,
+    moving_stats_sync,
+    read_tf_config,
+)
 from training.config import (  # noqa: F401
     N_SAMPLES,
     PRECISIONS,
@@ -61,6 +69,11 @@ def train(
     if existing is not None:
         cfg = resume_config(cfg, run_dir, existing)
     cfg = cfg.resolved()
+    if read_tf_config() is not None and cfg.devices > 1 and not cfg.resume:
+        raise ConfigError(
+            f"--devices {cfg.devices} does not apply with TF_CONFIG: each worker trains on all its GPUs "
+            "(or its CPU); drop --devices"
+        )
     images_u8, labels, dataset = load_training_data(
         cfg.dataset, cfg.data, cfg.max_images, cfg.image_size, cfg.channels
     )
@@ -90,26 +103,34 @@ def train(
 
     import_tensorflow()
     strategy = make_strategy(cfg.devices)
+    chief = is_chief(strategy)  # only the chief writes the run folder (training/cluster.py)
+    if cfg.batch_size % strategy.num_replicas_in_sync:
+        raise ConfigError(
+            f"--batch-size {cfg.batch_size} (the global batch) must be divisible by the "
+            f"{strategy.num_replicas_in_sync} replicas training it"
+        )
     point = ResumePoint()
     if existing is not None:
-        if rf.is_locked(run_dir):  # say "being trained", not whatever a half-written file says
+        if chief and rf.is_locked(run_dir):  # say "being trained", not whatever a half-written file says
             probe = rf.RunLock(run_dir)
             probe.acquire()  # raises the one-line "being trained by another process" error
             probe.release()
         point = find_resume_point(run_dir)  # reads only: a refusal here changes nothing
 
-    # Everything is valid: only now is anything written.
-    run_dir.mkdir(parents=True, exist_ok=True)
-    lock = rf.RunLock(run_dir)
-    lock.acquire()
+    # Everything is valid: only now is anything written (by the chief; the others write nothing).
+    lock = rf.RunLock(run_dir) if chief else None
+    if lock is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock.acquire()
     try:
-        s = _open_session(cfg, run_dir, strategy, point, existing, dataset, len(images_u8), shape)
+        s = _open_session(cfg, run_dir, strategy, point, existing, dataset, len(images_u8), shape, chief)
         return _run(s, images_u8, labels, should_stop, on_epoch)
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
-def _open_session(cfg, run_dir, strategy, point, existing, dataset, n_images, shape) -> Session:
+def _open_session(cfg, run_dir, strategy, point, existing, dataset, n_images, shape, chief) -> Session:
     """Build the models, restore ``point`` into them, then (and only then) open the records."""
     import keras
 
@@ -124,10 +145,12 @@ def _open_session(cfg, run_dir, strategy, point, existing, dataset, n_images, sh
         global_step=point.global_step,
         elapsed=point.elapsed,
         summaries=list(point.summaries),
+        chief=chief,
     )
     _build_models(s, strategy)
     restore(point, s.generator, s.discriminator, s.g_opt, s.d_opt, s.rng, s.ema_generator)
-    rf.clean_temporaries(run_dir)
+    if chief:
+        rf.clean_temporaries(run_dir)
     if point.weights is not None:
         print(
             f"resuming from {rf.EPOCHS}/{rf.epoch_dirname(point.epoch)}: its snapshot's weights, "
@@ -157,6 +180,7 @@ def _build_models(s: Session, strategy) -> None:
         if cfg.ema > 0:
             s.ema_generator = preset.build_generator(preset.latent_dim)
             s.ema_generator.set_weights(s.generator.get_weights())
+    s.sync_stats = moving_stats_sync(strategy, (s.generator, s.discriminator, s.ema_generator))
 
 
 def _run(s: Session, images_u8: np.ndarray, labels, should_stop, on_epoch) -> TrainResult:
@@ -193,10 +217,11 @@ def _run(s: Session, images_u8: np.ndarray, labels, should_stop, on_epoch) -> Tr
         graph_bf16=cfg.precision == "onednn_bfloat16",
         num_classes=s.preset.num_classes,
     )
-    s.score = (
-        _quality_fn(cfg.quality_samples, s.run_dir, images_u8, labels) if s.quality_note is None else None
-    )
-    s.tb = tf.summary.create_file_writer(str(s.run_dir / rf.TENSORBOARD)) if cfg.tensorboard else None
+    scored = s.chief and s.quality_note is None  # scoring writes the neighbour index
+    s.score = _quality_fn(cfg.quality_samples, s.run_dir, images_u8, labels) if scored else None
+    tensorboard = cfg.tensorboard and s.chief
+    s.tb = tf.summary.create_file_writer(str(s.run_dir / rf.TENSORBOARD)) if tensorboard else None
+    should_stop = agreed_stop(s.strategy, should_stop)  # with several workers: any of them
     status = "completed"
     try:
         for epoch in range(s.point.epoch + 1, cfg.epochs + 1):
@@ -216,13 +241,17 @@ def _run(s: Session, images_u8: np.ndarray, labels, should_stop, on_epoch) -> Tr
             if on_epoch is not None:
                 on_epoch(summary)
     except BaseException as exc:
-        fail_run(s, exc)
+        lost = as_worker_lost(s.strategy, exc)  # one line, not TensorFlow's page, in run.json
+        fail_run(s, lost)
+        if lost is not exc:
+            raise lost from None
         raise
     finally:
         if s.tb is not None:
             s.tb.close()
     finish_run(s, status)
-    return TrainResult(s.run_dir, status, s.run_info["epochs_done"], s.summaries)
+    dump_weights_if_asked(s.published, s.discriminator)
+    return TrainResult(s.run_dir, status, s.run_info["epochs_done"], s.summaries, wrote=s.chief)
 
 
 def _train_epoch(s: Session, epoch: int, iterator, train_steps, n_images: int, should_stop):

@@ -52,6 +52,8 @@ class Session:
     score: object = None  # the quality scorer, or None
     quality_note: str | None = None  # why quality is not scored for this data (None: it is)
     tb: object = None  # the TensorBoard writer, or None
+    chief: bool = True  # False: a worker other than the chief, which writes nothing (cluster.py)
+    sync_stats: object = None  # sets BatchNorm statistics to the replicas' mean (None: one replica)
 
     @property
     def published(self):
@@ -72,7 +74,8 @@ class Session:
             **{k: float(v) for k, v in zip(LOSS_KEYS, means)},
             "time": time.time(),
         }
-        self.metrics.append(row)
+        if self.metrics is not None:
+            self.metrics.append(row)
         if self.tb is not None:
             import tensorflow as tf
 
@@ -82,11 +85,15 @@ class Session:
         return row
 
     def write_progress(self, fields: dict, safe: bool = False) -> None:
+        if not self.chief:
+            return
         obj = {"status": fields.pop("status"), "pid": os.getpid(), **fields, "time": time.time()}
         (_safe_write if safe else rf.write_json_atomic)(self.run_dir / rf.PROGRESS, obj)
 
     def write_run_info(self, safe: bool = False, **changes) -> None:
         self.run_info.update(updated=rf.now_iso(), **changes)
+        if not self.chief:  # kept in memory only
+            return
         (_safe_write if safe else rf.write_json_atomic)(self.run_dir / rf.RUN_JSON, self.run_info)
 
 
@@ -124,6 +131,10 @@ def open_records(
     if existing is not None:
         earlier = existing.get("resumes")
         s.run_info["resumes"] = [*(earlier if isinstance(earlier, list) else []), point.record()]
+    s.fixed_z, s.fixed_y = fixed_batch(cfg.seed, s.preset)
+    if not s.chief:  # a worker other than the chief writes nothing
+        s.run_info["epochs_done"] = point.epoch
+        return
     s.metrics = rf.MetricsLog(s.run_dir / rf.METRICS)
     if existing is not None:  # summaries the log lacks (it lags the checkpoint when killed)
         rows = rf.read_jsonl(s.metrics.path)
@@ -141,7 +152,6 @@ def open_records(
         cpu=cpu_profile(),
         **({"quality_note": s.quality_note} if s.quality_note else {}),
     )
-    s.fixed_z, s.fixed_y = fixed_batch(cfg.seed, s.preset)
     # killed after the checkpoint but before the epoch folder: write it from the checkpoint
     if point.epoch and not rf.epoch_path(s.run_dir, point.epoch).is_dir():
         write_epoch_folder(
@@ -165,6 +175,13 @@ def fixed_batch(seed: int, preset) -> tuple[np.ndarray, np.ndarray | None]:
 def publish_epoch(s: Session, summary: dict) -> None:
     """Score, checkpoint and snapshot a finished epoch, then tell the logs and the user."""
     cfg, epoch = s.cfg, summary["epoch"]
+    if s.sync_stats is not None:  # a collective: every worker, before anything is drawn or saved
+        s.sync_stats()
+    if not s.chief:
+        s.summaries.append(summary)
+        s.write_run_info(epochs_done=epoch)  # in memory: a worker other than the chief writes nothing
+        print_epoch(cfg, summary)
+        return
     if s.score is not None:
         tq = time.perf_counter()
         cond = {"num_classes": s.preset.num_classes} if s.preset.num_classes else {}

@@ -23,8 +23,12 @@ def make_strategy(devices: int):
     """
     import tensorflow as tf
 
-    if os.environ.get("TF_CONFIG"):
-        return tf.distribute.MultiWorkerMirroredStrategy()
+    if os.environ.get("TF_CONFIG", "").strip():  # checked by training.cluster.read_tf_config
+        from training.cluster import keep_sigterm
+
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        keep_sigterm()
+        return strategy
     if devices <= 1:
         return tf.distribute.get_strategy()
     gpus = tf.config.list_physical_devices("GPU")
