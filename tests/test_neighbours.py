@@ -268,8 +268,8 @@ def test_the_neighbours_endpoint_answers_through_a_real_app(trained_runs, tmp_pa
         # the sliders' strip (the page's own event): nothing while the toggle is off, else the
         # nearest real digits of the point's image by pixels and by features
         vec = ", ".join(["0.1"] * 64)
-        assert c.predict("tiny", 3, vec, False, api_name="/nn_point") == ""
-        html = c.predict("tiny", 3, vec, True, api_name="/nn_point")
+        assert c.predict("tiny", 3, vec, False, None, api_name="/nn_point") == ""
+        html = c.predict("tiny", 3, vec, True, None, api_name="/nn_point")
         assert "by pixels" in html and "by the evaluator's features" in html and html.count("<img") == 10
     finally:
         app.close()
