@@ -97,11 +97,14 @@ def test_real_garments_score_low_fcd_and_high_confidence_digits_do_not(test_spli
     real = scorer.score(x[:2000])
     assert real["evaluator"] == "fashion_mnist"
     assert real["fcd"] < 3 * real["fcd_floor"] + 1
-    assert real["confident_share"] > 0.8 and real["mode_coverage"] == 10
+    # shirts, pullovers and coats look alike at 28x28: the evaluator names about 71 % of real
+    # garments with p >= 0.9 (README: Fashion-MNIST), the ceiling a generator is measured against
+    assert real["confident_share"] > 0.65 and real["mode_coverage"] == 10
     assert real["classifier_score"] > 7
     digits, _, _ = load_dataset(data=str(MNIST), max_images=2000)
     other = scorer.score(digits.astype(np.float32)[..., None] / 255.0)
     assert other["fcd"] > 20 * real["fcd"] + 50  # digits are not garments to this evaluator
+    assert other["confident_share"] < real["confident_share"] - 0.1
 
 
 def test_a_run_on_fashion_is_scored_by_the_fashion_evaluator(tmp_path):
