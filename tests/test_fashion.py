@@ -1,7 +1,8 @@
 """Fashion-MNIST, the second real data set: Debian's dataset-fashion-mnist (scripts/need_fashion.sh
 installs it for scripts/test.sh and CI), read by the data loader, judged by its own evaluator
 (models/evaluator/fashion_*), and a run on it scored by that evaluator, said in run.json and
-summary.json. No GAN training beyond one epoch on 256 images."""
+summary.json, and the explorer's nearest real images searched by it. No GAN training beyond one
+epoch on 256 images."""
 
 from __future__ import annotations
 
@@ -135,3 +136,18 @@ def test_a_run_on_fashion_is_scored_by_the_fashion_evaluator(tmp_path):
     assert np.isfinite(q["fcd"]) and q["fcd"] > q["fcd_floor"]
     index = nnindex.read(result.run_dir)
     assert index.evaluator == nnindex.weights_id(evaluator_files("fashion_mnist").weights)
+
+    # the explorer's nearest real images search that index with the same evaluator's features: a
+    # training image finds itself first, by pixels and by features (stored as float16: about 0)
+    from explorer.neighbours import Neighbours
+    from explorer.registry import RunRegistry
+
+    nb = Neighbours(RunRegistry([tmp_path]))
+    x, _, _ = load_dataset(data=str(FASHION_DIR), max_images=256)
+    out = nb.query("fashion", x[[5]] / 255.0, 3)
+    loaded = nb.get("fashion")
+    assert loaded.evaluator == "fashion_mnist" and "features" not in out["note"]
+    assert np.array_equal(loaded.index.features, index.features)  # kept, not recomputed by MNIST's
+    for by in ("pixels", "features"):
+        first, second = out["results"][0][by][:2]
+        assert first["training_index"] == 5 and first["distance"] < 0.05 * second["distance"]
