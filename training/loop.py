@@ -322,7 +322,7 @@ def _quality_note(cfg: TrainConfig, shape: tuple, dataset: dict) -> str | None:
     kind = "an image folder" if "image_size" in dataset else "data"
     colour = "RGB" if shape[2] == 3 else "grey"
     return (
-        "the evaluators know only MNIST digits and Fashion-MNIST (28x28 grey); "
+        "the evaluator knows only MNIST digits and Fashion-MNIST garments (28x28 grey); "
         f"this run trains on {kind} ({shape[0]}x{shape[1]} {colour})"
     )
 
