@@ -42,6 +42,7 @@ class Loaded:
     error: str = ""  # set when the index is unavailable (index is None)
     stamp: tuple = ()
     path: Path | None = None
+    evaluator: str = "mnist"  # whose features: the evaluator that scored the run (run.json)
 
 
 def _stamp(path: Path) -> tuple:
@@ -79,26 +80,35 @@ def _max_images(info: RunInfo):
     return m if isinstance(m, int) and not isinstance(m, bool) and m > 0 else None
 
 
-def _features(x01: np.ndarray) -> np.ndarray:
+def _features(x01: np.ndarray, evaluator: str = "mnist") -> np.ndarray:
     from models.evaluator import feature_fn
 
-    f = feature_fn()
+    f = feature_fn(evaluator)
     return np.concatenate([f(x01[i : i + 1000]).numpy() for i in range(0, len(x01), 1000)])
 
 
-def _evaluator_id() -> str:
-    from models.evaluator import WEIGHTS
+def _evaluator_id(evaluator: str = "mnist") -> str:
+    from models.evaluator import evaluator_files
 
-    return nnindex.weights_id(WEIGHTS)
+    return nnindex.weights_id(evaluator_files(evaluator).weights)
 
 
-def _add_features(index: nnindex.NeighbourIndex) -> str:
+def _evaluator_of(info: RunInfo) -> str:
+    """The evaluator run.json names for the run's data ("fashion_mnist"), else MNIST's."""
+    from models.evaluator import EVALUATORS
+
+    ds = info.info.get("dataset") if isinstance(info.info, dict) else None
+    name = ds.get("evaluator") if isinstance(ds, dict) else None
+    return name if isinstance(name, str) and name in EVALUATORS else "mnist"
+
+
+def _add_features(index: nnindex.NeighbourIndex, evaluator: str = "mnist") -> str:
     """Give the index features by this machine's evaluator when it has none or stale ones."""
-    ev = _evaluator_id()
+    ev = _evaluator_id(evaluator)
     if index.features is not None and index.evaluator == ev:
         return ""
     try:
-        index.set_features(_features(index.x.reshape(-1, 28, 28, 1)))
+        index.set_features(_features(index.x.reshape(-1, 28, 28, 1), evaluator))
         index.evaluator = ev
         return ""
     except Exception as exc:  # noqa: BLE001 - no evaluator weights, no TensorFlow: pixels still work
@@ -169,8 +179,10 @@ class Neighbours:
                 hint = "; train the run again with this version, or put its data back where run.json says"
                 return Loaded(None, "", error=msg + hint, stamp=stamp, path=path)
             note = "" if stamp == (None,) else f"{why}; {source}"
-        extra = _add_features(index)
-        return Loaded(index, source, "; ".join(n for n in (note, extra) if n), stamp=stamp, path=path)
+        name = _evaluator_of(info)
+        extra = _add_features(index, name)
+        note = "; ".join(n for n in (note, extra) if n)
+        return Loaded(index, source, note, stamp=stamp, path=path, evaluator=name)
 
     def get(self, run: str) -> Loaded:
         """The run's index (loaded once; reloaded only when its neighbours.npz changed)."""
@@ -224,7 +236,7 @@ class Neighbours:
         pi, pd = ix.pixel_knn(x, k)
         fi = fd = None
         if ix.features is not None:
-            fi, fd = ix.feature_knn(_features(x[..., None]), k)
+            fi, fd = ix.feature_knn(_features(x[..., None], loaded.evaluator), k)
         shown = {int(p) for p in pi.ravel()} | (set() if fi is None else {int(p) for p in fi.ravel()})
         rows = []
         for q in range(len(x)):

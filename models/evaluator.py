@@ -1,18 +1,73 @@
-"""The quality evaluator: a small MNIST classifier trained by this project (training/evaluator_train.py).
+"""The quality evaluators: small classifiers trained by this project (training/evaluator_train.py),
+one per data set it knows: MNIST digits (``mnist``) and Fashion-MNIST garments (``fashion_mnist``).
 
-Its penultimate layer ("features", 128 units) feeds the Frechet distance (FCD, MNIST's FID);
-its softmax feeds the classifier score and the per-digit histogram. The weights ship in
-models/evaluator/ so every run is scored by the same network, offline.
+Each one's penultimate layer ("features", 128 units) feeds the Frechet distance (FCD, MNIST's FID);
+its softmax feeds the classifier score and the per-class histogram. The weights ship in
+models/evaluator/ so every run is scored by the same network, offline; a run is scored by the
+evaluator of its data (training/quality.py ``evaluator_for``).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 EVALUATOR_DIR = Path(__file__).resolve().parent / "evaluator"
-WEIGHTS = EVALUATOR_DIR / "mnist_classifier.weights.h5"
-REAL_STATS = EVALUATOR_DIR / "real_stats.npz"
+
+
+@dataclass(frozen=True)
+class EvaluatorFiles:
+    """One evaluator's shipped files and what it judges."""
+
+    name: str  # "mnist" | "fashion_mnist": run.json and summary.json say which one scored
+    judges: str  # for messages: "MNIST digits"
+    classes: tuple[str, ...]
+    weights: Path
+    real_stats: Path
+    report: Path
+
+
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+EVALUATORS = {
+    "mnist": EvaluatorFiles(
+        "mnist",
+        "MNIST digits",
+        tuple(str(d) for d in range(10)),
+        EVALUATOR_DIR / "mnist_classifier.weights.h5",
+        EVALUATOR_DIR / "real_stats.npz",
+        EVALUATOR_DIR / "report.json",
+    ),
+    "fashion_mnist": EvaluatorFiles(
+        "fashion_mnist",
+        "Fashion-MNIST garments",
+        FASHION_CLASSES,
+        EVALUATOR_DIR / "fashion_classifier.weights.h5",
+        EVALUATOR_DIR / "fashion_real_stats.npz",
+        EVALUATOR_DIR / "fashion_report.json",
+    ),
+}
+DEFAULT = "mnist"
+WEIGHTS = EVALUATORS[DEFAULT].weights
+REAL_STATS = EVALUATORS[DEFAULT].real_stats
+
+
+def evaluator_files(name: str = DEFAULT) -> EvaluatorFiles:
+    try:
+        return EVALUATORS[name]
+    except KeyError:
+        raise ValueError(f"unknown evaluator {name!r}; known: {', '.join(EVALUATORS)}") from None
 
 
 def build_evaluator():
@@ -33,28 +88,31 @@ def build_evaluator():
     return keras.Model(img, logits, name="mnist_evaluator")
 
 
-@lru_cache(maxsize=1)
-def load_evaluator():
-    """(classifier, feature+logit model) with the shipped weights; cached per process."""
+@lru_cache(maxsize=4)
+def load_evaluator(name: str = DEFAULT):
+    """(classifier, feature+logit model) with the shipped weights of ``name``; cached per process."""
     import keras
 
-    if not WEIGHTS.is_file():
+    files = evaluator_files(name)
+    if not files.weights.is_file():
         raise FileNotFoundError(
-            f"evaluator weights missing at {WEIGHTS}; run: python -m training.evaluator_train"
+            f"evaluator weights missing at {files.weights}; run: python -m training.evaluator_train "
+            f"--evaluator {name}"
         )
     model = build_evaluator()
-    model.load_weights(WEIGHTS)
+    model.load_weights(files.weights)
     both = keras.Model(model.input, [model.get_layer("features").output, model.output])
     return model, both
 
 
-@lru_cache(maxsize=1)
-def feature_fn():
+@lru_cache(maxsize=4)
+def feature_fn(name: str = DEFAULT):
     """Images in [0,1] (N, 28, 28, 1) float32 -> the evaluator's 128 features (N, 128), as one traced
-    graph per process (the explorer's nearest-digit search calls it per request: no retracing)."""
+    graph per process and evaluator (the explorer's nearest-digit search calls it per request: no
+    retracing)."""
     import tensorflow as tf
 
-    _, both = load_evaluator()
+    _, both = load_evaluator(name)
     return tf.function(
         lambda x: both(x, training=False)[0],
         input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)],

@@ -2,7 +2,7 @@
 # Install a Debian package the tests need, with apt-get (through sudo when not root), or exit 1
 # saying what is missing and how to install it. The suite never passes by skipping it.
 # Usage: apt_install.sh PACKAGE "what needs it" PATH   (PATH must exist once it is installed).
-# Called by need_chromium.sh and need_icons.sh when their package is missing.
+# Called by need_chromium.sh, need_icons.sh and need_fashion.sh when their package is missing.
 set -euo pipefail
 pkg=$1
 purpose=$2

@@ -80,6 +80,10 @@ def train(
     shape = (*images_u8.shape[1:3], images_u8.shape[3] if images_u8.ndim == 4 else 1)
     if "image_size" in dataset:  # an image folder: run.json's config states what was used
         cfg = dataclasses.replace(cfg, image_size=dataset["image_size"], channels=dataset["channels"])
+    elif images_u8.ndim == 3:  # 28x28 grey: scored by the evaluator of its data (run.json says which)
+        from training.quality import evaluator_for
+
+        dataset["evaluator"] = evaluator_for(images_u8)
     try:
         get_preset(cfg.preset).for_shape(shape)
     except ValueError as exc:
@@ -347,22 +351,26 @@ def _quality_note(cfg: TrainConfig, shape: tuple, dataset: dict) -> str | None:
     kind = "an image folder" if "image_size" in dataset else "data"
     colour = "RGB" if shape[2] == 3 else "grey"
     return (
-        "the evaluator knows only MNIST digits (28x28 grey); "
+        "the evaluator knows only MNIST digits and Fashion-MNIST garments (28x28 grey); "
         f"this run trains on {kind} ({shape[0]}x{shape[1]} {colour})"
     )
 
 
 def _quality_fn(n_samples: int, run_dir, images_u8, labels):
-    """The evaluator's scorer (with the memorisation figure), or None (with the reason printed
-    once) when unavailable. Writes the run's neighbour index (neighbours.npz) either way."""
+    """The scorer of the evaluator of this data (with the memorisation figure), or None (with the
+    reason printed once) when unavailable. Writes the run's neighbour index (neighbours.npz) either way."""
     try:
-        from training.quality import open_index, score_generator
+        from training.quality import QualityScorer, evaluator_for, open_index, score_generator
+
+        evaluator = evaluator_for(images_u8)
+        if n_samples > 0:
+            QualityScorer.load(evaluator)
     except Exception as exc:  # missing evaluator weights or module
         print(f"note: quality metrics off ({exc.__class__.__name__}: {exc})", file=sys.stderr)
         return None
     try:
-        index = open_index(run_dir, images_u8, labels, with_features=n_samples > 0)
+        index = open_index(run_dir, images_u8, labels, with_features=n_samples > 0, evaluator=evaluator)
     except Exception as exc:  # noqa: BLE001 - the index is an extra: training goes on without it
         print(f"note: no neighbour index ({exc.__class__.__name__}: {exc})", file=sys.stderr)
         index = None
-    return functools.partial(score_generator, index=index) if n_samples > 0 else None
+    return functools.partial(score_generator, index=index, evaluator=evaluator) if n_samples > 0 else None

@@ -1,4 +1,5 @@
-"""Per-epoch quality of a generator, measured by the project's own MNIST evaluator.
+"""Per-epoch quality of a generator, measured by the project's own evaluator of its data
+(models/evaluator.py: MNIST digits, or Fashion-MNIST garments; ``evaluator_for`` picks it).
 
 - FCD: Frechet distance between the evaluator's penultimate features of generated images and
   of the real digits (MNIST's analogue of FID, as in TF-GAN's MNIST example). Lower is better.
@@ -23,6 +24,20 @@ COVERED_SHARE = 0.02
 # p >= 0.9); above ~70 a good share are blobs. 50 sits between those, on the strict side of
 # the 1 px blur.
 READABLE_FCD = 50.0
+
+
+# sha256[:16] of the first image of Fashion-MNIST's train and test files: its images, wherever they
+# are read from (Debian's folder, a copy, Keras' download, an .npz), are scored by its evaluator
+FASHION_FIRST_IMAGES = ("5bd44e331a6d6998", "ffc7351ed0f8bae5")
+
+
+def evaluator_for(images_u8) -> str:
+    """The evaluator that scores 28x28 grey training images: "fashion_mnist" for Fashion-MNIST
+    (images that start as its train or test file does), else "mnist"."""
+    import hashlib
+
+    first = np.ascontiguousarray(np.asarray(images_u8[:1], np.uint8)).tobytes()
+    return "fashion_mnist" if hashlib.sha256(first).hexdigest()[:16] in FASHION_FIRST_IMAGES else "mnist"
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
@@ -51,15 +66,16 @@ def to_unit_range(images, pixel_range) -> np.ndarray:
 class QualityScorer:
     """The evaluator plus the real reference statistics, loaded once per process."""
 
-    _instance: QualityScorer | None = None
+    _instances: dict[str, QualityScorer] = {}
 
-    def __init__(self):
+    def __init__(self, name: str = "mnist"):
         import tensorflow as tf
 
-        from models.evaluator import REAL_STATS, load_evaluator
+        from models.evaluator import evaluator_files, load_evaluator
 
-        _, both = load_evaluator()
-        with np.load(REAL_STATS) as z:
+        self.name = name
+        _, both = load_evaluator(name)
+        with np.load(evaluator_files(name).real_stats) as z:
             self.mu, self.sigma = z["mu"], z["sigma"]
             self.fcd_floor = float(z["fcd_floor"])
         self._embed = tf.function(
@@ -68,10 +84,11 @@ class QualityScorer:
         )
 
     @classmethod
-    def load(cls) -> QualityScorer:
-        if cls._instance is None:
-            cls._instance = cls()
-        return cls._instance
+    def load(cls, name: str = "mnist") -> QualityScorer:
+        """The scorer of evaluator ``name`` ("mnist" or "fashion_mnist"), loaded once per process."""
+        if name not in cls._instances:
+            cls._instances[name] = cls(name)
+        return cls._instances[name]
 
     def embed(self, images01: np.ndarray, batch: int = 1000):
         """(N,28,28,1) in [0,1] -> (features (N,128), probabilities (N,10))."""
@@ -101,6 +118,7 @@ class QualityScorer:
             "mode_coverage": int((hist >= COVERED_SHARE).sum()),
             "n_samples": int(len(probs)),
             "fcd_floor": self.fcd_floor,
+            "evaluator": self.name,
         }
 
 
@@ -118,6 +136,7 @@ def score_generator(
     batch: int = 500,
     index=None,
     num_classes: int = 0,
+    evaluator: str = "mnist",
 ) -> dict:
     """Score a generator on n samples from a FIXED latent batch (same z every call); with the run's
     neighbour index (training/nnindex.py), also the memorisation figure of the same samples.
@@ -132,13 +151,13 @@ def score_generator(
         return np.asarray(generator(inputs, training=False), np.float32)
 
     imgs01 = to_unit_range(np.concatenate([draw(i) for i in range(0, n, batch)]), pixel_range)
-    out = QualityScorer.load().score(imgs01, labels=y)
+    out = QualityScorer.load(evaluator).score(imgs01, labels=y)
     if index is not None:
         out.update(index.memorisation(imgs01))
     return out
 
 
-def open_index(run_dir, images_u8, labels=None, with_features: bool = True):
+def open_index(run_dir, images_u8, labels=None, with_features: bool = True, evaluator: str = "mnist"):
     """The run's neighbour index: its neighbours.npz when whole and made from this data, else
     built from the training digits and written (atomically) into the run folder.
 
@@ -148,14 +167,14 @@ def open_index(run_dir, images_u8, labels=None, with_features: bool = True):
     """
     import sys
 
-    from models.evaluator import WEIGHTS
+    from models.evaluator import evaluator_files
     from training import nnindex
     from training.runfolder import RunFolderError
 
     feats = None
     if with_features:
-        feats = lambda x: QualityScorer.load().embed(x)[0]  # noqa: E731
-    ev = nnindex.weights_id(WEIGHTS) if with_features else ""
+        feats = lambda x: QualityScorer.load(evaluator).embed(x)[0]  # noqa: E731
+    ev = nnindex.weights_id(evaluator_files(evaluator).weights) if with_features else ""
     try:
         index = nnindex.read(run_dir)
         same = index.n_total == len(images_u8) and np.array_equal(
