@@ -211,6 +211,7 @@ class Quality:
     memorised_share: float | None = None
     memorised_threshold: float | None = None
     nn_distance_median: float | None = None
+    evaluator: str | None = None  # which evaluator scored (models/evaluator.py); None: MNIST's
 
     def as_dict(self) -> dict:
         d = asdict(self)
@@ -229,7 +230,11 @@ def quality(raw, where: str = "quality") -> Quality:
         hist = tuple(_number({"v": h}, "v", f"{where}: digit_histogram") or 0.0 for h in hist)
     ints = {k: _count(raw, k, where, 10**9) for k in ("mode_coverage", "n_samples")}
     memo = {k: in_range(raw.get(k), 0.0, hi) for k, hi in MEMORISATION.items()}
-    return Quality(**nums, digit_histogram=hist, **ints, **memo)
+    from models.evaluator import EVALUATORS  # standard library only at import
+
+    ev = raw.get("evaluator")  # an unknown name reads as missing (MNIST's), never as a broken epoch
+    ev = ev if isinstance(ev, str) and ev in EVALUATORS else None
+    return Quality(**nums, digit_histogram=hist, **ints, **memo, evaluator=ev)
 
 
 def in_range(value, lo: float, hi: float) -> float | None:

@@ -76,13 +76,23 @@ def run_facts(info: RunInfo) -> str:
     return "\n".join(facts)
 
 
+def _evaluator(quality: dict):
+    """The evaluator that scored these figures (models/evaluator.py): its name in the summary,
+    MNIST's when none is named (runs scored before evaluators had names)."""
+    from models.evaluator import EVALUATORS
+
+    name = _dict(quality).get("evaluator")
+    return EVALUATORS.get(name if isinstance(name, str) else "mnist", EVALUATORS["mnist"])
+
+
 def digit_histogram(quality: dict) -> pd.DataFrame | None:
-    """The classifier's digit shares (ten numbers) as a bar plot's frame, or None."""
+    """The classifier's class shares (ten numbers) as a bar plot's frame, or None; the classes
+    are the scoring evaluator's (digits 0-9, or Fashion-MNIST's garments)."""
     hist = _dict(quality).get("digit_histogram")
     if not isinstance(hist, list) or len(hist) != 10:
         return None
     shares = [num(h) if not isinstance(h, bool) and num(h) is not None else 0.0 for h in hist]
-    return pd.DataFrame({"digit": [str(d) for d in range(10)], "share": shares})
+    return pd.DataFrame({"digit": list(_evaluator(quality).classes), "share": shares})
 
 
 def epoch_quality(e: EpochInfo, samples_shown: bool, note: str = "") -> str:
@@ -100,13 +110,17 @@ def epoch_quality(e: EpochInfo, samples_shown: bool, note: str = "") -> str:
     ]
     if q and any(v is not None for v in q.values()):
         share = num(q.get("confident_share"))
+        ev = _evaluator(q)
+        real, kinds = ("digits", "digits") if ev.name == "mnist" else (ev.judges, "classes")
         lines += [
-            f"- **FCD {fmt(q.get('fcd'), '.2f')}** (real digits: {fmt(q.get('fcd_floor'), '.2f')}; "
+            f"- **FCD {fmt(q.get('fcd'), '.2f')}** (real {real}: {fmt(q.get('fcd_floor'), '.2f')}; "
             "lower is better)",
             f"- classifier score {fmt(q.get('classifier_score'), '.2f')} / 10, confident "
             f"{fmt(share * 100 if share is not None else None, '.0f')}%, "
-            f"digits covered {fmt(q.get('mode_coverage'), '.0f')}/10",
+            f"{kinds} covered {fmt(q.get('mode_coverage'), '.0f')}/10",
         ]
+        if ev.name != "mnist":
+            lines.append(f"- scored by the project's {ev.judges} evaluator (`{ev.name}`)")
         asked = num(q.get("conditional_accuracy"))
         if asked is not None:
             lines.append(f"- **{asked * 100:.1f}%** of the samples read as the digit asked for")

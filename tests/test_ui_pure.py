@@ -345,3 +345,25 @@ def test_trash_and_rename_move_whole_runs_and_refuse_a_training_one(tmp_path):
     target = t.trash("c")
     assert target.parent == runs / ".trash" and (target / "run.json").is_file() and not (runs / "c").exists()
     assert [r.name for r in RunRegistry([runs]).list_runs()] == ["b"]  # .trash is not a run
+
+
+@pytest.mark.parametrize("name", ["fashion_mnist", "mnist", None, "no-such-evaluator", 7])
+def test_the_snapshot_names_the_evaluator_that_scored_and_its_classes(name, tmp_path):
+    """A Fashion-MNIST run's figures say which evaluator scored them and its histogram names the
+    garments; MNIST's (named, unnamed as in older runs, or an unknown name) keep the digits."""
+    from models.evaluator import FASHION_CLASSES
+
+    hist = [0.1] * 10
+    quality = {"fcd": 40.7, "classifier_score": 4.98, "confident_share": 0.38, "mode_coverage": 10}
+    e = _epoch(3, tmp_path, {"quality": {**quality, "digit_histogram": hist, "evaluator": name}})
+    assert not e.broken  # an unknown evaluator name is read as missing, never as a broken epoch
+    text = tables.epoch_quality(e, samples_shown=False)
+    frame = tables.digit_histogram(e.summary["quality"])
+    assert list(frame["share"]) == hist
+    if name == "fashion_mnist":
+        assert "scored by the project's Fashion-MNIST garments evaluator" in text
+        assert "classes covered 10/10" in text and "real Fashion-MNIST garments" in text
+        assert list(frame["digit"]) == list(FASHION_CLASSES)
+    else:
+        assert "evaluator" not in text and "digits covered 10/10" in text
+        assert list(frame["digit"]) == [str(d) for d in range(10)]

@@ -32,7 +32,7 @@ def build(ctx: Ctx) -> SnapshotView:
             hist_plot = gr.BarPlot(
                 x="digit",
                 y="share",
-                title="Digits the generator draws (by the quality classifier)",
+                title="What the generator draws, by class (the quality classifier)",
                 y_lim=[0, 1],
                 height=220,
                 elem_id="digit-hist",
