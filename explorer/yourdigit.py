@@ -1,5 +1,8 @@
 """Your own digit: turned into a 28x28 digit the way MNIST was made, judged by every epoch's D and by
 the quality evaluator, and projected into the latent space of a snapshot (plain Python, no Gradio).
+Any other run (an image folder's, e.g. 32x32 colour) takes your image: an upload is made the run's
+size as the folder's images were (`picture`); D judges it and projection works the same, with no
+evaluator reading (it knows only 28x28 grey digits).
 
 Preprocessing (as NIST -> MNIST): the background is whatever most border pixels are (so dark-on-light
 and light-on-dark both work; transparent pixels count as white paper), the ink is scaled so its
@@ -23,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from explorer.engine import Snapshot, SnapshotError
+from explorer.facts import cell_shape
 from explorer.registry import ExplorerError
 
 BOX, SIZE = 20, 28  # MNIST: ink fitted into 20x20, centred in 28x28
@@ -67,19 +71,26 @@ def _open(image):
     return image
 
 
+def _on_white(image):
+    """A PIL image shrunk to MAX_SIDE at most, transparent pixels composited on white paper."""
+    from PIL import Image
+
+    if max(image.size) > MAX_SIDE:
+        image = image.copy()
+        image.thumbnail((MAX_SIDE, MAX_SIDE), Image.BILINEAR)
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        image = image.convert("RGBA")
+        white = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(white, image)
+    return image
+
+
 def _gray_ink(image) -> np.ndarray:
     """-> (H, W) float in [0,1], white paper = 1 (transparent pixels composited on white)."""
     from PIL import Image
 
     if isinstance(image, Image.Image):
-        if max(image.size) > MAX_SIDE:
-            image = image.copy()
-            image.thumbnail((MAX_SIDE, MAX_SIDE), Image.BILINEAR)
-        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-            image = image.convert("RGBA")
-            white = Image.new("RGBA", image.size, (255, 255, 255, 255))
-            image = Image.alpha_composite(white, image)
-        arr = np.asarray(image.convert("L"), np.float32) / 255.0
+        arr = np.asarray(_on_white(image).convert("L"), np.float32) / 255.0
     else:
         try:
             arr = np.asarray(image, np.float32)
@@ -146,15 +157,42 @@ def read(img01: np.ndarray) -> tuple[int, float, list[float]]:
     return int(p.argmax()), float(p.max()), [float(v) for v in p]
 
 
-def need_digits(engine, run: str) -> None:
-    """Your digit reads 28x28 grey digits: any other run is refused with one line saying so."""
-    shape = tuple(engine.registry.get(run).image_shape)
-    if shape != (28, 28, 1):
-        kind = "RGB" if shape[2] == 3 else "grey"
-        raise ExplorerError(
-            f"Your digit needs a run trained on 28x28 grey digits; run {run!r} makes "
-            f"{shape[0]}x{shape[1]} {kind} images (explore it in the other tabs)"
-        )
+DIGITS = (28, 28, 1)
+NO_EVALUATOR = "no evaluator for this run's images (it reads only 28x28 grey digits); D's view is above"
+
+
+def run_shape(engine, run) -> tuple:
+    """The run's image_shape; a digit's (28, 28, 1) while no known run is picked (the pad still works)."""
+    try:
+        return tuple(engine.registry.get(run).image_shape) if run and isinstance(run, str) else DIGITS
+    except ExplorerError:
+        return DIGITS
+
+
+def picture(image, shape) -> np.ndarray:
+    """An upload of any size -> the run's (H, W) grey or (H, W, 3) colour image in [0,1], as the
+    training folder's images were made: transparency on white, the centre square, Lanczos resize."""
+    from PIL import Image, ImageOps
+
+    im = _open(image)
+    if not isinstance(im, Image.Image):
+        try:
+            arr = np.asarray(im)
+            arr = arr * 255.0 if arr.dtype.kind == "f" and arr.size and arr.max() <= 1.0 else arr
+            im = Image.fromarray(np.clip(arr, 0, 255).astype(np.uint8).squeeze())
+        except (TypeError, ValueError):
+            raise ExplorerError(f"not an image: got {type(im).__name__}; send a PNG or JPEG") from None
+    if min(im.size) < 8:
+        raise ExplorerError(f"the image is {im.size[0]}x{im.size[1]} pixels; upload at least 8x8")
+    h, w, c = shape
+    im = _on_white(im).convert("RGB" if c == 3 else "L")
+    im = ImageOps.fit(im, (w, h), Image.Resampling.LANCZOS, centering=(0.5, 0.5))
+    return np.asarray(im, np.float32) / 255.0
+
+
+def prepare(image, shape=DIGITS) -> np.ndarray:
+    """A drawing or upload -> the run's image: a 28x28x1 run's as MNIST (preprocess), else picture."""
+    return preprocess(image) if tuple(shape) == DIGITS else picture(image, tuple(shape))
 
 
 def _loadable(engine, run: str, skipped: list) -> list[Snapshot]:
@@ -172,17 +210,29 @@ def _loadable(engine, run: str, skipped: list) -> list[Snapshot]:
     return snaps
 
 
+def fits(img01, shape) -> np.ndarray:
+    """The image as the run's cell (H, W) / (H, W, 3), or one line: it was made for another run."""
+    x, cell = np.asarray(img01, np.float32), cell_shape(shape)
+    if x.size != int(np.prod(cell)):
+        raise ExplorerError(
+            f"the image is {'x'.join(map(str, x.shape))} but this run makes {'x'.join(map(str, shape))} "
+            "images: draw or upload it again with this run picked"
+        )
+    return x.reshape(cell)
+
+
 def judge(engine, run: str, epoch: int, img01: np.ndarray) -> dict:
-    """P(real) by the chosen epoch's D, P(real) by every loadable epoch's D, the evaluator's label."""
-    need_digits(engine, run)
-    x = np.asarray(img01, np.float32).reshape(1, 28, 28)
+    """P(real) by the chosen epoch's D, P(real) by every loadable epoch's D, and the evaluator's
+    label for a digit run (label None and a note for any other image shape)."""
+    shape = run_shape(engine, run)
+    x = fits(img01, shape)[None]
     p_now = float(engine.scores(run, epoch, x)[0])
     skipped: list = []
     curve = [
         {"epoch": s.epoch, "p_real": float(engine.scores(run, s.epoch, x)[0])}
         for s in _loadable(engine, run, skipped)
     ]
-    label, conf, probs = read(x)
+    label, conf, probs = read(x) if shape == DIGITS else (None, None, None)
     return {
         "run": run,
         "epoch": int(epoch),
@@ -192,37 +242,45 @@ def judge(engine, run: str, epoch: int, img01: np.ndarray) -> dict:
         "label": label,
         "confidence": conf,
         "probabilities": probs,
+        "evaluator_note": None if shape == DIGITS else NO_EVALUATOR,
     }
 
 
 # ---------------------------------------------------------------------------------- projection
 def _make_projector(snap: Snapshot):
-    """One traced Adam loop for this snapshot: (digit, z0 (K, d), steps) -> (z, images, pixel MSE, loss)."""
+    """One traced Adam loop for this snapshot: (image, z0 (K, d), steps) -> (z, images, pixel MSE, loss).
+    A digit run's loss also holds the evaluator's feature distance; any other run's is pixels + shell."""
     import tensorflow as tf
 
-    from models.evaluator import load_evaluator
-
-    _, both = load_evaluator()
-    g, d = snap.generator, snap.latent_dim
+    g, d, cell = snap.generator, snap.latent_dim, tuple(snap.cell_shape)
     lo, hi = snap.pixel_range
+    digits = tuple(snap.image_shape) == DIGITS
+    if digits:
+        from models.evaluator import load_evaluator
+
+        _, both = load_evaluator()
+    axes = list(range(1, len(cell) + 1))
+
+    def features(img):  # (N, 28, 28) -> the evaluator's features; nothing to compare for other images
+        return both(img[..., None], training=False)[0] if digits else tf.zeros([tf.shape(img)[0], 1])
 
     def losses(z, target, f_target, f_norm):
-        img = (tf.cast(g(z, training=False), tf.float32)[..., 0] - lo) / (hi - lo)
-        pix = tf.reduce_mean(tf.square(img - target), axis=[1, 2])
-        feats, _ = both(img[..., None], training=False)
-        feat = tf.reduce_sum(tf.square(feats - f_target), axis=1) / f_norm
+        img = (tf.cast(g(z, training=False), tf.float32) - lo) / (hi - lo)
+        img = img[..., 0] if len(cell) == 2 else img
+        pix = tf.reduce_mean(tf.square(img - target), axis=axes)
+        feat = tf.reduce_sum(tf.square(features(img) - f_target), axis=1) / f_norm
         shell = tf.square(tf.reduce_sum(tf.square(z), axis=1) / d - 1.0)
         return img, pix, pix + LAMBDA * feat + PRIOR * shell
 
     @tf.function(
         input_signature=[
-            tf.TensorSpec([28, 28], tf.float32),
+            tf.TensorSpec(cell, tf.float32),
             tf.TensorSpec([None, d], tf.float32),
             tf.TensorSpec([], tf.int32),
         ]
     )
     def project(target, z0, steps):
-        f_target, _ = both(target[None, :, :, None], training=False)
+        f_target = features(target[None])
         f_norm = tf.reduce_sum(tf.square(f_target)) + 1e-3
         z, m, v = z0, tf.zeros_like(z0), tf.zeros_like(z0)
         b1, b2 = 0.9, 0.999
@@ -272,7 +330,7 @@ def project_snapshot(snap: Snapshot, img01, seed: int = 0, steps: int = STEPS, s
             f"run {snap.run!r} is conditional (its generator also takes a digit): projection into it "
             "is not supported yet; pick an unconditional run"
         )
-    target = np.asarray(img01, np.float32).reshape(28, 28)
+    target = fits(img01, snap.image_shape)
     z0 = np.random.default_rng(seed).standard_normal((starts, snap.latent_dim)).astype(np.float32)
     fn = snap.extra(("project",), lambda: _make_projector(snap))
     z, imgs, pix, loss = (t.numpy() for t in fn(target, z0, np.int32(steps)))
@@ -288,13 +346,11 @@ def project_snapshot(snap: Snapshot, img01, seed: int = 0, steps: int = STEPS, s
 
 
 def project(engine, run: str, epoch: int, img01, seed: int = 0, steps: int = STEPS) -> dict:
-    need_digits(engine, run)
     return project_snapshot(engine.snapshot(run, epoch), img01, seed, steps)
 
 
 def project_epochs(engine, run: str, img01, seed: int = 0, steps: int = STEPS) -> dict:
     """Project into every loadable epoch of the run; the best (smallest distance) marked."""
-    need_digits(engine, run)
     skipped: list = []
     rows = [project_snapshot(s, img01, seed, steps) for s in _loadable(engine, run, skipped)]
     best = min(rows, key=lambda r: r["distance"])["epoch"]
@@ -306,9 +362,8 @@ def project_epochs(engine, run: str, img01, seed: int = 0, steps: int = STEPS) -
 
 
 def random_distance(snap: Snapshot, img01, n: int = 8, seed: int = 0) -> float:
-    """The mean RMS pixel distance from the digit to n random samples of the snapshot (a baseline)."""
+    """The mean RMS pixel distance from the image to n random samples of the snapshot (a baseline)."""
     z = np.random.default_rng(seed).standard_normal((n, snap.latent_dim)).astype(np.float32)
     imgs, _ = snap.generate(z)
-    return float(
-        np.sqrt(((imgs - np.asarray(img01, np.float32).reshape(1, 28, 28)) ** 2).mean((1, 2))).mean()
-    )
+    diff = imgs - np.asarray(img01, np.float32).reshape(1, *snap.cell_shape)
+    return float(np.sqrt((diff**2).reshape(n, -1).mean(1)).mean())

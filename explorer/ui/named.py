@@ -172,7 +172,12 @@ def digit_saliency(ctx: Ctx, digit_state) -> None:
         if digit is None:
             return gr.update(visible=True, value=None)
         run, epoch = ctx.need(run, epoch)
-        x = np.asarray(digit, np.float32).reshape(28, 28)
+        x = np.asarray(digit, np.float32)
+        if x.size != 28 * 28:  # Your image of a colour run (explorer.yourdigit.picture)
+            raise ExplorerError(
+                "D's saliency is drawn over 28x28 grey digits only; this run's images are not"
+            )
+        x = x.reshape(28, 28)
         grad, _ = directions.saliency(ctx.engine, ctx.engine.snapshot(run, epoch), x)
         return gr.update(visible=True, value=render.saliency_overlay(x, grad, 196))
 

@@ -23,21 +23,39 @@ INTRO = (
     "It is turned into a 28x28 digit the way MNIST was made: the ink's bounding box fitted into 20x20, "
     "centred by its centre of mass. **Project** finds the latent point whose image is closest to it."
 )
+COLOUR_NOTE = (
+    "**Your image.** Run {run!r} makes {shape} images, not 28x28 grey digits: **upload** a picture "
+    "(the pad is for digits). It is made the run's size as its training images were: the centre "
+    "square, resized{colour}."
+)
 
 CURVE_TITLE = "P(real) of your digit by each epoch's D"
 
 
+def run_note(ctx: Ctx, run) -> str:
+    """The tab's note when the picked run is not a digit run ("" for a 28x28 grey run)."""
+    shape = yd.run_shape(ctx.engine, run)
+    if shape == yd.DIGITS:
+        return ""
+    colour = ", in colour" if shape[2] == 3 else ", grey"
+    return COLOUR_NOTE.format(run=run, shape="x".join(map(str, shape)), colour=colour)
+
+
 def png_uri(img01) -> str:
+    img01 = np.asarray(img01, np.float32)
     buf = io.BytesIO()
-    render.digit(img01, 28).save(buf, format="PNG")
+    render.digit(img01, img01.shape[1] if img01.ndim >= 2 else 28).save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def verdict_md(j: dict) -> str:
     text = (
         f"**P(real) {j['p_real']:.2f}** by the D of epoch {j['epoch']} ({render.verdict(j['p_real'])}) "
-        "&middot; the evaluator reads "
-        f"**{j['label']}** (confidence {j['confidence']:.2f})"
+        + (
+            f"&middot; the evaluator reads **{j['label']}** (confidence {j['confidence']:.2f})"
+            if j.get("label") is not None
+            else f"&middot; {j.get('evaluator_note') or yd.NO_EVALUATOR}"
+        )
     )
     if j["skipped"]:
         text += "  \nleft out: " + "; ".join(f"epoch {s['epoch']} ({s['reason']})" for s in j["skipped"])
@@ -60,10 +78,10 @@ def _handlers(ctx: Ctx) -> dict:
         if image is None or (isinstance(image, dict) and image.get("composite") is None):
             return None, None, "", None
         try:
-            digit = yd.preprocess(image)
+            digit = yd.prepare(image, yd.run_shape(eng, run))
         except ExplorerError as exc:
             return None, None, str(exc), None
-        seen = render.digit(digit, 196)
+        seen = render.digit(digit, render.crisp(196, digit.shape[1]))
         try:
             run, epoch = ctx.need(run, epoch)
             j = yd.judge(eng, run, epoch, digit)
@@ -73,8 +91,8 @@ def _handlers(ctx: Ctx) -> dict:
 
     def need_digit(digit):
         if digit is None:
-            raise ExplorerError("draw a digit on the pad or upload one first")
-        return np.asarray(digit, np.float32).reshape(28, 28)
+            raise ExplorerError("draw a digit on the pad or upload an image first")
+        return np.asarray(digit, np.float32)  # the run's (H, W) or (H, W, 3), as `take` made it
 
     @err
     def project(digit, run, epoch, seed, steps):
@@ -82,11 +100,15 @@ def _handlers(ctx: Ctx) -> dict:
         run, epoch = ctx.need(run, epoch)
         r = yd.project(eng, run, epoch, digit, seed, steps)
         p_digit = float(eng.scores(run, epoch, digit[None])[0])
-        label, conf, _ = yd.read(r["image"])
         md = (
             f"Reconstruction by epoch {epoch}: pixel distance **{r['distance']:.3f}** (RMS, 0-1 scale), "
-            f"P(real) **{r['p_real']:.2f}**; the evaluator reads it as **{label}** ({conf:.2f})"
+            f"P(real) **{r['p_real']:.2f}**; "
         )
+        if yd.run_shape(eng, run) == yd.DIGITS:
+            label, conf, _ = yd.read(r["image"])
+            md += f"the evaluator reads it as **{label}** ({conf:.2f})"
+        else:
+            md += yd.NO_EVALUATOR.split(";")[0]
         return (
             _pair(digit, r["image"], p_digit, r["p_real"]),
             md,
@@ -124,27 +146,27 @@ def _api(ctx: Ctx) -> None:
 
     @err
     def judge(image: str, run: str, epoch: int) -> str:
-        """A digit (data URI) -> JSON: P(real) by the epoch's D and every epoch's D, the evaluator's label."""
+        """An image (data URI; a digit for a digit run) -> JSON: P(real) by the epoch's D and every
+        epoch's D, the evaluator's label (null and a note for a run that is not 28x28 grey)."""
         run, epoch = ctx.need(run, epoch)
-        yd.need_digits(eng, run)  # a colour run says so before the image is read
-        digit = yd.preprocess(image)
+        digit = yd.prepare(image, yd.run_shape(eng, run))  # a digit run's as MNIST, else the run's size
         return json.dumps(dict(yd.judge(eng, run, epoch, digit), digit_png=png_uri(digit)))
 
     @err
     def project(image: str, run: str, epoch: int, seed: int = 0, steps: int = yd.STEPS) -> str:
-        """A digit (data URI) -> JSON: the epoch's closest latent point z, its image, distance, P(real)."""
+        """An image (data URI; a digit for a digit run) -> JSON: the epoch's closest latent point z,
+        its image, distance, P(real)."""
         run, epoch = ctx.need(run, epoch)
-        yd.need_digits(eng, run)  # a colour run says so before the image is read
-        digit = yd.preprocess(image)
+        digit = yd.prepare(image, yd.run_shape(eng, run))  # a digit run's as MNIST, else the run's size
         r = yd.project(eng, run, epoch, digit, seed, steps)
         return json.dumps(dict(r, image=png_uri(r["image"]), digit_png=png_uri(digit)))
 
     @err
     def project_epochs(image: str, run: str, seed: int = 0, steps: int = yd.STEPS) -> str:
-        """A digit (data URI) -> JSON: the projection into every loadable epoch, best epoch marked."""
+        """An image (data URI; a digit for a digit run) -> JSON: the projection into every loadable
+        epoch, best epoch marked."""
         run, _ = ctx.need(run, 0)
-        yd.need_digits(eng, run)
-        out = yd.project_epochs(eng, run, yd.preprocess(image), seed, steps)
+        out = yd.project_epochs(eng, run, yd.prepare(image, yd.run_shape(eng, run)), seed, steps)
         out["rows"] = [dict(r, image=png_uri(r["image"])) for r in out["rows"]]
         return json.dumps(out)
 
@@ -153,9 +175,22 @@ def _api(ctx: Ctx) -> None:
     gr.api(project_epochs, api_name="project_epochs")
 
 
+def _run_note_md(ctx: Ctx) -> None:
+    """The note under the intro, kept to the picked run (empty for a digit run)."""
+    md = gr.Markdown(elem_id="digit-run-note")
+    ctx.run_dd.change(
+        lambda run: run_note(ctx, run),
+        ctx.run_dd,
+        md,
+        api_name="digit_run_note",
+        api_visibility="undocumented",
+    )
+
+
 def build(ctx: Ctx, app, point=None, tabs=None) -> None:
     """The view; `point` (the sliders view) and `tabs` enable "Open in the sliders"."""
     gr.Markdown(INTRO)
+    _run_note_md(ctx)  # a colour run: upload an image, no evaluator
     digit_state, z_state = gr.State(None), gr.State(None)
     with gr.Row():
         with gr.Column():
@@ -203,8 +238,7 @@ def build(ctx: Ctx, app, point=None, tabs=None) -> None:
             )
 
     h = _handlers(ctx)
-    hidden = dict(api_visibility="undocumented")
-    take_out = [digit_state, seen, verdict, curve]
+    hidden, take_out = dict(api_visibility="undocumented"), [digit_state, seen, verdict, curve]
     for comp, name in ((pad, "digit_drawn"), (upload, "digit_uploaded")):
         # always_last: the pad changes with every stroke; the last drawing is the one judged
         comp.change(
