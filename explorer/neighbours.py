@@ -224,6 +224,7 @@ class Neighbours:
     def query(self, run: str, images01, k=K_DEFAULT) -> dict:
         """k nearest real digits of each image (in [0,1], (N, 28, 28)) by pixels and by features."""
         k = _k(k)
+        loaded = self.index(run)  # first: a run with no index (a colour run) says so, not "28x28"
         x = np.asarray(images01, np.float32)
         if x.size == 0 or x.size % (28 * 28) or x.size // (28 * 28) > MAX_QUERY:
             raise ExplorerError(f"send 1 to {MAX_QUERY} images of 28x28 pixels (got shape {x.shape})")
@@ -231,7 +232,6 @@ class Neighbours:
         if not np.isfinite(x).all():
             raise ExplorerError("the image holds values that are not finite numbers")
         x = np.clip(x, 0.0, 1.0)
-        loaded = self.index(run)
         ix = loaded.index
         pi, pd = ix.pixel_knn(x, k)
         fi = fd = None

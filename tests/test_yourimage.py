@@ -86,3 +86,12 @@ def test_the_tabs_handlers_take_an_upload_on_the_colour_run(engine, tmp_path):
     assert pair.mode == "RGB" and "pixel distance" in md and "no evaluator" in md and len(z) == 64
     grid, frame, note = h["project_epochs"](state, "icons", 0, 10)
     assert grid.mode == "RGB" and list(frame["epoch"]) == [1] and "Epoch **1**" in note
+    # the tab's nearest-real-images strip says why there is none for a colour run (not "28x28")
+    from explorer.neighbours import Neighbours
+    from explorer.ui.nearest import strip_html
+
+    ctx.neighbours = Neighbours(engine.registry)
+    import html as htmllib
+
+    html = htmllib.unescape(strip_html(ctx, "icons", np.asarray(state, np.float32)))
+    assert "unavailable for run 'icons'" in html and "32x32x3" in html and "28x28 pixels" not in html
