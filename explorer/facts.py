@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
+from models.evaluator import EVALUATORS  # the evaluators by name (standard library only)
 from training.runfolder import MAX_EPOCH, as_epoch
 
 MAX_LATENT_DIM = 4096
@@ -230,8 +231,6 @@ def quality(raw, where: str = "quality") -> Quality:
         hist = tuple(_number({"v": h}, "v", f"{where}: digit_histogram") or 0.0 for h in hist)
     ints = {k: _count(raw, k, where, 10**9) for k in ("mode_coverage", "n_samples")}
     memo = {k: in_range(raw.get(k), 0.0, hi) for k, hi in MEMORISATION.items()}
-    from models.evaluator import EVALUATORS  # standard library only at import
-
     ev = raw.get("evaluator")  # an unknown name reads as missing (MNIST's), never as a broken epoch
     ev = ev if isinstance(ev, str) and ev in EVALUATORS else None
     return Quality(**nums, digit_histogram=hist, **ints, **memo, evaluator=ev)

@@ -8,6 +8,7 @@ One module-scoped run: one epoch, then --resume to the second (resume is part of
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -189,24 +190,26 @@ def test_an_unconditional_run_refuses_a_label_and_draws_as_before_without_one(en
 
 
 # ----------------------------------------------------------------------------- the app
-@pytest.fixture(scope="module")
-def app(runs, tmp_path_factory):
-    """The explorer app built in this process over the runs folder, served on a free port."""
+@contextlib.contextmanager
+def served_app(runs_dirs: list, train_dir: Path):
+    """The explorer app built in this process over ``runs_dirs``, served on a free port (app.url)."""
     from explorer.ui import build_app
     from tests.test_browser import free_port
 
-    app = build_app([runs], tmp_path_factory.mktemp("train"))
-    app.url = f"http://127.0.0.1:{free_port()}/"
-    app.launch(
-        server_name="127.0.0.1",
-        server_port=int(app.url.split(":")[-1].strip("/")),
-        prevent_thread_lock=True,
-        quiet=True,
-    )
+    app = build_app(runs_dirs, train_dir)
+    port = free_port()
+    app.url = f"http://127.0.0.1:{port}/"
+    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
         yield app
     finally:
         app.close()
+
+
+@pytest.fixture(scope="module")
+def app(runs, tmp_path_factory):
+    with served_app([runs], tmp_path_factory.mktemp("train")) as app:
+        yield app
 
 
 @pytest.fixture(scope="module")

@@ -36,17 +36,10 @@ def runs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def app(runs, tmp_path_factory):
     """The explorer over the conditional run and the bundled (unconditional) demo, served."""
-    from explorer.ui import build_app
-    from tests.test_browser import free_port
+    from tests.test_cdcgan import served_app
 
-    app = build_app([runs, ROOT / "runs"], tmp_path_factory.mktemp("train"))
-    app.url = f"http://127.0.0.1:{free_port()}/"
-    port = int(app.url.split(":")[-1].strip("/"))
-    app.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
-    try:
+    with served_app([runs, ROOT / "runs"], tmp_path_factory.mktemp("train")) as app:
         yield app
-    finally:
-        app.close()
 
 
 @pytest.fixture(scope="module")
