@@ -215,6 +215,20 @@ class Trainer:
         for name in self.running():
             self.stop(name)
 
+    def settled_state(self, name: str) -> tuple[str, str, bool]:
+        """(state, last log line, alive) read so that they agree. Reading the state, then asking
+        whether the run is alive, races with the process's exit: a poll could show "running"
+        and switch the Train tab's timer off, and nothing would refresh the status again (the
+        tab then said "stopping" forever, seen in CI). So: when the two disagree that way, read
+        the state again. The liveness is read last: a Resume that starts a new process during
+        the poll keeps the timer on (its next tick shows the new process)."""
+        for _ in range(3):
+            state, last = self.state(name)
+            alive = self.is_training(name)
+            if alive or state != "running":
+                return state, last, alive
+        return state, last, alive
+
     def state(self, name: str) -> tuple[str, str]:
         """(running | exited N | none, last meaningful log line). Reads only; creates nothing."""
         with self.lock:

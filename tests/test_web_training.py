@@ -317,3 +317,30 @@ def test_bad_training_arguments_of_the_app_are_clear(tmp_path, args, needle):
     cmd = [sys.executable, "app.py", "--runs-dir", str(tmp_path / "runs"), "--no-browser", *args]
     r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and needle in r.stderr, r.stderr[-500:]
+
+
+class _ExitsDuringThePoll:
+    """A trainer process that ends between two polls: the first poll() sees it alive, every
+    later one sees it gone (the race that left the Train tab saying "stopping" in CI)."""
+
+    pid = 4242
+
+    def __init__(self):
+        self.polls = 0
+
+    def poll(self):
+        self.polls += 1
+        return None if self.polls == 1 else 0
+
+
+def test_a_process_that_ends_during_a_poll_is_never_shown_running_with_the_timer_off(tmp_path):
+    from explorer.trainer import Trainer
+
+    t = Trainer(tmp_path, data_roots=[])
+    t.procs["r"] = _ExitsDuringThePoll()
+    state, _, alive = t.settled_state("r")
+    # the first state read says running, the liveness read says ended: read again, agree on ended
+    assert (state, alive) == ("exited 0", False)
+    t.procs["r"] = _ExitsDuringThePoll()
+    t.procs["r"].polls = 1  # already gone: one read
+    assert t.settled_state("r")[::2] == ("exited 0", False)

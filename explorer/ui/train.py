@@ -160,7 +160,7 @@ def build(ctx: Ctx, app: gr.Blocks) -> None:
             name = check_run_name(name)
         except ExplorerError as exc:
             return f"**{exc}**", "", None, None, gr.update(active=False), *[gr.skip()] * 3
-        state, last = trainer.state(name)
+        state, last, running = trainer.settled_state(name)
         try:
             metrics, progress = ctx.registry.metrics(name), ctx.registry.progress(name)
         except ExplorerError:  # the process has not written run.json yet: starting
@@ -168,20 +168,21 @@ def build(ctx: Ctx, app: gr.Blocks) -> None:
         latest = latest_samples(ctx, name, samples_cache)
         phase = tables.train_phase(state, name in trainer.stopping, progress)
         text, pct = tables.train_status(name, state, last, progress, latest[1] if latest else None, phase)
-        # decided afresh at the end: a poll that began before a Resume click must not switch the
-        # timer off after the Resume has switched it on (its answer can arrive second)
-        running = trainer.is_training(name)
         buttons = tables.PHASE_BUTTONS.get(phase, tables.IDLE_BUTTONS) if running else tables.IDLE_BUTTONS
         if not running and phases.pop(name, None) in ("starting", "training", "stopping"):
             gr.Info(f"run {name} has {phase if phase != 'failed' else 'failed: see the status'}")
         elif running:
             phases[name] = phase
+        # the timer stays on while either read saw a process: a Resume clicked during this poll
+        # must not be switched off by this answer arriving second, and a process that ended
+        # after the settled read gets one more tick to show that it has
+        ticking = running or trainer.is_training(name)
         return (
             text,
             tables.progress_bar(pct),
             tables.step_losses(metrics),
             latest[0] if latest else None,
-            gr.update(active=running),
+            gr.update(active=ticking),
             *[gr.update(interactive=b) for b in buttons],
         )
 
