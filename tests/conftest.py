@@ -13,6 +13,15 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# One thread per TensorFlow process in the suite (the pytest workers, and through the environment
+# every app and trainer they start): two xdist workers, an app, a trainer and Chromium already
+# share the 2 cores, and TensorFlow's own thread pools on top of that spin against each other.
+# Measured on 2 AVX2 cores beside one other training process: 4 training tests 151 s and 143 s
+# with TensorFlow's default pools, 98 s and 102 s with one thread. A test that compares numbers
+# compares runs made in this same setting (a thread count can change float rounding).
+# An environment that sets them already wins (setdefault).
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 from models.cpu import configure_cpu  # noqa: E402  (before any test imports TensorFlow)
 

@@ -197,6 +197,24 @@ def wait_text(page, selector: str, text: str, timeout: float = 60_000) -> str:
     return page.locator(selector).inner_text()
 
 
+def dismiss_toasts(page, within: float = 30.0) -> None:
+    """Close the notices on screen. A notice can also close by itself, or move as another arrives,
+    while the click is on its way (seen in CI: "element was detached"): that is fine, the goal is
+    only that none is left covering the page."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        close = page.locator(".toast-close")
+        if close.count() == 0:
+            return
+        try:
+            close.first.click(timeout=2_000)
+        except PlaywrightError:  # gone or moving: look again
+            pass
+    assert page.locator(".toast-close").count() == 0, "a notice stayed on screen"
+
+
 def vector(page) -> list[float]:
     return [float(x) for x in page.locator("#vector textarea").input_value().split(",")]
 
@@ -264,7 +282,7 @@ def test_browser_walkthrough(page, server):
     page.get_by_role("button", name="Apply pasted vector").click()
     page.get_by_text("words in it").first.wait_for()
     page.wait_for_function("(v) => document.querySelector('#vector textarea').value === v", arg=shown)
-    page.locator(".toast-close").first.click()  # read it; close it (it would linger 10 s)
+    dismiss_toasts(page)  # read it; close it (it would linger 10 s over the page)
     page.get_by_role("button", name="Random point").click()
     page.wait_for_function("() => document.querySelector('#vector textarea').value.split(',').length === 64")
 

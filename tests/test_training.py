@@ -196,10 +196,11 @@ def test_second_trainer_is_refused_and_sigterm_stops_between_steps(tmp_path):
     assert info["status"] == "stopped" and 1 <= info["epochs_done"] < 50
     assert b"--resume" in err
     assert len(list((run / "epochs").glob("epoch-*"))) == info["epochs_done"]
-    # the stopped trainer holds nothing: resume works now
-    done = info["epochs_done"]
-    run_training("--run-dir", str(run), "--resume", "--epochs", str(done + 1))
-    assert json.loads((run / "run.json").read_text())["epochs_done"] == done + 1
+    # the stopped trainer holds nothing: the folder's lock is free for a --resume (which the
+    # resume tests run; another TensorFlow process here would only cost time)
+    from training.runfolder import is_locked
+
+    assert not is_locked(run)
 
 
 def test_two_logical_devices_under_mirrored_strategy_train_an_epoch(tmp_path):
