@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from explorer import conditional
 from explorer.engine import Snapshot, SnapshotError
 from explorer.facts import cell_shape
 from explorer.registry import ExplorerError
@@ -254,6 +255,7 @@ def _make_projector(snap: Snapshot):
 
     g, d, cell = snap.generator, snap.latent_dim, tuple(snap.cell_shape)
     lo, hi = snap.pixel_range
+    conditional = bool(snap.num_classes)
     digits = tuple(snap.image_shape) == DIGITS
     if digits:
         from models.evaluator import load_evaluator
@@ -264,8 +266,11 @@ def _make_projector(snap: Snapshot):
     def features(img):  # (N, 28, 28) -> the evaluator's features; nothing to compare for other images
         return both(img[..., None], training=False)[0] if digits else tf.zeros([tf.shape(img)[0], 1])
 
-    def losses(z, target, f_target, f_norm):
-        img = (tf.cast(g(z, training=False), tf.float32) - lo) / (hi - lo)
+    def draw(z, label):  # a conditional G draws every start as the same digit
+        return g([z, tf.fill([tf.shape(z)[0]], label)] if conditional else z, training=False)
+
+    def losses(z, label, target, f_target, f_norm):
+        img = (tf.cast(draw(z, label), tf.float32) - lo) / (hi - lo)
         img = img[..., 0] if len(cell) == 2 else img
         pix = tf.reduce_mean(tf.square(img - target), axis=axes)
         feat = tf.reduce_sum(tf.square(features(img) - f_target), axis=1) / f_norm
@@ -277,9 +282,10 @@ def _make_projector(snap: Snapshot):
             tf.TensorSpec(cell, tf.float32),
             tf.TensorSpec([None, d], tf.float32),
             tf.TensorSpec([], tf.int32),
+            tf.TensorSpec([], tf.int32),
         ]
     )
-    def project(target, z0, steps):
+    def project(target, z0, steps, label):
         f_target = features(target[None])
         f_norm = tf.reduce_sum(tf.square(f_target)) + 1e-3
         z, m, v = z0, tf.zeros_like(z0), tf.zeros_like(z0)
@@ -287,14 +293,14 @@ def _make_projector(snap: Snapshot):
         for t in tf.range(1, steps + 1):
             with tf.GradientTape() as tape:
                 tape.watch(z)
-                _, _, loss = losses(z, target, f_target, f_norm)
+                _, _, loss = losses(z, label, target, f_target, f_norm)
                 total = tf.reduce_sum(loss)  # the starts are independent: the sum's gradient is each one's
             grad = tape.gradient(total, z)
             m = b1 * m + (1 - b1) * grad
             v = b2 * v + (1 - b2) * tf.square(grad)
             tf_t = tf.cast(t, tf.float32)
             z = z - LR * (m / (1 - b1**tf_t)) / (tf.sqrt(v / (1 - b2**tf_t)) + 1e-8)
-        img, pix, loss = losses(z, target, f_target, f_norm)
+        img, pix, loss = losses(z, label, target, f_target, f_norm)
         return z, tf.clip_by_value(img, 0.0, 1.0), pix, loss
 
     return project
@@ -322,42 +328,57 @@ def _seed(seed) -> int:
     return s
 
 
-def project_snapshot(snap: Snapshot, img01, seed: int = 0, steps: int = STEPS, starts: int = STARTS) -> dict:
-    """The latent point of one snapshot whose image is closest to the digit (best of `starts`)."""
+def project_snapshot(
+    snap: Snapshot, img01, seed: int = 0, steps: int = STEPS, starts: int = STARTS, digit=None
+) -> dict:
+    """The latent point of one snapshot whose image is closest to the digit (best of `starts`).
+    A conditional run's G draws it as ``digit`` (default: the digit the evaluator reads in it):
+    the search is for the style, the z that draws this digit the way it was written."""
     steps, seed = _steps(steps), _seed(seed)
-    if snap.num_classes:
-        raise ExplorerError(
-            f"run {snap.run!r} is conditional (its generator also takes a digit): projection into it "
-            "is not supported yet; pick an unconditional run"
-        )
     target = fits(img01, snap.image_shape)
+    label = as_digit(snap, target, digit)
     z0 = np.random.default_rng(seed).standard_normal((starts, snap.latent_dim)).astype(np.float32)
     fn = snap.extra(("project",), lambda: _make_projector(snap))
-    z, imgs, pix, loss = (t.numpy() for t in fn(target, z0, np.int32(steps)))
+    z, imgs, pix, loss = (t.numpy() for t in fn(target, z0, np.int32(steps), np.int32(label or 0)))
     best = int(np.argmin(loss))
-    _, p = snap.generate(z[best : best + 1])
+    _, p = snap.generate(z[best : best + 1], None if label is None else [label])
     return {
         "epoch": snap.epoch,
         "z": [float(v) for v in z[best]],
         "image": imgs[best],
         "distance": float(np.sqrt(pix[best])),  # RMS pixel difference, [0,1] units
         "p_real": float(p[0]),
+        "drawn_as": label,  # the digit a conditional G draws it as (None for any other run)
     }
 
 
-def project(engine, run: str, epoch: int, img01, seed: int = 0, steps: int = STEPS) -> dict:
-    return project_snapshot(engine.snapshot(run, epoch), img01, seed, steps)
+def as_digit(snap: Snapshot, target, digit=None) -> int | None:
+    """The digit a conditional snapshot projects as: the one given (checked), else the evaluator's
+    reading of the image; None for an unconditional run."""
+    if not snap.num_classes:
+        return conditional.check_label(snap.run, 0, digit)  # None; a digit named: a clear error
+    if digit is None or digit == "":
+        return read(target)[0] if tuple(snap.image_shape) == DIGITS else 0
+    return conditional.check_label(snap.run, snap.num_classes, digit)
 
 
-def project_epochs(engine, run: str, img01, seed: int = 0, steps: int = STEPS) -> dict:
-    """Project into every loadable epoch of the run; the best (smallest distance) marked."""
+def project(engine, run: str, epoch: int, img01, seed: int = 0, steps: int = STEPS, digit=None) -> dict:
+    return project_snapshot(engine.snapshot(run, epoch), img01, seed, steps, digit=digit)
+
+
+def project_epochs(engine, run: str, img01, seed: int = 0, steps: int = STEPS, digit=None) -> dict:
+    """Project into every loadable epoch of the run; the best (smallest distance) marked. A
+    conditional run is searched as one digit in every epoch (read once, as project_snapshot)."""
     skipped: list = []
-    rows = [project_snapshot(s, img01, seed, steps) for s in _loadable(engine, run, skipped)]
+    snaps = _loadable(engine, run, skipped)
+    digit = as_digit(snaps[0], fits(img01, snaps[0].image_shape), digit)
+    rows = [project_snapshot(s, img01, seed, steps, digit=digit) for s in snaps]
     best = min(rows, key=lambda r: r["distance"])["epoch"]
     return {
         "rows": rows,
         "best_epoch": best,
         "skipped": [{"epoch": e, "reason": r} for e, r in skipped],
+        "drawn_as": digit,  # a conditional run's digit, in every epoch (None for any other run)
     }
 
 

@@ -161,12 +161,36 @@ def test_compare_and_interpolation_draw_the_digit_asked_for(engine):
     np.testing.assert_allclose(imgs[0], engine.generate("cond", 2, a, 8)[0], atol=1e-5)
 
 
-def test_projection_into_a_conditional_run_is_refused_with_a_reason(engine):
+def test_a_digit_is_found_in_a_conditional_run_as_the_digit_it_reads(engine):
+    """Your digit in a conditional run: the search is for the style, G drawing the digit the
+    evaluator reads in it (or the one named): nearer than the run's random points drawn as it."""
     from explorer import yourdigit
     from explorer.registry import ExplorerError
 
-    with pytest.raises(ExplorerError, match="conditional"):
-        yourdigit.project(engine, "cond", 2, np.zeros((28, 28), np.float32), steps=5)
+    snap = engine.snapshot("cond", 2)
+    target, _ = snap.generate(np.random.default_rng(11).standard_normal((1, 64)), [6])
+    target = target[0]  # an image this epoch can draw, as 6: projection should get close to it
+    read = yourdigit.read(target)[0]
+    r = yourdigit.project(engine, "cond", 2, target, seed=0, steps=60)
+    assert r["drawn_as"] == read and len(r["z"]) == 64 and r["image"].shape == (28, 28)
+    drawn, _ = engine.generate("cond", 2, np.array(r["z"], np.float32), read)
+    np.testing.assert_allclose(drawn, r["image"], atol=1e-5)  # z drawn as that digit is the image
+    z = np.random.default_rng(0).standard_normal((16, 64)).astype(np.float32)
+    rand, _ = snap.generate(z, [read] * 16)
+    random_rms = np.sqrt(((rand - target) ** 2).mean(axis=(1, 2))).mean()
+    # (a tiny run's images are all much alike: the search beats its random points and its own start)
+    start = yourdigit.project(engine, "cond", 2, target, seed=0, steps=1)
+    assert r["distance"] < min(random_rms, start["distance"]), (r["distance"], random_rms, start)
+    named = yourdigit.project(engine, "cond", 2, target, seed=0, steps=10, digit="3")
+    assert named["drawn_as"] == 3
+    every = yourdigit.project_epochs(engine, "cond", target, seed=0, steps=10, digit=6)
+    assert every["drawn_as"] == 6 and [row["drawn_as"] for row in every["rows"]] == [6, 6]
+    with pytest.raises(ExplorerError, match="0 to 9"):
+        yourdigit.project(engine, "cond", 2, target, steps=5, digit=12)
+    # an unconditional run draws no chosen digit
+    assert yourdigit.project(engine, "demo", 15, target, steps=5)["drawn_as"] is None
+    with pytest.raises(ExplorerError, match="not conditional"):
+        yourdigit.project(engine, "demo", 15, target, steps=5, digit=3)
 
 
 @pytest.mark.parametrize("bad", [11, -1, "x", 2.5, True, "10"])

@@ -437,3 +437,22 @@ def test_the_command_line_renderer_draws_a_link_s_digit(app, runs):
     np.testing.assert_allclose(png0, drawn(app, z, 0))
     with pytest.raises(ExplorerError, match="whole number from 0 to 9"):
         render_link(state.encode(state.ViewState("cond", 1, "sliders", z, digit=12)), [runs])
+
+
+# ----------------------------------------------------------------------------- Your digit
+def test_your_digit_is_projected_into_a_conditional_run_and_opens_as_that_digit(app):
+    """The Your digit tab on a conditional run: Project searches the style with G drawing the digit
+    read in the drawing, says so, and Open in the sliders opens the point as that digit."""
+    from explorer import yourdigit
+
+    target, _ = app.engine.generate("cond", 1, z_of(4), 8)
+    read = yourdigit.read(target)[0]
+    _, md, z_txt, found = handler(app, "digit_project")(target, "cond", 1, 0, 20)
+    assert found["digit"] == read and len(found["z"]) == 64
+    assert f"searched as **{read}**" in md and len(z_txt.split(",")) == 64
+    z, tab, picker = handler(app, "digit_open")(found)
+    assert z == found["z"] and picker == str(read) and tab.selected == "sliders"
+    # the bundled (unconditional) demo: no digit for the picker, which keeps its value
+    _, md, _, found = handler(app, "digit_project")(target, "demo", 15, 0, 5)
+    assert found["digit"] is None and "searched as" not in md
+    assert not isinstance(handler(app, "digit_open")(found)[2], str)  # gr.skip(): the picker stays

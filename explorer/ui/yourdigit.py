@@ -109,11 +109,13 @@ def _handlers(ctx: Ctx) -> dict:
             md += f"the evaluator reads it as **{label}** ({conf:.2f})"
         else:
             md += yd.NO_EVALUATOR.split(";")[0]
+        if r["drawn_as"] is not None:  # a conditional run: the style of your digit, drawn as that digit
+            md += f". This run draws the digit it is asked for: searched as **{r['drawn_as']}**"
         return (
             _pair(digit, r["image"], p_digit, r["p_real"]),
             md,
             latent.format_vector(np.array(r["z"])),
-            r["z"],
+            {"z": r["z"], "digit": r["drawn_as"]},
         )
 
     @err
@@ -270,19 +272,25 @@ def build(ctx: Ctx, app, point=None, tabs=None) -> None:
 
 
 def _wire_open(ctx: Ctx, open_btn, z_state, point, tabs) -> None:
-    """The found z becomes the sliders' base point; the sliders tab opens on it."""
+    """The found z becomes the sliders' base point (and a conditional run's digit the sliders'
+    digit); the sliders tab opens on it."""
 
     @err
-    def to_base(z):
-        if not z:
+    def to_base(found):
+        if not found:
             raise ExplorerError("project your digit first")
-        return z, gr.Tabs(selected="sliders")
+        digit = found["digit"]  # a conditional run's: the sliders draw the point as that digit
+        return found["z"], gr.Tabs(selected="sliders"), gr.skip() if digit is None else str(digit)
 
     open_btn.click(
-        to_base, z_state, [ctx.base_state, tabs], api_name="digit_open", api_visibility="undocumented"
+        to_base,
+        z_state,
+        [ctx.base_state, tabs, point.digit],
+        api_name="digit_open",
+        api_visibility="undocumented",
     ).success(
         point.snapshot_point,
-        [ctx.run_dd, ctx.epoch_dd, ctx.base_state, ctx.dims_state],
+        [ctx.run_dd, ctx.epoch_dd, ctx.base_state, ctx.dims_state, point.digit],
         point.point_outputs(ctx),
         api_name="digit_open_point",
         api_visibility="undocumented",
