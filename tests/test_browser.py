@@ -358,7 +358,8 @@ def test_browser_walkthrough(page, server):
     )
     page.get_by_role("tab", name="Train").click()
 
-    page.locator("#train-status").get_by_text("epoch ").first.wait_for(timeout=90_000)
+    # a trainer's first step: TensorFlow's start (up to ~60 s on 2 loaded cores) and the step's tracing
+    page.locator("#train-status").get_by_text("epoch ").first.wait_for(timeout=180_000)
     run = runs / "from-browser"
     page.locator("#train-status").get_by_text("latest samples: epoch").wait_for(timeout=120_000)
     page.locator("#train-samples img").wait_for()
@@ -374,7 +375,7 @@ def test_browser_walkthrough(page, server):
         "(n) => { const m = document.querySelector('#facts').innerText.match(/epochs done (\\d+)/);"
         " return m && Number(m[1]) > n; }",
         arg=done,
-        timeout=60_000,
+        timeout=120_000,  # a whole epoch (its quality figures and snapshot) beside the app's work
     )
     page.get_by_role("tab", name="Train").click()
     page.locator("#stop-btn").click()
@@ -393,7 +394,8 @@ def test_browser_walkthrough(page, server):
 
     first_pid = json.loads((run / "progress.json").read_text())["pid"]
     page.locator("#resume-btn").click()  # at once: the stopping process is waited for
-    page.locator("#train-status").get_by_text("status: training").wait_for(timeout=120_000)
+    # the resumed trainer's first step: TensorFlow's start, the checkpoint's restore, the tracing
+    page.locator("#train-status").get_by_text("status: training").wait_for(timeout=180_000)
     assert "process running" in page.locator("#train-status").inner_text()
     assert json.loads((run / "progress.json").read_text())["pid"] != first_pid
     page.locator("#stop-btn").click()
