@@ -416,7 +416,10 @@ def test_compare_s_digit_picker_in_the_browser(app, browser):
         picker.wait_for(state="visible")
         pg.locator("#compare-btn").click()
         grid = pg.locator("#compare-grid img")
-        grid.wait_for()
+        pg.wait_for_function(  # loaded, not only in the page: its width is 0 until its file arrives
+            "() => { const i = document.querySelector('#compare-grid img'); return i && i.complete"
+            " && i.naturalWidth > 0; }"
+        )
         narrow = grid.evaluate("(i) => i.naturalWidth")
         picker.get_by_label("each digit", exact=True).check()
         wider = "(w) => (document.querySelector('#compare-grid img') || {}).naturalWidth > w"

@@ -200,7 +200,10 @@ def click_cell(pg, selector: str, row: int, rows: int, col: int, cols: int, cap:
     """A real mouse click at the centre of a grid cell (the picture's layout: 6 px padding, a
     caption line of `cap` px under each square cell, row labels at the left)."""
     img = pg.locator(selector + " img")
-    img.wait_for()
+    pg.wait_for_function(  # loaded, not only in the page: its size is 0 until its file arrives
+        "(s) => { const i = document.querySelector(s); return i && i.complete && i.naturalWidth > 0; }",
+        arg=selector + " img",
+    )
     w, h = img.evaluate("(e) => [e.naturalWidth, e.naturalHeight]")
     box = img.bounding_box()
     dy = (h - 6) / rows
