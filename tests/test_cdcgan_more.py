@@ -365,6 +365,8 @@ browser = test_browser.browser  # the module-scoped headless Chromium fixture
 
 
 def test_a_link_back_forward_and_copy_link_keep_the_digit_in_the_browser(app, browser):
+    from playwright.sync_api import expect
+
     from explorer import latent, state
 
     z = z_of(9)
@@ -373,13 +375,16 @@ def test_a_link_back_forward_and_copy_link_keep_the_digit_in_the_browser(app, br
     caption = pg.locator("#latent-caption")
     try:
         pg.locator("#latent-caption", has_text="digit 6").wait_for()
-        assert pg.locator("#digit-picker").get_by_label("6", exact=True).is_checked()
-        assert pg.locator("#vector textarea").input_value() == latent.format_vector(z)
+        # the picker and the box are other outputs of the link's answer: waited for, not read once
+        expect(pg.locator("#digit-picker").get_by_label("6", exact=True)).to_be_checked(timeout=60_000)
+        expect(pg.locator("#vector textarea")).to_have_value(latent.format_vector(z), timeout=60_000)
         pg.locator("#random-btn").click()
         pg.wait_for_function(
             "(v) => document.querySelector('#vector textarea').value !== v", arg=latent.format_vector(z)
         )
         assert "digit 6" in caption.inner_text()
+        # the history records the new point in its own round trip after the point's answer
+        expect(pg.locator("#back-btn")).to_have_text("◀ Back (1)", timeout=60_000)
         pg.locator("#back-btn").click()  # back to the link's point, still drawn as 6
         pg.wait_for_function(
             "(v) => document.querySelector('#vector textarea').value === v", arg=latent.format_vector(z)
@@ -403,19 +408,27 @@ def test_a_link_back_forward_and_copy_link_keep_the_digit_in_the_browser(app, br
 def test_compare_s_digit_picker_in_the_browser(app, browser):
     """Shown for a conditional run; "each digit" redraws the grid with a column per digit (10, not
     the 8 points)."""
+    from playwright.sync_api import expect
+
     pg = test_browser.new_page(browser, app.url + "?v=1&run=cond&view=compare")
     try:
         picker = pg.locator("#compare-digit")
         picker.wait_for(state="visible")
         pg.locator("#compare-btn").click()
         grid = pg.locator("#compare-grid img")
-        grid.wait_for()
+        pg.wait_for_function(  # loaded, not only in the page: its width is 0 until its file arrives
+            "() => { const i = document.querySelector('#compare-grid img'); return i && i.complete"
+            " && i.naturalWidth > 0; }"
+        )
         narrow = grid.evaluate("(i) => i.naturalWidth")
         picker.get_by_label("each digit", exact=True).check()
         wider = "(w) => (document.querySelector('#compare-grid img') || {}).naturalWidth > w"
         pg.wait_for_function(wider, arg=narrow)
-        assert "one latent point drawn as each digit" in pg.locator("#best-epoch").inner_text()
-        assert "Drawn as the digit asked" in pg.locator("#epoch-table").inner_text()
+        # the text and the table are other outputs of the grid's answer: waited for, not read once
+        expect(pg.locator("#best-epoch")).to_contain_text(
+            "one latent point drawn as each digit", timeout=60_000
+        )
+        expect(pg.locator("#epoch-table")).to_contain_text("Drawn as the digit asked", timeout=60_000)
     finally:
         pg.close()
 

@@ -12,6 +12,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
 from explorer import directions, render
 from explorer.registry import ExplorerError
@@ -184,10 +185,14 @@ def test_sliders_controls_in_the_browser(app, browser):
         pg.get_by_role("tab", name="Latent sliders").click()
         pg.locator("#latent-image").wait_for()
         assert not pg.locator("#latent-saliency").is_visible()
-        before = pg.locator("#vector textarea").input_value()
+        # the box is another output of the answer that drew the image (as of the note below): it
+        # may show its value a frame later, so it is waited for, not read once
+        vector = pg.locator("#vector textarea")
+        expect(vector).not_to_have_value("", timeout=60_000)
+        before = vector.input_value()
         pg.locator("#toward-btn").click()
         pg.locator("#named-note").get_by_text("Toward 0").wait_for()
-        assert pg.locator("#vector textarea").input_value() != before
+        expect(vector).not_to_have_value(before, timeout=60_000)
         pg.locator("#more-real-btn").click()
         pg.locator("#named-note").get_by_text("More real").wait_for()
         pg.locator("#saliency-toggle input").check()

@@ -14,11 +14,12 @@ import urllib.request
 import numpy as np
 import pytest
 from PIL import Image
+from playwright.sync_api import expect
 
 from explorer import latent, state
 from explorer.state import ViewState
 from tests.conftest import ROOT
-from tests.test_browser import browser, new_page, server  # noqa: F401  (the fixtures, shared)
+from tests.test_browser import browser, new_page, run_is, server  # noqa: F401  (the fixtures, shared)
 from training.runfolder import list_epochs
 
 Z = np.random.default_rng(7).standard_normal(64).astype(np.float32)
@@ -62,9 +63,11 @@ def test_link_png_and_cli_keep_the_point(server, context, tmp_path):  # noqa: F8
     pg = context.new_page()
     pg.goto(url + "?" + state.encode(want))
     vector_is(pg, Z)
-    assert pg.locator("#run-dd input").input_value().startswith("tiny")
+    run_is(pg, "tiny")  # the pickers and the tab are other outputs of the link's answer: waited for
     epoch_is(pg, "epoch 2")
-    assert pg.get_by_role("tab", name="Latent sliders").get_attribute("aria-selected") == "true"
+    expect(pg.get_by_role("tab", name="Latent sliders")).to_have_attribute(
+        "aria-selected", "true", timeout=60_000
+    )
     pg.locator("#latent-caption").get_by_text("D of epoch 2").wait_for()
     assert pg.locator(".toast-body").count() == 0  # a good link: no notice
 
@@ -82,7 +85,12 @@ def test_link_png_and_cli_keep_the_point(server, context, tmp_path):  # noqa: F8
     assert link.startswith(url + "?")
     got = state.decode(link)
     assert (got.run, got.epoch, got.view, got.z.tobytes()) == ("tiny", 2, "sliders", Z.tobytes())
-    assert pg.evaluate("navigator.clipboard.readText()") == link
+    # the clipboard is written by a step chained after the answer, asynchronously: waited for
+    pg.wait_for_function(
+        "(l) => { navigator.clipboard.readText().then((t) => { window.__clip = t; }, () => {});"
+        " return window.__clip === l; }",
+        arg=link,
+    )
 
     # Download PNG: the large image with the same state in its metadata
     with pg.expect_download() as dl:
@@ -121,6 +129,9 @@ def test_link_png_and_cli_keep_the_point(server, context, tmp_path):  # noqa: F8
         "(v) => document.querySelector('#vector textarea').value !== v", arg=latent.format_vector(Z)
     )
     elsewhere = pg.locator("#vector textarea").input_value()
+    # the history records a new point in its own round trip after the point's answer: Back
+    # clicked before that finds no earlier point
+    expect(pg.locator("#back-btn")).to_have_text("◀ Back (1)", timeout=60_000)
     pg.locator("#back-btn").click()
     vector_is(pg, Z)
     pg.locator("#fwd-btn").click()
@@ -135,6 +146,8 @@ def test_link_png_and_cli_keep_the_point(server, context, tmp_path):  # noqa: F8
     Image.new("L", (28, 28)).save(plain)
     pg.locator("#state-drop input[type=file]").set_input_files(str(plain))
     notice(pg, "carries no explorer state")
+    # that drop's answer empties the drop zone; a drop made before it lands can be dropped too
+    expect(pg.locator("#state-drop")).not_to_contain_text("plain.png", timeout=60_000)
     (tmp_path / "notes.txt").write_text("hello")
     pg.locator("#state-drop input[type=file]").set_input_files(str(tmp_path / "notes.txt"))
     notice(pg, "not a PNG")
@@ -187,7 +200,10 @@ def click_cell(pg, selector: str, row: int, rows: int, col: int, cols: int, cap:
     """A real mouse click at the centre of a grid cell (the picture's layout: 6 px padding, a
     caption line of `cap` px under each square cell, row labels at the left)."""
     img = pg.locator(selector + " img")
-    img.wait_for()
+    pg.wait_for_function(  # loaded, not only in the page: its size is 0 until its file arrives
+        "(s) => { const i = document.querySelector(s); return i && i.complete && i.naturalWidth > 0; }",
+        arg=selector + " img",
+    )
     w, h = img.evaluate("(e) => [e.naturalWidth, e.naturalHeight]")
     box = img.bounding_box()
     dy = (h - 6) / rows
@@ -282,7 +298,10 @@ def test_a_run_is_renamed_and_deleted_from_the_train_tab_never_lost(server, cont
     pg.locator("#rename-btn").click()
     pg.locator("#train-notice").get_by_text("renamed").wait_for()
     assert not (runs / "broken-json").exists() and (runs / "renamed-json" / "run.json").is_file()
-    assert pg.locator("#train-name textarea, #train-name input").first.input_value() == "renamed-json"
+    # the name box is another output of the rename's answer: waited for, not read once
+    expect(pg.locator("#train-name textarea, #train-name input").first).to_have_value(
+        "renamed-json", timeout=60_000
+    )
 
     pg.once("dialog", lambda d: d.dismiss())  # cancelled: nothing happens
     pg.locator("#delete-btn").click()

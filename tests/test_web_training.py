@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.conftest import MNIST, ROOT
 from tests.test_browser import browser, kill_trainers, new_page, pick, raw_call, start_app  # noqa: F401
@@ -275,7 +276,8 @@ def test_the_train_tabs_data_field_offers_the_roots_and_takes_a_typed_path(app, 
     try:
         page.get_by_role("tab", name="Train").click()
         field = page.locator("#train-data input").first
-        assert field.input_value() == "../shared/data/mnist"  # the first offered data set
+        # the first offered data set; waited for: the picker's shown text follows its value a frame later
+        expect(field).to_have_value("../shared/data/mnist", timeout=60_000)
         page.locator("#train-name textarea, #train-name input").first.fill("typed-data")
         page.locator("#train-epochs input").fill(str(LONG))
         page.locator("#train-max input").fill("256")

@@ -250,6 +250,9 @@ def test_draw_project_and_open_in_the_sliders_in_the_browser(served, browser):
     page.locator("#project-btn").click()
     found = wait_text(page, "#digit-projection", "pixel distance", timeout=180_000)
     assert "reads it as 7" in found, found
+    page.wait_for_function(  # the box is another output of that answer: it may land a frame later
+        "() => (document.querySelector('#digit-z textarea') || {value: ''}).value.split(',').length === 64"
+    )
     z = page.locator("#digit-z textarea").input_value()
     assert len(z.split(",")) == 64
     page.locator("#project-epochs-btn").click()

@@ -8,11 +8,13 @@ import numpy as np
 
 from explorer import conditional, figures, render, state, tables
 from explorer.registry import ExplorerError
-from explorer.ui import interpolation
+from explorer.ui import interpolation, pickers
 from explorer.ui.context import Ctx, err
 
 
 def _handlers(ctx: Ctx, n_outputs: int):
+    newest = pickers.Picks()  # per page: which of its Compare answers is the newest
+
     @err
     def compare(run: str, points: float, seed: float, final_d: bool, chosen=None, digit=None):
         """digit: what a conditional run draws (0-9, or conditional.EACH: a column per digit);
@@ -65,15 +67,24 @@ def _handlers(ctx: Ctx, n_outputs: int):
         table = tables.epoch_table(rows, best_all)
         return grid, text, f["loss"], f["acc"], f["fcd"], f["score"], table, cm
 
-    def auto(run, points, seed, final_d, chosen, digit=None):
+    def view(run, points, seed, final_d, chosen=None, digit=None, request: gr.Request = None):
+        """The page's Compare (the button, an option): an answer that finishes after a newer one
+        of the same page began leaves the view alone (a click, then "each digit" at once: the
+        click's answer landing last showed the grid of the option no longer chosen)."""
+        session = getattr(request, "session_hash", None)
+        return pickers.answer_pick(
+            newest, session, lambda: compare(run, points, seed, final_d, chosen, digit)
+        )
+
+    def auto(run, points, seed, final_d, chosen, digit=None, request: gr.Request = None):
         """Compare without the button (the view opened, an option changed): a run that cannot be
         compared leaves the view as it is instead of raising a notice nobody asked for."""
         try:
-            return compare(run, points, seed, final_d, chosen, digit)
+            return view(run, points, seed, final_d, chosen, digit, request)
         except gr.Error:
             return [gr.skip() for _ in range(n_outputs)]
 
-    return compare, auto
+    return compare, view, auto
 
 
 def _wire_digit(ctx: Ctx, compare, inputs: list, outputs: list) -> None:
@@ -153,14 +164,14 @@ def build(ctx: Ctx, tab: gr.Tab | None = None) -> dict:
     )
 
     outputs = [compare_img, best_md, loss_plot, acc_plot, fcd_plot, is_plot, epoch_table, cells]
-    compare, auto = _handlers(ctx, len(outputs))
+    compare, view, auto = _handlers(ctx, len(outputs))
 
     def epoch_options(run, chosen):
         eps = [e for _, e in ctx.epoch_choices(run)] if isinstance(run, str) else []
         return gr.update(choices=eps, value=[e for e in chosen or [] if e in eps])
 
     inputs = [ctx.run_dd, points_sl, seed_nb, final_cb, epochs_dd, digit_rd]
-    compare_btn.click(compare, inputs, outputs, api_name="compare_view", api_visibility="undocumented")
+    compare_btn.click(view, inputs, outputs, api_name="compare_view", api_visibility="undocumented")
 
     def compare_api(run: str, points: float, seed: float, final_d: bool):
         """/compare: every epoch on disk (the view's choice of epochs is the view's own)."""
