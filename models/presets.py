@@ -48,6 +48,7 @@ class Preset:
     lr_d: float
     beta_1: float = 0.5
     ema: float = 0.0  # decay of the generator's weight average (0: off)
+    augment: str = "none"  # DiffAugment policy for D's inputs (training/augment.py)
     batch_size: int = 64
     epochs: int = 10
     description: str = ""
