@@ -57,9 +57,9 @@ def test_ops_keep_shape_and_dtype_for_every_preset_shape(tf, shape):
     from training.augment import make_augment
 
     x = images(tf, shape, n=4)
-    out = make_augment("translation,cutout", tf.random.Generator.from_seed(0), FILL)(x)
+    out = make_augment("translation,cutout", tf.random.Generator.from_seed(0), (FILL, 1.0))(x)
     assert out.shape == x.shape and out.dtype == x.dtype
-    assert make_augment("none", tf.random.Generator.from_seed(0), FILL) is None
+    assert make_augment("none", tf.random.Generator.from_seed(0), (FILL, 1.0)) is None
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3)])
@@ -95,7 +95,7 @@ def test_augmentation_is_differentiable_in_the_image(tf):
     from training.augment import make_augment
 
     x = tf.Variable(images(tf, (28, 28, 1), n=8))
-    augment = make_augment("translation,cutout", tf.random.Generator.from_seed(3), FILL)
+    augment = make_augment("translation,cutout_grey", tf.random.Generator.from_seed(3), (FILL, 1.0))
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(augment(x) * 2.0)
     grad = tape.gradient(loss, x).numpy()
@@ -169,3 +169,13 @@ def test_a_real_run_with_augmentation_records_it_and_writes_a_loadable_snapshot(
     g = keras.saving.load_model(run_dir / "epochs" / "epoch-0001" / "generator.keras", safe_mode=True)
     out = np.asarray(g(np.zeros((2, info["latent_dim"]), np.float32), training=False))
     assert out.shape == (2, 28, 28, 1) and np.isfinite(out).all()
+
+
+def test_cutout_grey_fills_with_the_middle_of_the_pixel_range(tf):
+    from training.augment import make_augment
+
+    x = images(tf, (28, 28, 1), n=8)
+    for lo, hi in ((-1.0, 1.0), (0.0, 1.0)):
+        out = make_augment("cutout_grey", tf.random.Generator.from_seed(5), (lo, hi))(x).numpy()
+        filled = (out == (lo + hi) / 2).reshape(8, -1).sum(axis=1)
+        assert (filled >= 7 * 7).all() and (filled <= 14 * 14).all()

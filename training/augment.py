@@ -8,22 +8,25 @@ per sample, and vectorised (two gathers and one mask; no Python loop per sample)
 inside the tf.function training step for any image shape (28/32/64 px, 1 or 3 channels).
 
 - ``translation``: shift by up to 1/8 of the side in x and y (whole pixels), the uncovered border
-  filled with ``fill``.
+  black (the low end of the pixel range: -1 for ``dcgan``, 0 for ``keras-io``), the background
+  of MNIST-like digits, so a shifted digit looks like a digit drawn off-centre.
 - ``cutout``: a square of half the side (its centre anywhere in the image, clipped at the edges)
-  set to ``fill``.
+  set to black.
+- ``cutout_grey``: the same square set to the middle of the pixel range (0 in [-1, 1]): the
+  reference implementation's zero mask, which in its [-1, 1] images is mid-grey.
 
-``fill``: the reference implementation multiplies by a zero mask, which in its [-1, 1] images
-is mid-grey. Here the fill is the low end of the preset's pixel range (-1 for ``dcgan``, 0 for
-``keras-io``): black, the background of MNIST-like digits, so a shifted or cut digit looks like
-a digit with strokes missing rather than a digit on a grey card. (D sees the same fill on real
-and fake images either way; black keeps the augmented images in the data's own look.)
+Black or grey for cutout: D sees the same fill on real and fake images either way. A black
+square on a digit looks like strokes that are missing, which is also what a poor G draws, so D
+cannot tell a cut real digit from a broken fake one inside the square's reach; a grey square
+marks what was cut, and everything outside it must still look like a whole digit. The figures
+for both are in models/presets.py.
 
 Nothing here imports TensorFlow at module level: ``parse_policy`` is used by the config checks.
 """
 
 from __future__ import annotations
 
-OPS = ("translation", "cutout")
+OPS = ("translation", "cutout", "cutout_grey")
 NONE = "none"
 TRANSLATION_RATIO = 8  # shift by up to side // 8 px (the reference's 1/8)
 CUTOUT_RATIO = 2  # a square of side // 2 px (the reference's 1/2)
@@ -46,18 +49,24 @@ def parse_policy(policy) -> str:
     return ",".join(names)
 
 
-def make_augment(policy: str, rng, fill: float):
+def make_augment(policy: str, rng, pixel_range: tuple[float, float]):
     """``augment(x)`` for a policy (x: [batch, h, w, channels] float images), or None for 'none'.
 
-    ``rng``: the training step's tf.random.Generator (runs stay deterministic for a seed)."""
+    ``rng``: the training step's tf.random.Generator (runs stay deterministic for a seed);
+    ``pixel_range``: the preset's (black, white)."""
     ops = [] if parse_policy(policy) == NONE else parse_policy(policy).split(",")
     if not ops:
         return None
-    fns = {"translation": translate, "cutout": cutout}
+    black, grey = float(pixel_range[0]), (float(pixel_range[0]) + float(pixel_range[1])) / 2
+    fns = {
+        "translation": lambda x: translate(x, rng, black),
+        "cutout": lambda x: cutout(x, rng, black),
+        "cutout_grey": lambda x: cutout(x, rng, grey),
+    }
 
     def augment(x):
         for name in ops:
-            x = fns[name](x, rng, fill)
+            x = fns[name](x)
         return x
 
     return augment

@@ -68,7 +68,7 @@ def make_train_step(
     graph_bf16: bool = False,
     num_classes: int = 0,
     augment: str = "none",
-    fill: float = -1.0,
+    pixel_range: tuple[float, float] = (-1.0, 1.0),
 ):
     """Return ``train_steps(iterator, n)``: n DCGAN steps in one tf.function call.
 
@@ -79,7 +79,7 @@ def make_train_step(
     With ``graph_bf16``, each call runs with TensorFlow's oneDNN auto-mixed-precision rewrite
     on (bfloat16 convolutions and matmuls), switched off again after it, so nothing else in the
     process (quality scoring, sample grids) is affected. ``num_classes``: see ``_split_batch``.
-    ``augment``, ``fill``: DiffAugment of every image D sees, real and fake (training/augment.py).
+    ``augment``, ``pixel_range``: DiffAugment of every image D sees, real and fake (training/augment.py).
     """
     import tensorflow as tf
 
@@ -90,7 +90,7 @@ def make_train_step(
     for model in (m for m in (generator, discriminator, ema_generator) if m is not None):
         accelerate(model)
 
-    aug = make_augment(augment, rng, fill) or (lambda x: x)
+    aug = make_augment(augment, rng, pixel_range) or (lambda x: x)
 
     def scaled_mean(per_example):
         return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
