@@ -8,7 +8,7 @@ depend on machine load, so the comparison holds on a busy machine; the img/s col
 
     .venv/bin/python benchmarks/dcgan_ablation.py                     # heads 0 128 1024, 12 epochs
     .venv/bin/python benchmarks/dcgan_ablation.py --heads 128 256 --epochs 6
-    .venv/bin/python benchmarks/dcgan_ablation.py --heads 128 --augment none translation,cutout --epochs 40
+    .venv/bin/python benchmarks/dcgan_ablation.py --heads 128 --augment none translation,cutout_grey
 
 Last line: ``fcd_<variant>=...`` for each variant at the final epoch, and the best variant.
 """
@@ -34,7 +34,7 @@ def main() -> int:
         "--augment",
         nargs="+",
         default=[None],
-        help="DiffAugment policies to compare, e.g. none translation,cutout (default: the preset's)",
+        help="DiffAugment policies to compare, e.g. none translation,cutout_grey (default: the preset's)",
     )
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "mnist"))
     ap.add_argument("--max-images", type=int)
