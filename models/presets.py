@@ -6,6 +6,14 @@
   1024 units on FCD at 12 epochs (34.9 vs 43.1; benchmarks/dcgan_ablation.py) with a D of
   3.8 MB instead of 26 MB. About 4x fewer multiply-adds per image than ``keras-io``; it draws
   readable digits within a few CPU-minutes (README).
+  D sees every image, real and fake, through DiffAugment (``translation,cutout_grey``:
+  training/augment.py): without it FCD on the 10k digits bottoms out at 30.4 (epoch 17) and
+  climbs back to 33.2 by epoch 25 as D overfits the small set; with it FCD keeps falling (27.7 at
+  epoch 17, 25.2 at 21), the classifier score rises (7.42 vs 7.14 at 21) and the digit shares are
+  more even (5.7-15.0 % vs 4.1-17.3 %); the confident share is about 0.02 lower (0.69 vs 0.71).
+  The black-square ``cutout`` variant did worse than grey at every epoch up to 21 (FCD 32.7 at 21)
+  and drew more broken strokes. Measured by the evaluator on 2,000 samples, default settings,
+  seed 0 (benchmarks/dcgan_ablation.py --augment). It costs about 2 % of the step's CPU time.
   The same lean networks build for 32x32 (8x8 base instead of 7x7), grey or colour; for 64x64
   ``dcgan`` builds the DCGAN paper's networks as in its authors' code (dcgan.torch: G
   512-256-128-64 from 4x4, D 64-128-256-512, 4x4 kernels, BatchNorm, N(0, 0.02) weights).
@@ -305,6 +313,7 @@ PRESETS: dict[str, Preset] = {
         lr_d=5e-4,
         beta_1=0.5,
         ema=0.999,
+        augment="translation,cutout_grey",  # see the module docstring
         batch_size=64,
         epochs=15,
         description="Lean DCGAN (4x4 kernels, BN in G): readable digits in minutes on a CPU",
@@ -346,6 +355,7 @@ PRESETS["cdcgan"] = dataclasses.replace(
     build_discriminator=_cdcgan_discriminator,
     description="Conditional dcgan: G(z, digit), D(image, digit); ask for any digit",
     num_classes=N_CLASSES,
+    augment="none",  # DiffAugment is measured on dcgan only
     sizes=(28,),  # its builders take no image_shape: MNIST-shaped digits only
     colour=False,
 )

@@ -139,6 +139,12 @@ def test_cli_refuses_a_bad_value_in_one_line_and_writes_nothing(tmp_path):
     assert not run_dir.exists()
 
 
+def test_dcgan_trains_with_diffaugment_by_default_and_cdcgan_without():
+    assert TrainConfig(run_dir="x").resolved().augment == "translation,cutout_grey"
+    assert TrainConfig(run_dir="x", preset="cdcgan").resolved().augment == "none"
+    assert TrainConfig(run_dir="x", augment="none").resolved().augment == "none"
+
+
 def test_resume_keeps_the_run_setting_and_older_runs_stay_unaugmented(tmp_path):
     saved = {"config": dict(TrainConfig(run_dir="x", augment="cutout").to_json())}
     cfg = resume_config(TrainConfig(run_dir=str(tmp_path), augment="translation"), tmp_path, saved)

@@ -98,7 +98,8 @@ def _add_recipe_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--augment",
         help="DiffAugment of every image D sees, real and fake: 'none' or a comma list of "
-        "translation, cutout (default: the preset's; kept on --resume)",
+        "translation, cutout (black square), cutout_grey (grey square) (default: the preset's, "
+        "dcgan: translation,cutout_grey; kept on --resume)",
     )
 
 
