@@ -7,13 +7,14 @@
   3.8 MB instead of 26 MB. About 4x fewer multiply-adds per image than ``keras-io``; it draws
   readable digits within a few CPU-minutes (README).
   D sees every image, real and fake, through DiffAugment (``translation,cutout_grey``:
-  training/augment.py): without it FCD on the 10k digits bottoms out at 30.4 (epoch 17) and
-  climbs back to 33.2 by epoch 25 as D overfits the small set; with it FCD keeps falling (27.7 at
-  epoch 17, 25.2 at 21), the classifier score rises (7.42 vs 7.14 at 21) and the digit shares are
-  more even (5.7-15.0 % vs 4.1-17.3 %); the confident share is about 0.02 lower (0.69 vs 0.71).
-  The black-square ``cutout`` variant did worse than grey at every epoch up to 21 (FCD 32.7 at 21)
-  and drew more broken strokes. Measured by the evaluator on 2,000 samples, default settings,
-  seed 0 (benchmarks/dcgan_ablation.py --augment). It costs about 2 % of the step's CPU time.
+  training/augment.py). Without it FCD on the 10k digits bottoms out at 30.4 (epoch 17) and
+  climbs back to 33.2 by epoch 25 as D overfits the small set; with it FCD keeps falling: at
+  epoch 25 FCD 22.8 vs 33.2, classifier score 7.53 vs 7.10, confident share 0.70 vs 0.73,
+  digit shares 6.2-14.6 % vs 4.2-18.9 %; at epoch 33 FCD 20.9, score 7.69, confident share
+  0.73, digits 7.0-14.3 %. The black-square ``cutout`` did worse at every epoch (epoch 33: FCD
+  27.9, score 7.39, confident share 0.68) and drew more broken strokes. Evaluator on 2,000
+  samples, default settings, seed 0 (benchmarks/dcgan_ablation.py --augment compares them).
+  It costs about 2 % of the step's CPU time. Far from issue 14's goal still (FCD <= 12).
   The same lean networks build for 32x32 (8x8 base instead of 7x7), grey or colour; for 64x64
   ``dcgan`` builds the DCGAN paper's networks as in its authors' code (dcgan.torch: G
   512-256-128-64 from 4x4, D 64-128-256-512, 4x4 kernels, BatchNorm, N(0, 0.02) weights).
