@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.test_training import run_training
 from training.augment import parse_policy
 from training.config import TrainConfig, resume_config
 
@@ -158,16 +158,7 @@ def test_a_real_run_with_augmentation_records_it_and_writes_a_loadable_snapshot(
     run_dir = tmp_path / "run"
     args = ["--run-dir", str(run_dir), "--data", str(MNIST), "--max-images", "256", "--epochs", "1"]
     args += ["--batch-size", "32", "--quality-samples", "0", "--augment", "translation,cutout"]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run(
-        [sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_training(*args)  # the CLI, as tests/test_training.py runs it
     info = json.loads((run_dir / "run.json").read_text())
     assert info["config"]["augment"] == "translation,cutout" and info["epochs_done"] == 1
     import keras
