@@ -45,7 +45,7 @@ def build_step(shape: tuple[int, int, int], spc: int):
     d_opt.build(d.trainable_variables)
     steps = make_train_step(
         make_strategy(1), g, d, g_opt, d_opt, tf.random.Generator.from_seed(0), p.latent_dim, BATCH,
-        ema_generator=ema, ema_decay=p.ema,
+        ema_generator=ema, ema_decay=p.ema, augment=p.augment, pixel_range=p.pixel_range,
     )  # fmt: skip
     images = tf.random.stateless_uniform((512, *shape), (0, 0), -1.0, 1.0)
     it = iter(tf.data.Dataset.from_tensor_slices(images).repeat().batch(BATCH, drop_remainder=True))

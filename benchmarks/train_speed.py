@@ -93,6 +93,8 @@ class Ours:
             ema_generator=ema_g,
             ema_decay=p.ema,
             graph_bf16=precision == "onednn_bfloat16",
+            augment=p.augment,
+            pixel_range=p.pixel_range,
         )
         # as loop.py feeds it: uint8 digits on the device, batches gathered by index and prefetched
         images = tf.constant(images_u8)

@@ -78,6 +78,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="generated samples scored per epoch by the evaluator (0: off; default "
         "2000, or the run's own with --resume, where it may be changed)",
     )
+    _add_recipe_args(p)
+    p.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard logs")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
+    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
+    return p
+
+
+def _add_recipe_args(p: argparse.ArgumentParser) -> None:
+    """The options that change what D and G are trained against (beyond the optimiser)."""
     p.add_argument(
         "--label-noise", type=float, default=0.0, help="noise added to D's labels (keras.io uses 0.05)"
     )
@@ -86,10 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         help="decay of the generator weight average that is snapshotted (0: off; default: the preset's)",
     )
-    p.add_argument("--no-tensorboard", action="store_true", help="skip TensorBoard logs")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or epoch lines")
-    p.add_argument("--resume", action="store_true", help="continue the run in --run-dir")
-    return p
+    p.add_argument(
+        "--augment",
+        help="DiffAugment of every image D sees, real and fake: 'none' or a comma list of "
+        "translation, cutout (black square), cutout_grey (grey square) (default: the preset's, "
+        "dcgan: translation,cutout_grey; kept on --resume)",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         quality_samples=args.quality_samples,
         label_noise=args.label_noise,
         ema=args.ema,
+        augment=args.augment,
         tensorboard=not args.no_tensorboard,
         progress_bar=not args.quiet,
         resume=args.resume,

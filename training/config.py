@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from training import runfolder as rf
+from training.augment import NONE as NO_AUGMENT
+from training.augment import parse_policy
 
 # float32; Keras' mixed_bfloat16 policy (bf16 layers, float32 variables, bf16 snapshots); or
 # onednn_bfloat16: float32 models whose training step TensorFlow's oneDNN graph rewrite runs in
@@ -50,6 +52,7 @@ class TrainConfig:
     quality_samples: int | None = None  # None: DEFAULT_QUALITY_SAMPLES (or the run's own on resume)
     label_noise: float = 0.0
     ema: float | None = None  # generator weight averaging decay; None: the preset's, 0: off
+    augment: str | None = None  # DiffAugment policy for D's inputs (training/augment.py); None: preset's
     tensorboard: bool = True
     progress_bar: bool = True
     resume: bool = False
@@ -70,6 +73,10 @@ class TrainConfig:
         c.lr_d = preset.lr_d if c.lr_d is None else c.lr_d
         c.beta_1 = preset.beta_1 if c.beta_1 is None else c.beta_1
         c.ema = preset.ema if c.ema is None else c.ema
+        try:
+            c.augment = parse_policy(preset.augment if c.augment is None else c.augment)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
         c.quality_samples = DEFAULT_QUALITY_SAMPLES if c.quality_samples is None else c.quality_samples
         checks = [
             (
@@ -155,6 +162,8 @@ def resume_config(cfg: TrainConfig, run_dir: Path, existing: dict) -> TrainConfi
         raise rf.RunFolderError(f"--resume: {run_dir / rf.RUN_JSON} holds no config; cannot resume it")
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     merged = {k: v for k, v in saved.items() if k in fields}
+    # a run from before --augment trained without it: it keeps doing so whatever the preset's default
+    merged.setdefault("augment", NO_AUGMENT)
     merged.update(
         run_dir=str(run_dir), resume=True, progress_bar=cfg.progress_bar, command=existing.get("command")
     )

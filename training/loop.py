@@ -220,6 +220,8 @@ def _run(s: Session, images_u8: np.ndarray, labels, should_stop, on_epoch) -> Tr
         cfg.ema,
         graph_bf16=cfg.precision == "onednn_bfloat16",
         num_classes=s.preset.num_classes,
+        augment=cfg.augment,
+        pixel_range=(lo, hi),
     )
     scored = s.chief and s.quality_note is None  # scoring writes the neighbour index
     s.score = _quality_fn(cfg.quality_samples, s.run_dir, images_u8, labels) if scored else None

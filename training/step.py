@@ -67,6 +67,8 @@ def make_train_step(
     ema_decay: float = 0.0,
     graph_bf16: bool = False,
     num_classes: int = 0,
+    augment: str = "none",
+    pixel_range: tuple[float, float] = (-1.0, 1.0),
 ):
     """Return ``train_steps(iterator, n)``: n DCGAN steps in one tf.function call.
 
@@ -77,17 +79,18 @@ def make_train_step(
     With ``graph_bf16``, each call runs with TensorFlow's oneDNN auto-mixed-precision rewrite
     on (bfloat16 convolutions and matmuls), switched off again after it, so nothing else in the
     process (quality scoring, sample grids) is affected. ``num_classes``: see ``_split_batch``.
+    ``augment``, ``pixel_range``: DiffAugment of every image D sees, real and fake (training/augment.py).
     """
     import tensorflow as tf
 
     from models.fast_ops import accelerate
+    from training.augment import make_augment
 
     # same layers and weights, faster kernels where oneDNN is slow (models/fast_ops.py)
     for model in (m for m in (generator, discriminator, ema_generator) if m is not None):
         accelerate(model)
 
-    def xent(labels, logits):
-        return tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)[:, 0]
+    aug = make_augment(augment, rng, pixel_range) or (lambda x: x)
 
     def scaled_mean(per_example):
         return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
@@ -96,23 +99,19 @@ def make_train_step(
         real, both_y, fake_y = _split_batch(batch, num_classes, rng)
         b = tf.shape(real)[0]
         z = rng.normal((b, latent_dim))
-        ones, zeros = tf.ones((b, 1)), tf.zeros((b, 1))
         with tf.GradientTape() as g_tape:
             fake = generator(_with_label(z, fake_y), training=True)
             with g_tape.stop_recording():
                 with tf.GradientTape() as d_tape:
-                    both = _with_label(tf.concat([real, fake], 0), both_y)
+                    both = _with_label(aug(tf.concat([real, fake], 0)), both_y)
                     logits = tf.cast(discriminator(both, training=True), tf.float32)
                     lr, lf = logits[:b], logits[b:]
-                    real_lab, fake_lab = ones, zeros
-                    if label_noise:
-                        real_lab = ones - label_noise * rng.uniform((b, 1))
-                        fake_lab = zeros + label_noise * rng.uniform((b, 1))
-                    d_loss = scaled_mean(xent(real_lab, lr) + xent(fake_lab, lf))
+                    real_lab, fake_lab = _d_targets(b, label_noise, rng)
+                    d_loss = scaled_mean(_xent(real_lab, lr) + _xent(fake_lab, lf))
                 d_vars = discriminator.trainable_variables
                 d_opt.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
-            lf2 = tf.cast(discriminator(_with_label(fake, fake_y), training=True), tf.float32)
-            g_loss = scaled_mean(xent(ones, lf2))
+            lf2 = tf.cast(discriminator(_with_label(aug(fake), fake_y), training=True), tf.float32)
+            g_loss = scaled_mean(_xent(tf.ones((b, 1)), lf2))
         g_vars = generator.trainable_variables
         g_opt.apply_gradients(zip(g_tape.gradient(g_loss, g_vars), g_vars))
         acc_real = scaled_mean(tf.cast(lr[:, 0] > 0, tf.float32))
@@ -133,6 +132,23 @@ def make_train_step(
         return total / tf.cast(n, tf.float32)
 
     return _with_onednn_bf16(train_steps) if graph_bf16 else train_steps
+
+
+def _xent(labels, logits):
+    """Per-example sigmoid cross-entropy of [b, 1] logits."""
+    import tensorflow as tf
+
+    return tf.nn.sigmoid_cross_entropy_with_logits(labels=labels, logits=logits)[:, 0]
+
+
+def _d_targets(b, label_noise: float, rng):
+    """D's targets for real (1) and fake (0) images, each moved by up to ``label_noise``."""
+    import tensorflow as tf
+
+    ones, zeros = tf.ones((b, 1)), tf.zeros((b, 1))
+    if not label_noise:
+        return ones, zeros
+    return ones - label_noise * rng.uniform((b, 1)), zeros + label_noise * rng.uniform((b, 1))
 
 
 def _with_label(x, y):
