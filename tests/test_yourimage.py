@@ -82,7 +82,9 @@ def test_the_tabs_handlers_take_an_upload_on_the_colour_run(engine, tmp_path):
         state, seen, verdict, curve = h["take"](im.copy(), "icons", 1)
     assert np.asarray(state).shape == (32, 32, 3) and seen.mode == "RGB"
     assert "P(real)" in verdict and "no evaluator" in verdict and len(curve) == 1
-    pair, md, z_txt, z = h["project"](state, "icons", 1, 0, 20)
+    pair, md, z_txt, found = h["project"](state, "icons", 1, 0, 20)
+    z = found["z"]  # for Open in the sliders, with the digit of a conditional run (none here)
+    assert found["digit"] is None
     assert pair.mode == "RGB" and "pixel distance" in md and "no evaluator" in md and len(z) == 64
     grid, frame, note = h["project_epochs"](state, "icons", 0, 10)
     assert grid.mode == "RGB" and list(frame["epoch"]) == [1] and "Epoch **1**" in note
