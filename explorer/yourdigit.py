@@ -255,7 +255,7 @@ def _make_projector(snap: Snapshot):
 
     g, d, cell = snap.generator, snap.latent_dim, tuple(snap.cell_shape)
     lo, hi = snap.pixel_range
-    conditional = bool(snap.num_classes)
+    takes_label = bool(snap.num_classes)  # a conditional run's G: (z, digit)
     digits = tuple(snap.image_shape) == DIGITS
     if digits:
         from models.evaluator import load_evaluator
@@ -267,7 +267,7 @@ def _make_projector(snap: Snapshot):
         return both(img[..., None], training=False)[0] if digits else tf.zeros([tf.shape(img)[0], 1])
 
     def draw(z, label):  # a conditional G draws every start as the same digit
-        return g([z, tf.fill([tf.shape(z)[0]], label)] if conditional else z, training=False)
+        return g([z, tf.fill([tf.shape(z)[0]], label)] if takes_label else z, training=False)
 
     def losses(z, label, target, f_target, f_norm):
         img = (tf.cast(draw(z, label), tf.float32) - lo) / (hi - lo)

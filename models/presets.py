@@ -12,8 +12,8 @@
   epoch 25 FCD 22.8 vs 33.2, classifier score 7.53 vs 7.10, confident share 0.70 vs 0.73,
   digit shares 6.2-14.6 % vs 4.2-18.9 %; at epoch 33 FCD 20.9, score 7.69, confident share
   0.73, digits 7.0-14.3 %; its FCD bottoms out at 19.8 (epoch 37) and is 20.9 at 43, so it
-  delays D's overfitting rather than ending it. The black-square ``cutout`` did worse at every
-  epoch (epoch 33: FCD 27.9, score 7.39, confident share 0.68) and drew more broken strokes.
+  delays D's overfitting rather than ending it. The black-square ``cutout`` did worse than the
+  grey one at every epoch (epoch 33: FCD 27.9, score 7.39, confident share 0.68) and drew more broken strokes.
   Evaluator on 2,000 samples, default settings, seed 0 (benchmarks/dcgan_ablation.py --augment).
   It costs about 2 % of the step's CPU time. Far from issue 14's goal still (FCD <= 12).
   The same lean networks build for 32x32 (8x8 base instead of 7x7), grey or colour; for 64x64
