@@ -20,6 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests._demo import DEMO_FINAL
+
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
 ARGS = ("--data", str(MNIST), "--max-images", "384", "--batch-size", "32", "--quality-samples", "200")
@@ -188,9 +190,9 @@ def test_a_digit_is_found_in_a_conditional_run_as_the_digit_it_reads(engine):
     with pytest.raises(ExplorerError, match="0 to 9"):
         yourdigit.project(engine, "cond", 2, target, steps=5, digit=12)
     # an unconditional run draws no chosen digit
-    assert yourdigit.project(engine, "demo", 15, target, steps=5)["drawn_as"] is None
+    assert yourdigit.project(engine, "demo", DEMO_FINAL, target, steps=5)["drawn_as"] is None
     with pytest.raises(ExplorerError, match="not conditional"):
-        yourdigit.project(engine, "demo", 15, target, steps=5, digit=3)
+        yourdigit.project(engine, "demo", DEMO_FINAL, target, steps=5, digit=3)
 
 
 @pytest.mark.parametrize("bad", [11, -1, "x", 2.5, True, "10"])
@@ -208,9 +210,9 @@ def test_an_unconditional_run_refuses_a_label_and_draws_as_before_without_one(en
 
     z = np.zeros(64, np.float32)
     with pytest.raises(ExplorerError, match="not conditional"):
-        engine.generate("demo", 15, z, 3)
-    img, p = engine.generate("demo", 15, z)
-    assert img.shape == (28, 28) and engine.generate("demo", 15, z, "")[1] == p
+        engine.generate("demo", DEMO_FINAL, z, 3)
+    img, p = engine.generate("demo", DEMO_FINAL, z)
+    assert img.shape == (28, 28) and engine.generate("demo", DEMO_FINAL, z, "")[1] == p
 
 
 # ----------------------------------------------------------------------------- the app

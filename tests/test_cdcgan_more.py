@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests._demo import DEMO_FINAL
 from tests.test_cdcgan import MNIST, ROOT, cli, png_pixels
 
 ARGS = ("--data", str(MNIST), "--max-images", "256", "--batch-size", "32", "--quality-samples", "200")
@@ -205,7 +206,9 @@ def test_a_link_keeps_the_digit_and_an_old_link_opens_as_digit_0(app):
     notes = links.resolve(app.ctx, state.ViewState("cond", 1, "sliders", z, digit=12), [])[5]
     assert digit == 0 and any("digit 12" in n for n in notes)
     # an unconditional run ignores a digit and leaves the (hidden) picker alone
-    demo = links.restore(app.ctx, _points(app), state.ViewState("demo", 15, "sliders", z, digit=3), [])
+    demo = links.restore(
+        app.ctx, _points(app), state.ViewState("demo", DEMO_FINAL, "sliders", z, digit=3), []
+    )
     assert "digit <b>" not in _point_html(demo) and demo[-1] == {"__type__": "update"}
 
 
@@ -237,7 +240,7 @@ def test_copy_link_and_the_png_carry_the_digit_picked(app):
     out = links.restore(app.ctx, points, state.decode(state.png_text(data)), [])
     assert caption_digit(_point_html(out)) == "4" and out[-1]["value"] == "4"
     # an unconditional run's link has no digit
-    demo = handler(app, "copy_link")("demo", 15, base.tolist(), [], "http://x/", *SLIDERS, "4")
+    demo = handler(app, "copy_link")("demo", DEMO_FINAL, base.tolist(), [], "http://x/", *SLIDERS, "4")
     assert state.decode(demo).digit is None
 
 
@@ -466,6 +469,6 @@ def test_your_digit_is_projected_into_a_conditional_run_and_opens_as_that_digit(
     z, tab, picker = handler(app, "digit_open")(found)
     assert z == found["z"] and picker == str(read) and tab.selected == "sliders"
     # the bundled (unconditional) demo: no digit for the picker, which keeps its value
-    _, md, _, found = handler(app, "digit_project")(target, "demo", 15, 0, 5)
+    _, md, _, found = handler(app, "digit_project")(target, "demo", DEMO_FINAL, 0, 5)
     assert found["digit"] is None and "searched as" not in md
     assert not isinstance(handler(app, "digit_open")(found)[2], str)  # gr.skip(): the picker stays

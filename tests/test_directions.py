@@ -1,4 +1,4 @@
-"""Directions you can name, on the bundled demo's real snapshots (15 epochs on the 10k real digits):
+"""Directions you can name, on the bundled demo's real snapshots (trained on the 10k real digits):
 "toward digit k" raises the evaluator's probability of k, "more real" raises D's logit, the saliency
 map is a finite 28x28 gradient; through the real app in this process (one for the file), its named
 API endpoints and, in Chromium, the sliders' controls."""
@@ -17,10 +17,10 @@ from playwright.sync_api import expect
 from explorer import directions, render
 from explorer.registry import ExplorerError
 from tests import test_browser
+from tests._demo import DEMO_FINAL
 from tests.conftest import ROOT
 from tests.test_browser import free_port, new_page, shot
 
-DEMO_FINAL = 15
 N = 100  # random latent points per check, independent of the probe's own (seed 0)
 STEP = 2.0  # "toward digit" step in z; |z| is about 8 in 64 dimensions, so a quarter of its length
 browser = test_browser.browser  # the module-scoped headless Chromium fixture

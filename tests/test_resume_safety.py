@@ -1,6 +1,6 @@
 """--resume never deletes what it cannot replace (issue 9, item 1).
 
-The shipped demo run (runs/demo) keeps epochs 1, 3, 7 and 15 and no checkpoint/. Resuming a copy
+The shipped demo run (runs/demo) keeps a few epochs (1, 3, 7 and its last) and no checkpoint/. Resuming a copy
 of it used to delete every epoch folder and empty metrics.jsonl, then train from scratch. The
 same shape (pruned epochs, no checkpoint/) is made here from the session's small real run, whose
 epoch of 512 digits trains in a few seconds (an epoch of the demo's 10k digits takes 20 s or
@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_training import ROOT, assert_whole_epoch, run_training
-
-DEMO = ROOT / "runs" / "demo"
+from tests._demo import DEMO, DEMO_FINAL, epoch_dir
+from tests.test_training import assert_whole_epoch, run_training
 
 
 def _tree_hash(folder: Path) -> dict[str, str]:
@@ -41,7 +40,7 @@ def pruned_run(trained_runs, tmp_path) -> Path:
 
 @pytest.fixture
 def demo_copy(tmp_path) -> Path:
-    if not (DEMO / "epochs" / "epoch-0015").is_dir():
+    if not epoch_dir().is_dir():
         pytest.skip("runs/demo is not in this checkout")
     dst = tmp_path / "demo"
     shutil.copytree(DEMO, dst)
@@ -87,17 +86,17 @@ def test_resume_without_checkpoint_continues_from_the_last_epoch_and_keeps_every
 
 def test_resume_from_a_corrupt_last_epoch_refuses_and_changes_nothing(demo_copy):
     run = demo_copy
-    gen = run / "epochs/epoch-0015/generator.keras"
+    gen = run / "epochs" / epoch_dir().name / "generator.keras"
     gen.write_bytes(gen.read_bytes()[: gen.stat().st_size // 2])  # a torn copy
     before = _tree_hash(run)
     names_before = sorted(str(p.relative_to(run)) for p in run.rglob("*"))
 
-    proc = run_training("--run-dir", str(run), "--resume", "--epochs", "16", check=False)
+    proc = run_training("--run-dir", str(run), "--resume", "--epochs", str(DEMO_FINAL + 1), check=False)
 
     assert proc.returncode == 2, proc.stderr[-2000:]
     errors = [l for l in proc.stderr.splitlines() if l.startswith("error:")]
     assert len(errors) == 1, proc.stderr[-2000:]
-    assert "epoch-0015" in errors[0] and "generator.keras" in errors[0]
+    assert epoch_dir().name in errors[0] and "generator.keras" in errors[0]
     assert _tree_hash(run) == before
     assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == names_before
 

@@ -12,6 +12,7 @@ import pytest
 from explorer import facts, figures, tables
 from explorer.registry import EpochInfo, ExplorerError, RunInfo, RunRegistry
 from explorer.trainer import Trainer, check_run_name, last_log_line, new_run_args, resume_args
+from tests._demo import DEMO_FINAL, DEMO_KEPT, DEMO_KEPT_TEXT, epoch_dir
 from tests.conftest import ROOT
 
 DEMO = ROOT / "runs" / "demo"
@@ -36,7 +37,7 @@ def demo() -> tuple[RunInfo, list[dict]]:
 
 
 def _summary() -> dict:
-    return json.loads((DEMO / "epochs" / "epoch-0015" / "summary.json").read_text())
+    return json.loads((epoch_dir() / "summary.json").read_text())
 
 
 def test_run_facts_of_the_demo_run(demo):
@@ -44,7 +45,8 @@ def test_run_facts_of_the_demo_run(demo):
     md = tables.run_facts(info)
     assert md.startswith("### demo  ·  completed")
     assert "preset **dcgan**, latent 64" in md and "10000 images" in md
-    assert "epochs done 15 of 15" in md and "epochs 1, 3, 7, 15 (the others were not kept" in md
+    assert f"epochs done {DEMO_FINAL} of {DEMO_FINAL}" in md
+    assert f"epochs {DEMO_KEPT_TEXT} (the others were not kept" in md
     assert "TF 2.21.0" in md
 
 
@@ -69,10 +71,10 @@ def test_run_facts_never_raise_on_bad_values(bad, tmp_path):
 
 def test_epoch_quality_and_histogram_of_a_real_summary(tmp_path):
     s = _summary()
-    md = tables.epoch_quality(_epoch(15, tmp_path, s), samples_shown=True)
-    assert md.startswith("### Epoch 15")
+    md = tables.epoch_quality(_epoch(DEMO_FINAL, tmp_path, s), samples_shown=True)
+    assert md.startswith(f"### Epoch {DEMO_FINAL}")
     assert f"**FCD {s['quality']['fcd']:.2f}**" in md and f"d_loss {s['d_loss']:.3f}" in md
-    assert "the samples' captions: P(real) by epoch 15's D" in md
+    assert f"the samples' captions: P(real) by epoch {DEMO_FINAL}'s D" in md
     hist = tables.digit_histogram(s["quality"])
     assert list(hist["digit"]) == [str(d) for d in range(10)]
     assert hist["share"].sum() == pytest.approx(sum(s["quality"]["digit_histogram"]))
@@ -103,20 +105,20 @@ def test_epoch_quality_never_raises_on_bad_values(bad, tmp_path):
 def test_compare_figures_of_the_demo_run(demo):
     info, metrics = demo
     rows = figures.epoch_rows(info, metrics)
-    assert [r["epoch"] for r in rows] == list(range(1, 16))
+    assert [r["epoch"] for r in rows] == list(range(1, DEMO_FINAL + 1))
     best = figures.best_epoch(rows)
     best_disk = figures.best_epoch(rows, on_disk_only=True)
     frames = tables.compare_frames(rows, best)
-    assert set(frames["loss"]["series"]) == {"d_loss", "g_loss"} and len(frames["loss"]) == 30
+    assert set(frames["loss"]["series"]) == {"d_loss", "g_loss"} and len(frames["loss"]) == 2 * DEMO_FINAL
     assert f"best: epoch {best[0]}" in set(frames["fcd"]["series"])
-    text = tables.compare_text(rows, [1, 3, 7, 15], best, best_disk, figures.fcd_floor(metrics, info), "X")
-    assert f"**Best epoch by FCD: {best[0]}**" in text and "epochs 1, 3, 7, 15" in text
+    text = tables.compare_text(rows, DEMO_KEPT, best, best_disk, figures.fcd_floor(metrics, info), "X")
+    assert f"**Best epoch by FCD: {best[0]}**" in text and f"epochs {DEMO_KEPT_TEXT}" in text
     assert "real digits score about" in text and "P(real) by X." in text
     table = tables.epoch_table(rows, best)
     assert list(table.columns[:3]) == ["Epoch", "Best", "FCD (lower: better)"]
     assert (table["Best"] == "best FCD").sum() == 1 and table["Best"][0] == "best FCD"  # on top
-    assert table["Epoch"][0] == best[0] and sorted(table["Epoch"]) == list(range(1, 16))
-    assert list(table["Epoch"][1:]) == sorted(e for e in range(1, 16) if e != best[0])
+    assert table["Epoch"][0] == best[0] and sorted(table["Epoch"]) == list(range(1, DEMO_FINAL + 1))
+    assert list(table["Epoch"][1:]) == sorted(e for e in range(1, DEMO_FINAL + 1) if e != best[0])
 
 
 @pytest.mark.parametrize("bad", BAD_VALUES)

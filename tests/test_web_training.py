@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from tests._demo import DEMO, DEMO_FINAL
 from tests.conftest import MNIST, ROOT
 from tests.test_browser import browser, kill_trainers, new_page, pick, raw_call, start_app  # noqa: F401
 from training.runfolder import lock_holder
 
-DEMO = ROOT / "runs" / "demo"
 LONG = 200  # epochs of a run that a test stops long before it ends
 
 
@@ -237,31 +237,31 @@ def resumed_and_stepping(run: Path) -> bool:
     return (
         facts.get("status") == "training"
         and bool(facts.get("resumes"))
-        and progress.get("epoch") == 16
+        and progress.get("epoch") == DEMO_FINAL + 1
         and (progress.get("step_in_epoch") or 0) > 0
     )
 
 
 def test_resume_of_the_bundled_demo_keeps_every_saved_epoch(app):
-    """Resume the demo (no checkpoint/ folder, epochs 1,3,7,15 kept) through the API, then Stop it
-    mid-epoch: every saved epoch and metrics line is still there. (A whole resumed epoch 16 is
-    trained and checked by tests/test_resume_safety.py through the CLI.)"""
+    """Resume the demo (no checkpoint/ folder, a few epochs kept) through the API, then Stop it
+    mid-epoch: every saved epoch and metrics line is still there. (A whole resumed epoch of a run
+    shaped like it is trained and checked by tests/test_resume_safety.py through the CLI.)"""
     url, runs = app
     run = runs / "demo"
     epochs_before = files_of(run / "epochs")
     metrics_before = (run / "metrics.jsonl").read_bytes()
     assert json.loads((run / "run.json").read_text())["config"]["data"] == "../shared/data/mnist"
-    out = call(url, "resume", "demo", 16)
+    out = call(url, "resume", "demo", DEMO_FINAL + 1)
     try:
         assert out.startswith("ok"), out
-        wait_for(lambda: resumed_and_stepping(run), 600, "the resumed demo to train epoch 16")
+        wait_for(lambda: resumed_and_stepping(run), 600, f"the resumed demo to train epoch {DEMO_FINAL + 1}")
         assert call(url, "stop", "demo").startswith("ok")
         wait_for(lambda: trainer_done(run), 600, "the stopped demo trainer to exit", every=2)
     finally:
         kill_trainers(runs)
     facts = json.loads((run / "run.json").read_text())
-    assert facts["status"] == "stopped" and facts["epochs_done"] == 15, facts.get("error")
-    assert facts["resumes"][-1]["from_epoch"] == 15
+    assert facts["status"] == "stopped" and facts["epochs_done"] == DEMO_FINAL, facts.get("error")
+    assert facts["resumes"][-1]["from_epoch"] == DEMO_FINAL
     after = files_of(run / "epochs")
     for path, digest in epochs_before.items():
         assert after.get(path) == digest, f"{path} changed or vanished"
@@ -341,7 +341,7 @@ def test_the_app_exits_promptly_on_sigterm(app):
     served app that has trained, stopped and answered exits at once, with status 0."""
     url, runs = app
     proc = APPS[url]
-    assert call(url, "generate", "demo", 15, ", ".join(["0"] * 64)).startswith("ok")
+    assert call(url, "generate", "demo", DEMO_FINAL, ", ".join(["0"] * 64)).startswith("ok")
     t = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     rc = proc.wait(60)

@@ -1,5 +1,5 @@
 """Your own digit: MNIST-style preprocessing, the judge, projection into the latent space of real
-snapshots (the bundled demo: 15 epochs on real digits), and the named API endpoints of the real app."""
+snapshots (the bundled demo, trained on real digits), and the named API endpoints of the real app."""
 
 from __future__ import annotations
 
@@ -17,10 +17,10 @@ from explorer import yourdigit as yd
 from explorer.engine import Engine
 from explorer.registry import ExplorerError, RunRegistry
 from tests import test_browser
+from tests._demo import DEMO_FINAL, DEMO_KEPT
 from tests.conftest import MNIST, ROOT
 from tests.test_browser import link_copy, start_app
 
-DEMO_FINAL = 15
 browser = test_browser.browser  # the module-scoped headless Chromium fixture
 STEPS = 100  # enough here: the demo's digits are found within ~60 Adam steps (lr 0.05)
 
@@ -114,7 +114,7 @@ def test_judge_reads_a_real_digit_and_scores_it_by_every_epoch(engine, digits):
     x, y = digits
     j = yd.judge(engine, "demo", DEMO_FINAL, yd.preprocess(on_paper(x[0])))
     assert j["label"] == y[0] and j["confidence"] > 0.9
-    assert [r["epoch"] for r in j["by_epoch"]] == [1, 3, 7, 15] and not j["skipped"]
+    assert [r["epoch"] for r in j["by_epoch"]] == DEMO_KEPT and not j["skipped"]
     assert all(0 <= r["p_real"] <= 1 for r in j["by_epoch"])
     assert j["p_real"] == pytest.approx(j["by_epoch"][-1]["p_real"])
     json.dumps(j)  # JSON-friendly
@@ -151,7 +151,7 @@ def test_project_epochs_marks_the_best_epoch(engine, digits):
     x, _ = digits
     out = yd.project_epochs(engine, "demo", yd.preprocess(on_paper(x[3])), seed=0, steps=40)
     dist = {r["epoch"]: r["distance"] for r in out["rows"]}
-    assert list(dist) == [1, 3, 7, 15]
+    assert list(dist) == DEMO_KEPT
     assert out["best_epoch"] == min(dist, key=dist.get)
     assert dist[DEMO_FINAL] < dist[1]  # the trained generator draws real digits better than epoch 1
 
@@ -198,7 +198,7 @@ def test_the_endpoints_answer_through_the_real_app(served, digits):
     uri = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
     c = Client(url, verbose=False)
     j = json.loads(c.predict(uri, "demo", DEMO_FINAL, api_name="/judge"))
-    assert j["label"] == digits[1][0] and len(j["by_epoch"]) == 4
+    assert j["label"] == digits[1][0] and len(j["by_epoch"]) == len(DEMO_KEPT)
     assert j["digit_png"].startswith("data:image/png;base64,")
     p = json.loads(c.predict(uri, "tiny", 3, 0, 20, api_name="/project"))
     assert len(p["z"]) == 64 and np.isfinite(p["distance"]) and p["image"].startswith("data:image/png")
@@ -209,7 +209,7 @@ def test_the_endpoints_answer_through_the_real_app(served, digits):
     with pytest.raises(Exception, match="empty"):
         blank = io.BytesIO()
         Image.new("L", (100, 100), 255).save(blank, format="PNG")
-        c.predict(base64.b64encode(blank.getvalue()).decode(), "demo", 15, api_name="/judge")
+        c.predict(base64.b64encode(blank.getvalue()).decode(), "demo", DEMO_FINAL, api_name="/judge")
     assert json.loads(c.predict(uri, "demo", 1, api_name="/judge"))["epoch"] == 1  # still serving
 
 
@@ -257,7 +257,7 @@ def test_draw_project_and_open_in_the_sliders_in_the_browser(served, browser):
     assert len(z.split(",")) == 64
     page.locator("#project-epochs-btn").click()
     best = wait_text(page, "#digit-epochs-note", "draws it best", timeout=240_000)
-    assert any(f"Epoch {e} draws" in best for e in (1, 3, 7, 15)), best
+    assert any(f"Epoch {e} draws" in best for e in DEMO_KEPT), best
     shot(page, "your-digit.png")
     page.get_by_role("button", name="Open in the sliders").click()
     page.wait_for_function(
