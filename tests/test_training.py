@@ -275,6 +275,9 @@ def _bad_inputs(tmp: Path):
     existing = tmp / "existing-run"
     existing.mkdir()
     (existing / "run.json").write_text('{"keep": "me"}')
+    trained = tmp / "trained-run"
+    trained.mkdir()
+    (trained / "run.json").write_text('{"config": {"epochs": 40}, "epochs_done": 40, "status": "completed"}')
     base = ["--max-images", "256", "--quality-samples", "0"]
     return {
         "missing data path": (["--data", str(tmp / "nope")] + base, "does not exist"),
@@ -286,6 +289,7 @@ def _bad_inputs(tmp: Path):
         "negative batch": (["--data", str(MNIST), "--batch-size", "-4"] + base, "--batch-size"),
         "existing run": (["--data", str(MNIST)] + base, "already exists"),
         "resume without run": (["--data", str(MNIST), "--resume"] + base, "no run.json"),
+        "resume below done": (["--resume", "--epochs", "15"] + base, "already trained 40 epochs"),
     }
 
 
@@ -301,11 +305,13 @@ def _bad_inputs(tmp: Path):
         "negative batch",
         "existing run",
         "resume without run",
+        "resume below done",
     ],
 )
 def test_bad_input_is_a_clear_one_line_error_and_writes_nothing(tmp_path, case):
     args, needle = _bad_inputs(tmp_path)[case]
-    run = tmp_path / ("existing-run" if case == "existing run" else "new-run")
+    folders = {"existing run": "existing-run", "resume below done": "trained-run"}
+    run = tmp_path / folders.get(case, "new-run")
     before = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} if run.exists() else None
     proc = run_training("--run-dir", str(run), *args, check=False)
     assert proc.returncode == 2, proc.stderr[-2000:]

@@ -160,6 +160,13 @@ def resume_config(cfg: TrainConfig, run_dir: Path, existing: dict) -> TrainConfi
     saved = existing.get("config")
     if not isinstance(saved, dict):
         raise rf.RunFolderError(f"--resume: {run_dir / rf.RUN_JSON} holds no config; cannot resume it")
+    done = existing.get("epochs_done")
+    if cfg.epochs is not None and isinstance(done, int) and cfg.epochs < done:
+        # a total below what is done would train nothing and rewrite the run's planned total
+        raise rf.RunFolderError(
+            f"--resume --epochs {cfg.epochs}: {run_dir} has already trained {done} epochs; "
+            f"--epochs is the new total, so give more than {done} (or leave it out)"
+        )
     fields = {f.name for f in dataclasses.fields(TrainConfig)}
     merged = {k: v for k, v in saved.items() if k in fields}
     # a run from before --augment trained without it: it keeps doing so whatever the preset's default
