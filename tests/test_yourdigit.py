@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -18,7 +17,7 @@ from explorer.registry import ExplorerError, RunRegistry
 from tests import test_browser
 from tests._demo import DEMO_FINAL, DEMO_KEPT
 from tests.conftest import MNIST, ROOT
-from tests.test_browser import free_port, link_copy
+from tests.test_browser import app_in_process, link_copy
 
 browser = test_browser.browser  # the module-scoped headless Chromium fixture
 STEPS = 100  # enough here: the demo's digits are found within ~60 Adam steps (lr 0.05)
@@ -166,31 +165,13 @@ def test_bad_steps_and_seeds_are_refused(engine, digits):
 
 @pytest.fixture(scope="module")
 def served(trained_runs, tmp_path_factory):
-    """One app for this module's app tests, over the shared tiny runs and the bundled demo: built
-    and launched in this process as app.py builds and launches it (the queue, the error messages,
-    the GIF folder), so no second TensorFlow process starts and loads the demo again; app.py's
-    own start is tested by tests/test_browser.py and tests/test_web_training.py."""
-    from explorer.ui import build_app
-
+    """One app for this module's app tests, over the shared tiny runs and the bundled demo, in
+    this process as app.py serves it (tests.test_browser.app_in_process)."""
     runs = tmp_path_factory.mktemp("yourdigit") / "runs"
     link_copy(trained_runs, runs)
     link_copy(ROOT / "runs" / "demo", runs / "demo")
-    app = build_app([runs], runs)
-    app.queue(default_concurrency_limit=8)
-    port = free_port()
-    app.launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        allowed_paths=[str(app.gif_dir)],
-        show_error=True,
-    )
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        app.close()
-        shutil.rmtree(app.gif_dir, ignore_errors=True)
+    with app_in_process(runs) as url:
+        yield url
 
 
 def test_the_endpoints_answer_through_the_real_app(served, digits):
