@@ -28,6 +28,47 @@ from models.cpu import configure_cpu  # noqa: E402  (before any test imports Ten
 configure_cpu()  # the kernels the app and the CLI pick for this CPU, in-process tests too
 
 
+# The order in which the two xdist workers take the test files (--dist loadfile with
+# --no-loadscope-reorder, pyproject.toml): the longest first, so that the files left when one
+# worker finishes are short and both end together (without it xdist orders the files by their
+# number of tests, which says little about their time). The first two make the session's shared
+# runs side by side ('tiny' for test_browser.py, 'cond' for test_cdcgan.py). Worker-seconds
+# measured on a fresh clone, 2 AVX2 cores, in the comments; a file not listed goes in the middle.
+FILE_ORDER = (
+    "test_browser.py",  # 564 (its app, two trainings from the Train tab, the auth app)
+    "test_cdcgan.py",  # 155
+    "test_cdcgan_more.py",  # 151
+    "test_training.py",  # 286
+    "test_yourdigit.py",  # 219
+    "test_links_browser.py",  # 146
+    "test_explorer_logic.py",  # 131
+    "test_web_training.py",  # 127
+    "test_multiworker.py",  # 82
+    "test_training_faults.py",  # 59
+    "test_resume_safety.py",  # 55
+    "test_neighbours.py",  # 55
+    "test_folders.py",  # 48
+    "test_directions.py",  # 42
+    "test_augment.py",  # 36
+    "test_corrupt_runs.py",  # 36
+    "test_yourimage.py",  # 32
+    "test_fashion.py",  # 26
+    "test_cpu_choice.py",  # 21
+    "test_quality.py",  # 9
+    "test_state.py",  # 7
+    "test_demo.py",  # 4
+    "test_fast_ops.py",
+    "test_compare_newest.py",
+    "test_ui_pure.py",
+    "test_packaging.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {name: i for i, name in enumerate(FILE_ORDER)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(FILE_ORDER) // 2))  # stable within a file
+
+
 # How the shared run 'tiny' is trained (after --run-dir). A test that needs a trained run folder,
 # or an uninterrupted run to compare a resumed one against, can use `trained_runs` (copy it
 # first if it writes) and these arguments instead of training another run of its own: every
