@@ -200,8 +200,10 @@ def new_page(browser, url: str):
     return pg
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def page(server, browser):
+    """A page for one test, closed after it: an open Gradio page is not idle (its refresh timers
+    keep Chromium and the app drawing and answering, ~25% of a core each, measured)."""
     pg = new_page(browser, server[0])
     yield pg
     pg.close()
