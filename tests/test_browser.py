@@ -3,6 +3,7 @@ headless Chromium (Playwright) and by gradio_client. Screenshots go to artifacts
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -100,9 +101,10 @@ def best_epoch_by_fcd(run: Path) -> int:
     return min(rows, key=lambda r: r["quality"]["fcd"])["epoch"]
 
 
-@pytest.fixture(scope="module")
-def server(trained_runs, tmp_path_factory):
-    runs = tmp_path_factory.mktemp("browser") / "runs"
+def served_runs(trained_runs: Path, base: Path) -> Path:
+    """The runs folder the browser tests serve: 'tiny' and runs made from it (one whose best
+    epoch was pruned, one with a broken run.json, one with a truncated snapshot) and the demo."""
+    runs = base / "runs"
     shutil.copytree(trained_runs, runs)
     # a run whose best epoch was pruned from disk (metrics.jsonl still has every epoch), as the
     # bundled demo run keeps only a few epochs
@@ -116,6 +118,13 @@ def server(trained_runs, tmp_path_factory):
     trunc = link_copy(runs / "tiny", runs / "trunc")
     g = trunc / "epochs" / "epoch-0003" / "generator.keras"
     replace_file(g, g.read_bytes()[:5000])
+    return runs
+
+
+@pytest.fixture(scope="module")
+def server(trained_runs, tmp_path_factory):
+    """app.py itself, started as a person starts it, over `served_runs`."""
+    runs = served_runs(trained_runs, tmp_path_factory.mktemp("browser"))
     proc, url = start_app(runs)
     yield url, runs
     proc.terminate()
@@ -124,6 +133,36 @@ def server(trained_runs, tmp_path_factory):
     except subprocess.TimeoutExpired:
         proc.kill()
     kill_trainers(runs)
+
+
+@contextlib.contextmanager
+def app_in_process(runs: Path):
+    """The app built and launched in this process as app.py builds and launches it (its queue,
+    error messages, GIF folder and upload limit) over `runs`, on a free port: its URL. For test
+    files whose worker has TensorFlow loaded already: no second TensorFlow process starts and
+    loads the models again (app.py's own start is tested here and in test_web_training.py)."""
+    from app import MAX_FILE_SIZE
+    from explorer.ui import build_app
+
+    app = build_app([runs], runs)
+    app.queue(default_concurrency_limit=8)
+    port = free_port()
+    app.launch(
+        server_name="127.0.0.1",
+        server_port=port,
+        prevent_thread_lock=True,
+        quiet=True,
+        allowed_paths=[str(app.gif_dir)],
+        show_error=True,
+        footer_links=["api"],
+        max_file_size=MAX_FILE_SIZE,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        app.close()
+        shutil.rmtree(app.gif_dir, ignore_errors=True)
+        kill_trainers(runs)
 
 
 def kill_trainers(runs: Path) -> None:
@@ -161,8 +200,10 @@ def new_page(browser, url: str):
     return pg
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def page(server, browser):
+    """A page for one test, closed after it: an open Gradio page is not idle (its refresh timers
+    keep Chromium and the app drawing and answering, ~25% of a core each, measured)."""
     pg = new_page(browser, server[0])
     yield pg
     pg.close()

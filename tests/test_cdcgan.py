@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,7 +25,6 @@ from tests._demo import DEMO_FINAL
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
-ARGS = ("--data", str(MNIST), "--max-images", "384", "--batch-size", "32", "--quality-samples", "200")
 
 
 def run_cli(*args) -> subprocess.CompletedProcess:
@@ -45,10 +45,11 @@ def cli(*args) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory) -> Path:
-    """A runs folder holding 'cond': cdcgan, epoch 1, then resumed to epoch 2 (seed 0)."""
+def runs(cond_run, tmp_path_factory) -> Path:
+    """A runs folder holding 'cond': cdcgan, epoch 1 on 384 real digits (the session's shared run,
+    conftest.COND_ARGS), then resumed to epoch 2 (seed 0)."""
     runs = tmp_path_factory.mktemp("cdcgan-runs")
-    cli("--run-dir", str(runs / "cond"), "--preset", "cdcgan", "--epochs", "1", *ARGS)
+    shutil.copytree(cond_run / "cond", runs / "cond")  # a real copy: the resume appends to its files
     cli("--run-dir", str(runs / "cond"), "--resume", "--epochs", "2")
     return runs
 

@@ -4,7 +4,8 @@ the per-epoch table; the sliders keeping the digit picked through Back/Forward, 
 clicked Compare cells, "Toward digit", "More real" and a new epoch; and D's pixel gradients
 (saliency, More real) judging the point as the digit picked.
 
-One tiny conditional run (one epoch of 256 labelled digits) trained once through the CLI, and one
+One tiny conditional run (one epoch of 384 labelled digits, trained once per session through the CLI
+and shared with test_cdcgan.py: conftest.COND_ARGS), and one
 app built over it in this process (its handlers called as the page calls them, its public
 endpoints through gradio_client).
 """
@@ -15,22 +16,22 @@ import base64
 import io
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from tests._demo import DEMO_FINAL
-from tests.test_cdcgan import MNIST, ROOT, cli, png_pixels
+from tests.test_cdcgan import ROOT, png_pixels
 
-ARGS = ("--data", str(MNIST), "--max-images", "256", "--batch-size", "32", "--quality-samples", "200")
 SLIDERS = [None] * 14  # the sliders as a fresh page sends them: the base point itself
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
+def runs(cond_run, tmp_path_factory):
     runs = tmp_path_factory.mktemp("cdcgan-more")
-    cli("--run-dir", str(runs / "cond"), "--preset", "cdcgan", "--epochs", "1", *ARGS)
+    shutil.copytree(cond_run / "cond", runs / "cond")  # a copy: the app's tests may write into it
     return runs
 
 

@@ -19,7 +19,7 @@ from playwright.sync_api import expect
 from explorer import latent, state
 from explorer.state import ViewState
 from tests.conftest import ROOT
-from tests.test_browser import browser, new_page, run_is, server  # noqa: F401  (the fixtures, shared)
+from tests.test_browser import app_in_process, browser, new_page, run_is, served_runs  # noqa: F401
 from training.runfolder import list_epochs
 
 Z = np.random.default_rng(7).standard_normal(64).astype(np.float32)
@@ -45,6 +45,14 @@ def epoch_is(pg, label: str, timeout=20_000) -> None:
 
 def notice(pg, text: str) -> None:
     pg.locator(".toast-body").get_by_text(text).first.wait_for()
+
+
+@pytest.fixture(scope="module")
+def server(trained_runs, tmp_path_factory):
+    """The runs test_browser.py serves, served in this process as app.py serves them."""
+    runs = served_runs(trained_runs, tmp_path_factory.mktemp("links"))
+    with app_in_process(runs) as url:
+        yield url, runs
 
 
 @pytest.fixture

@@ -4,10 +4,8 @@ snapshots (the bundled demo, trained on real digits), and the named API endpoint
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
 import json
-import subprocess
 
 import numpy as np
 import pytest
@@ -19,7 +17,7 @@ from explorer.registry import ExplorerError, RunRegistry
 from tests import test_browser
 from tests._demo import DEMO_FINAL, DEMO_KEPT
 from tests.conftest import MNIST, ROOT
-from tests.test_browser import link_copy, start_app
+from tests.test_browser import app_in_process, link_copy
 
 browser = test_browser.browser  # the module-scoped headless Chromium fixture
 STEPS = 100  # enough here: the demo's digits are found within ~60 Adam steps (lr 0.05)
@@ -165,27 +163,14 @@ def test_bad_steps_and_seeds_are_refused(engine, digits):
         yd.project(engine, "demo", DEMO_FINAL, d, seed=-1)
 
 
-@contextlib.contextmanager
-def app_on(runs):
-    """app.py served on a free port over `runs` (tests.test_browser.start_app), stopped after."""
-    proc, url = start_app(runs)
-    try:
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
 @pytest.fixture(scope="module")
 def served(trained_runs, tmp_path_factory):
-    """One app for this module's app tests: the shared tiny runs and the bundled demo."""
+    """One app for this module's app tests, over the shared tiny runs and the bundled demo, in
+    this process as app.py serves it (tests.test_browser.app_in_process)."""
     runs = tmp_path_factory.mktemp("yourdigit") / "runs"
     link_copy(trained_runs, runs)
     link_copy(ROOT / "runs" / "demo", runs / "demo")
-    with app_on(runs) as url:
+    with app_in_process(runs) as url:
         yield url
 
 
