@@ -83,19 +83,28 @@ def main(argv=None) -> int:
     # the interpolation GIFs live in a private temporary folder: gone when the app ends
     atexit.register(shutil.rmtree, app.gif_dir, ignore_errors=True)
     signal.signal(signal.SIGTERM, lambda *_: quick_exit(app))
-    app.queue(default_concurrency_limit=8)
-    app.launch(
+    serve(
+        app,
         server_name=args.host,
         server_port=args.port,
         share=args.share,
         auth=auth,
         inbrowser=not args.no_browser and not os.environ.get("CI"),
+    )
+    return 0
+
+
+def serve(app, **where) -> None:
+    """Queue and launch a built explorer the one way it is served (its queue, error messages, GIF
+    folder and upload limit); ``where``: host, port and the like. The tests serve it through this."""
+    app.queue(default_concurrency_limit=8)
+    app.launch(
         allowed_paths=[str(app.gif_dir)],
         show_error=True,
         footer_links=["api"],
         max_file_size=MAX_FILE_SIZE,
+        **where,
     )
-    return 0
 
 
 def quick_exit(app) -> None:

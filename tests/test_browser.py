@@ -137,26 +137,16 @@ def server(trained_runs, tmp_path_factory):
 
 @contextlib.contextmanager
 def app_in_process(runs: Path):
-    """The app built and launched in this process as app.py builds and launches it (its queue,
-    error messages, GIF folder and upload limit) over `runs`, on a free port: its URL. For test
+    """The app built in this process and launched by app.py's own `serve` (its queue, error
+    messages, GIF folder and upload limit) over `runs`, on a free port: its URL. For test
     files whose worker has TensorFlow loaded already: no second TensorFlow process starts and
     loads the models again (app.py's own start is tested here and in test_web_training.py)."""
-    from app import MAX_FILE_SIZE
+    from app import serve
     from explorer.ui import build_app
 
     app = build_app([runs], runs)
-    app.queue(default_concurrency_limit=8)
     port = free_port()
-    app.launch(
-        server_name="127.0.0.1",
-        server_port=port,
-        prevent_thread_lock=True,
-        quiet=True,
-        allowed_paths=[str(app.gif_dir)],
-        show_error=True,
-        footer_links=["api"],
-        max_file_size=MAX_FILE_SIZE,
-    )
+    serve(app, server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:
