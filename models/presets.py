@@ -3,29 +3,23 @@
 - ``dcgan`` (default): a lean DCGAN for 28x28x1 (the InfoGAN-style MNIST networks: 4x4
   kernels, BatchNorm in G, a 128-unit dense layer in D), Adam 5e-4 / beta_1 0.5, and the
   snapshotted generator is a weight average (EMA 0.999). The 128-unit head beat InfoGAN's
-  1024 units on FCD at 12 epochs (34.9 vs 43.1; benchmarks/dcgan_ablation.py) with a D of
-  3.8 MB instead of 26 MB. About 4x fewer multiply-adds per image than ``keras-io``; it draws
-  readable digits within a few CPU-minutes (README).
+  1024 units on FCD at 12 epochs (34.9 vs 43.1; benchmarks/dcgan_ablation.py), D 3.8 MB not
+  26 MB. About 4x fewer multiply-adds per image than ``keras-io``.
   D sees every image, real and fake, through DiffAugment (``translation,cutout_grey``:
-  training/augment.py). Without it FCD on the 10k digits bottoms out at 30.4 (epoch 17) and
-  climbs back to 33.2 by epoch 25 as D overfits the small set; with it FCD keeps falling: at
-  epoch 25 FCD 22.8 vs 33.2, classifier score 7.53 vs 7.10, confident share 0.70 vs 0.73,
-  digit shares 6.2-14.6 % vs 4.2-18.9 %; at epoch 33 FCD 20.9, score 7.69, confident share
-  0.73, digits 7.0-14.3 %; its FCD bottoms out at 19.8 (epoch 37) and is 20.9 at 43, so it
-  delays D's overfitting rather than ending it. The black-square ``cutout`` did worse than the
-  grey one at every epoch (epoch 33: FCD 27.9, score 7.39, confident share 0.68) and drew more broken strokes.
-  Evaluator on 2,000 samples, default settings, seed 0 (benchmarks/dcgan_ablation.py --augment).
-  It costs about 2 % of the step's CPU time. Far from issue 14's goal still (FCD <= 12).
+  training/augment.py): it delays D's overfitting of the 10k digits (FCD 19.8 at epoch 37
+  against 30.4 at best without; README, Quality; benchmarks/dcgan_ablation.py --augment) for
+  about 2 % of the step's CPU time.
   The same lean networks build for 32x32 (8x8 base instead of 7x7), grey or colour; for 64x64
   ``dcgan`` builds the DCGAN paper's networks as in its authors' code (dcgan.torch: G
   512-256-128-64 from 4x4, D 64-128-256-512, 4x4 kernels, BatchNorm, N(0, 0.02) weights).
+- ``scgan``: the ``dcgan`` networks self-conditioned on k-means clusters of the training images
+  (no labels): models/clusters.py.
 - ``keras-io``: the keras.io "DCGAN from scratch" networks.
 - ``tf-tutorial``: the TensorFlow DCGAN tutorial networks.
 - ``cdcgan``: the ``dcgan`` networks conditioned on the digit label (10 classes): G takes
   (z, label) with the label's embedding concatenated to z; D takes (image, label) with the
   label's embedding as a second image channel and a projection term (Miyato & Koyama 2018:
-  the logit gains <embed(label), features>). Only Keras' own layers, so snapshots load in
-  safe mode.
+  the logit gains <embed(label), features>). Only Keras' own layers (snapshots load in safe mode).
 
 Every discriminator ends in a float32 ``Dense(1)`` producing a logit, so the models work
 under the ``mixed_bfloat16`` policy unchanged. ``Preset.for_shape`` gives the preset for the
@@ -39,6 +33,8 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from models.clusters import sc_discriminator, sc_generator
 
 if TYPE_CHECKING:  # keras (and TensorFlow) load only when a network is built
     import keras
@@ -67,6 +63,8 @@ class Preset:
     num_classes: int = 0  # > 0: G takes (z, label) and D takes (image, label)
     sizes: tuple[int, ...] = (28,)  # square image sides the builders take (image_shape=...)
     colour: bool = False  # the builders also take 3 channels
+    clustered: bool = False  # the builders take clusters= (models/clusters.py), fitted per run
+    clusters: object = field(default=None, compare=False, repr=False)  # the fitted Clusters
 
     def for_shape(self, shape) -> Preset:
         """This preset for images of ``shape`` (height, width, channels); ValueError when it has
@@ -88,6 +86,25 @@ class Preset:
             build_discriminator=functools.partial(self.build_discriminator, image_shape=shape),
         )
 
+    def fitted(self, images_u8, seed: int = 0) -> Preset:
+        """A clustered preset with its clusters found in ``images_u8`` (the run's training images,
+        deterministic: a resume finds the same ones); any other preset as it is."""
+        if not self.clustered:
+            return self
+        import numpy as np
+
+        from models.clusters import fit_clusters
+
+        lo, hi = self.pixel_range
+        x = np.asarray(images_u8, np.float32) / 255.0 * (hi - lo) + lo
+        c = fit_clusters(x, self.latent_dim, seed)
+        return dataclasses.replace(
+            self,
+            clusters=c,
+            build_generator=functools.partial(self.build_generator, clusters=c),
+            build_discriminator=functools.partial(self.build_discriminator, clusters=c),
+        )
+
     @property
     def conditional(self) -> bool:
         return self.num_classes > 0
@@ -102,6 +119,7 @@ class Preset:
             "image_shape": list(self.image_shape),
             "conditional": self.conditional,
             **({"num_classes": self.num_classes} if self.conditional else {}),
+            **({"clusters": self.clusters.k} if self.clusters is not None else {}),
         }
 
 
@@ -360,6 +378,17 @@ PRESETS["cdcgan"] = dataclasses.replace(
     augment="none",  # DiffAugment is measured on dcgan only
     sizes=(28,),  # its builders take no image_shape: MNIST-shaped digits only
     colour=False,
+)
+# the dcgan recipe self-conditioned on k-means clusters of the training images (models/clusters.py)
+PRESETS["scgan"] = dataclasses.replace(
+    PRESETS["dcgan"],
+    name="scgan",
+    build_generator=sc_generator,
+    build_discriminator=sc_discriminator,
+    description="dcgan self-conditioned on k-means clusters of your images (no labels needed)",
+    augment="none",
+    sizes=(28, 32),
+    clustered=True,
 )
 DEFAULT_PRESET = "dcgan"
 

@@ -127,18 +127,19 @@ def train(
         run_dir.mkdir(parents=True, exist_ok=True)
         lock.acquire()
     try:
-        s = _open_session(cfg, run_dir, strategy, point, existing, dataset, len(images_u8), shape, chief)
+        s = _open_session(cfg, run_dir, strategy, point, existing, dataset, images_u8, shape, chief)
         return _run(s, images_u8, labels, should_stop, on_epoch)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _open_session(cfg, run_dir, strategy, point, existing, dataset, n_images, shape, chief) -> Session:
+def _open_session(cfg, run_dir, strategy, point, existing, dataset, images_u8, shape, chief) -> Session:
     """Build the models, restore ``point`` into them, then (and only then) open the records."""
     import keras
 
-    preset = get_preset(cfg.preset).for_shape(shape)
+    # a clustered preset finds its clusters in the training images (a resume: the same ones)
+    preset = get_preset(cfg.preset).for_shape(shape).fitted(images_u8, cfg.seed)
     keras.mixed_precision.set_global_policy(keras_policy(cfg.precision))
     keras.utils.set_random_seed(cfg.seed)
     s = Session(
@@ -163,7 +164,7 @@ def _open_session(cfg, run_dir, strategy, point, existing, dataset, n_images, sh
             flush=True,
         )
     s.quality_note = _quality_note(cfg, shape, dataset)
-    open_records(s, existing, dataset["source"], n_images, dataset)
+    open_records(s, existing, dataset["source"], len(images_u8), dataset)
     return s
 
 

@@ -76,9 +76,8 @@ def make_train_step(
     With ``ema_generator``, its variables track an exponential moving average of the
     generator's (decay ``ema_decay``, warmed up over the first steps): the averaged generator
     is the one snapshotted, a cheap and large gain in sample quality.
-    With ``graph_bf16``, each call runs with TensorFlow's oneDNN auto-mixed-precision rewrite
-    on (bfloat16 convolutions and matmuls), switched off again after it, so nothing else in the
-    process (quality scoring, sample grids) is affected. ``num_classes``: see ``_split_batch``.
+    With ``graph_bf16``, each call runs with oneDNN's auto-mixed-precision rewrite on (bfloat16
+    convolutions and matmuls) and off after it. ``num_classes``: see ``_split_batch``.
     ``augment``, ``pixel_range``: DiffAugment of every image D sees, real and fake (training/augment.py).
     """
     import tensorflow as tf
@@ -91,6 +90,7 @@ def make_train_step(
         accelerate(model)
 
     aug = make_augment(augment, rng, pixel_range) or (lambda x: x)
+    d_core, onehots = _clustered(generator, discriminator)
 
     def scaled_mean(per_example):
         return tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
@@ -99,18 +99,19 @@ def make_train_step(
         real, both_y, fake_y = _split_batch(batch, num_classes, rng)
         b = tf.shape(real)[0]
         z = rng.normal((b, latent_dim))
+        both_y, d_fake_y = _d_labels(onehots, z, real, both_y, fake_y)  # what D is told
         with tf.GradientTape() as g_tape:
             fake = generator(_with_label(z, fake_y), training=True)
             with g_tape.stop_recording():
                 with tf.GradientTape() as d_tape:
                     both = _with_label(aug(tf.concat([real, fake], 0)), both_y)
-                    logits = tf.cast(discriminator(both, training=True), tf.float32)
+                    logits = tf.cast(d_core(both, training=True), tf.float32)
                     lr, lf = logits[:b], logits[b:]
                     real_lab, fake_lab = _d_targets(b, label_noise, rng)
                     d_loss = scaled_mean(_xent(real_lab, lr) + _xent(fake_lab, lf))
                 d_vars = discriminator.trainable_variables
                 d_opt.apply_gradients(zip(d_tape.gradient(d_loss, d_vars), d_vars))
-            lf2 = tf.cast(discriminator(_with_label(aug(fake), fake_y), training=True), tf.float32)
+            lf2 = tf.cast(d_core(_with_label(aug(fake), d_fake_y), training=True), tf.float32)
             g_loss = scaled_mean(_xent(tf.ones((b, 1)), lf2))
         g_vars = generator.trainable_variables
         g_opt.apply_gradients(zip(g_tape.gradient(g_loss, g_vars), g_vars))
@@ -168,6 +169,36 @@ def _split_batch(batch, num_classes: int, rng):
     real, real_y = batch
     fake_y = rng.uniform((tf.shape(real)[0],), 0, num_classes, dtype=tf.int32)
     return real, tf.concat([real_y, fake_y], 0), fake_y
+
+
+def _clustered(generator, discriminator):
+    """(the D to train, ``onehots``): for a clustered preset (models/clusters.py) D's core, which
+    takes [image, cluster one-hot], and ``onehots(z, real)``: each real image's nearest cluster
+    and the cluster G draws each z in, by the models' own fixed layers. Else (D, None)."""
+    import tensorflow as tf
+
+    try:
+        core = discriminator.get_layer("discriminator_core")
+    except ValueError:
+        return discriminator, None
+    g_logits, d_logits = generator.get_layer("cluster_logits"), discriminator.get_layer("cluster_logits")
+
+    def onehots(z, real):
+        flat = tf.reshape(real, (tf.shape(real)[0], -1))
+        return tf.nn.softmax(d_logits(flat)), tf.nn.softmax(g_logits(z))
+
+    return core, onehots
+
+
+def _d_labels(onehots, z, real, both_y, fake_y):
+    """D's labels for [real, fake] and for the fakes: as given (None: unconditional), or for a
+    clustered preset the clusters: G draws each z in its own cluster and D is told which."""
+    import tensorflow as tf
+
+    if onehots is None:
+        return both_y, fake_y
+    real_c, fake_c = onehots(z, real)
+    return tf.concat([real_c, fake_c], 0), fake_c
 
 
 def _ema_updater(generator, ema_generator, g_opt, ema_decay: float):
