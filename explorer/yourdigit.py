@@ -29,6 +29,7 @@ from explorer import conditional
 from explorer.engine import Snapshot, SnapshotError
 from explorer.facts import cell_shape
 from explorer.registry import ExplorerError
+from models import clusters
 
 BOX, SIZE = 20, 28  # MNIST: ink fitted into 20x20, centred in 28x28
 INK_MIN = 0.15  # a pixel is ink when it is this far from the background (JPEG noise stays out)
@@ -338,6 +339,12 @@ def project_snapshot(
     target = fits(img01, snap.image_shape)
     label = as_digit(snap, target, digit)
     z0 = np.random.default_rng(seed).standard_normal((starts, snap.latent_dim)).astype(np.float32)
+    lo, hi = snap.pixel_range  # a self-conditioned G: the starts go to the clusters nearest the digit
+    z0 = clusters.starts_near(
+        snap.extra(("clusters",), lambda: clusters.geometry(snap.generator, snap.discriminator)),
+        lo + np.asarray(target) * (hi - lo),
+        z0,
+    )
     fn = snap.extra(("project",), lambda: _make_projector(snap))
     z, imgs, pix, loss = (t.numpy() for t in fn(target, z0, np.int32(steps), np.int32(label or 0)))
     best = int(np.argmin(loss))

@@ -117,6 +117,34 @@ def fit_clusters(images: np.ndarray, latent_dim: int, seed: int = 0) -> Clusters
     )
 
 
+def geometry(generator, discriminator):
+    """(the middle z0 of each cluster's interval, D's nearest-cluster kernel and bias) read from a
+    clustered snapshot's fixed layers; None for any other G or D (or a single cluster)."""
+    try:
+        g_kernel, g_bias = generator.get_layer("cluster_logits").get_weights()
+        d_kernel, d_bias = discriminator.get_layer("cluster_logits").get_weights()
+    except ValueError:
+        return None
+    if len(g_bias) < 2 or not g_kernel[0, 1]:
+        return None
+    t = (g_bias[:-1] - g_bias[1:]) / g_kernel[0, 1]  # bias_k = -s (t_1 + ... + t_k)
+    edges = np.concatenate([[t[0] - 1.0], t, [t[-1] + 1.0]])
+    return (edges[:-1] + edges[1:]) / 2, d_kernel, d_bias
+
+
+def starts_near(geom, image, z0: np.ndarray) -> np.ndarray:
+    """z0 (starts of a search for ``image``, in the model's pixel range) with each start's z[0]
+    moved into one of the clusters nearest the image, nearest first: z[0] picks G's cluster and
+    a gradient cannot cross from one cluster to another. Unchanged when ``geom`` is None."""
+    if geom is None:
+        return z0
+    mids, d_kernel, d_bias = geom
+    order = np.argsort(-(np.reshape(image, (1, -1)) @ d_kernel + d_bias)[0])
+    z = np.array(z0, np.float32)
+    z[:, 0] = mids[order[np.arange(len(z)) % len(order)]]
+    return z
+
+
 def g_cluster(z, clusters: Clusters):
     """G's cluster one-hot from z (Keras tensors): a fixed Dense and a Softmax."""
     return _fixed_onehot(z, clusters.g_kernel, clusters.g_bias)

@@ -97,3 +97,28 @@ def test_scgan_trains_through_the_cli_and_a_resume_keeps_its_clusters(tmp_path):
     z = np.random.default_rng(0).normal(size=(16, 64)).astype(np.float32)
     assert np.isfinite(d2(g2(z)).numpy()).all()
     shutil.rmtree(run)
+
+
+def test_a_projection_starts_in_the_clusters_nearest_the_digit(digits, clusters):
+    """Your digit's search (explorer/yourdigit.py) cannot cross clusters by gradient (z[0] picks
+    G's cluster through a step), so its starts are put in the clusters nearest the digit."""
+    import keras
+
+    from models.clusters import geometry, sc_discriminator, sc_generator, starts_near
+
+    g, d = sc_generator(64, clusters=clusters), sc_discriminator(clusters=clusters)
+    geom = geometry(g, d)
+    mids = geom[0]
+    g_of = keras.Model(g.input, g.get_layer("cluster").output)
+    probe = np.zeros((50, 64), np.float32)
+    probe[:, 0] = mids
+    assert np.array_equal(g_of(probe).numpy().argmax(1), np.arange(50))  # each middle draws its cluster
+    x = digits[0][:20]
+    z0 = np.random.default_rng(0).normal(size=(8, 64)).astype(np.float32)
+    for image in x:
+        z = starts_near(geom, image, z0)
+        drawn = g_of(z).numpy().argmax(1)
+        ranked = np.argsort(-(image.reshape(1, -1) @ clusters.d_kernel + clusters.d_bias)[0])
+        assert list(drawn) == list(ranked[:8]) and np.array_equal(z[:, 1:], z0[:, 1:])
+    plain = keras.Sequential([keras.Input((64,)), keras.layers.Dense(4)])
+    assert geometry(plain, plain) is None and starts_near(None, x[0], z0) is z0
