@@ -5,9 +5,10 @@ confident share (samples the evaluator reads as one digit with p >= 0.9) reaches
         [--threshold 50] [--confident 0.9] [--ours-budget-s 900] [--ref-budget-s 900]
 
 Two contenders train on the same real digits (the 10,000 shared ones), one after the other:
-- ours: the default `dcgan` preset with default settings through training.loop.train (a real
-  run folder, in a temporary directory), scored by the loop itself after every epoch
-  (quality_samples); stopped after the first epoch by which both thresholds were reached;
+- ours: the default preset (`scgan`, models.presets.DEFAULT_PRESET) with default settings
+  through training.loop.train (a real run folder, in a temporary directory), scored by the
+  loop itself after every epoch (quality_samples); stopped after the first epoch by which both
+  thresholds were reached;
 - ref: the keras.io guide's GAN loop (benchmarks/_reference.py, `keras-io` networks), scored
   with the same scorer (training.quality.score_generator, same sample count and latent batch)
   after every epoch, plus once when its training clock passes ours_s (and ours_conf_s); stopped
@@ -200,7 +201,12 @@ def report(args, ours: dict, ref: dict, n_images: int) -> None:
         "ours_conf_wall_s": f"{ours['conf_wall_s']:.1f}",
         "conf_gated": int(not args.conf_ungated),
     }
-    names = {"ours": "ours (dcgan, training.loop.train)", "ref": "ref  (keras.io loop, keras-io)  "}
+    from models.presets import DEFAULT_PRESET
+
+    names = {
+        "ours": f"ours ({DEFAULT_PRESET}, training.loop.train)",
+        "ref": "ref  (keras.io loop, keras-io)  ",
+    }
     for t, what in (
         ("", f"FCD below {args.threshold:g}"),
         ("conf_", f"confident share >= {args.confident:g}"),

@@ -54,7 +54,12 @@ def run_facts(info: RunInfo) -> str:
         f"- data: {ds.get('source', '?')} ({ds.get('n_images', '?')} images"
         + (f", {ds['preprocessing']}" if isinstance(ds.get("preprocessing"), str) else "")
         + ")",
-        f"- images {'x'.join(map(str, i.get('image_shape') or [28, 28, 1]))}",
+        f"- images {'x'.join(map(str, i.get('image_shape') or [28, 28, 1]))}"
+        + (
+            f"; self-conditioned on {i['clusters']} clusters of them (z[0] picks one)"
+            if i.get("clusters")
+            else ""
+        ),
         f"- epochs done {done if done is not None else '?'} of {cfg.get('epochs', '?')}, "
         f"batch {cfg.get('batch_size', '?')}, lr G {cfg.get('lr_g', '?')} / D {cfg.get('lr_d', '?')}, "
         f"seed {cfg.get('seed', '?')}, {cfg.get('precision', '')}",

@@ -390,7 +390,7 @@ PRESETS["scgan"] = dataclasses.replace(
     sizes=(28, 32),
     clustered=True,
 )
-DEFAULT_PRESET = "dcgan"
+DEFAULT_PRESET = "scgan"
 
 
 def get_preset(name: str) -> Preset:

@@ -276,7 +276,7 @@ def test_browser_walkthrough(page, server):
     # 1. Snapshot: pick the run; its facts, its samples (scored) and quality figures
     pick(page, "#run-dd", "tiny")
     facts = wait_text(page, "#facts", "tiny · completed")
-    assert "dcgan" in facts and "python -m training" in facts and "snapshots on disk: epochs 1, 2, 3" in facts
+    assert "scgan" in facts and "python -m training" in facts and "snapshots on disk: epochs 1, 2, 3" in facts
     # (trunc's broken epoch 3 also said "Epoch 3": wait for text only tiny's good epoch has)
     quality = wait_text(page, "#quality", "P(real) by epoch 3's D")
     assert "FCD" in quality and "P(real) by epoch 3's D" in quality and "broken" not in quality

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from models.presets import DEFAULT_PRESET
 from training import runfolder as rf
 from training.augment import NONE as NO_AUGMENT
 from training.augment import parse_policy
@@ -34,7 +35,7 @@ class ConfigError(ValueError):
 @dataclass
 class TrainConfig:
     run_dir: str
-    preset: str = "dcgan"
+    preset: str = DEFAULT_PRESET
     epochs: int | None = None  # None: the preset's default
     batch_size: int | None = None
     lr_g: float | None = None
