@@ -1,6 +1,6 @@
 """Generator / discriminator builders as named presets.
 
-- ``dcgan`` (default): a lean DCGAN for 28x28x1 (the InfoGAN-style MNIST networks: 4x4
+- ``dcgan``: a lean DCGAN for 28x28x1 (the InfoGAN-style MNIST networks: 4x4
   kernels, BatchNorm in G, a 128-unit dense layer in D), Adam 5e-4 / beta_1 0.5, and the
   snapshotted generator is a weight average (EMA 0.999). The 128-unit head beat InfoGAN's
   1024 units on FCD at 12 epochs (34.9 vs 43.1; benchmarks/dcgan_ablation.py), D 3.8 MB not
@@ -12,8 +12,7 @@
   The same lean networks build for 32x32 (8x8 base instead of 7x7), grey or colour; for 64x64
   ``dcgan`` builds the DCGAN paper's networks as in its authors' code (dcgan.torch: G
   512-256-128-64 from 4x4, D 64-128-256-512, 4x4 kernels, BatchNorm, N(0, 0.02) weights).
-- ``scgan``: the ``dcgan`` networks self-conditioned on k-means clusters of the training images
-  (no labels): models/clusters.py.
+- ``scgan`` (default): ``dcgan`` self-conditioned on clusters of the images (models/clusters.py).
 - ``keras-io``: the keras.io "DCGAN from scratch" networks.
 - ``tf-tutorial``: the TensorFlow DCGAN tutorial networks.
 - ``cdcgan``: the ``dcgan`` networks conditioned on the digit label (10 classes): G takes
@@ -387,6 +386,7 @@ PRESETS["scgan"] = dataclasses.replace(
     build_discriminator=sc_discriminator,
     description="dcgan self-conditioned on k-means clusters of your images (no labels needed)",
     augment="none",
+    epochs=20,
     sizes=(28, 32),
     clustered=True,
 )

@@ -139,8 +139,9 @@ def test_cli_refuses_a_bad_value_in_one_line_and_writes_nothing(tmp_path):
     assert not run_dir.exists()
 
 
-def test_dcgan_trains_with_diffaugment_by_default_and_cdcgan_without():
-    assert TrainConfig(run_dir="x").resolved().augment == "translation,cutout_grey"
+def test_dcgan_trains_with_diffaugment_by_default_and_cdcgan_and_scgan_without():
+    assert TrainConfig(run_dir="x", preset="dcgan").resolved().augment == "translation,cutout_grey"
+    assert TrainConfig(run_dir="x").resolved().augment == "none"  # the default, scgan
     assert TrainConfig(run_dir="x", preset="cdcgan").resolved().augment == "none"
     assert TrainConfig(run_dir="x", augment="none").resolved().augment == "none"
 

@@ -45,7 +45,7 @@ def test_run_facts_of_the_demo_run(demo):
     md = tables.run_facts(info)
     assert md.startswith("### demo  ·  completed")
     assert "preset **scgan**, latent 64" in md and "10000 images" in md
-    assert "self-conditioned on 50 clusters of them (z[0] picks one)" in md
+    assert "self-conditioned on 100 clusters of them (z[0] picks one)" in md
     assert f"epochs done {DEMO_FINAL} of {DEMO_FINAL}" in md
     assert f"epochs {DEMO_KEPT_TEXT} (the others were not kept" in md
     assert "TF 2.21.0" in md
