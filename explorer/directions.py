@@ -25,6 +25,7 @@ import numpy as np
 from explorer import conditional, latent
 from explorer.engine import Snapshot
 from explorer.registry import ExplorerError
+from models.clusters import cluster_of, style_mask
 
 PROBE_N, PROBE_SEED = 1000, 0  # generated samples the probe is fitted on
 MAX_STRENGTH = 8.0  # |z| of the prior is about sqrt(64) = 8: a longer step leaves the prior behind
@@ -90,21 +91,43 @@ def evaluate(images01) -> np.ndarray:
 
 def digit_directions(snap: Snapshot) -> np.ndarray:
     """The snapshot's ten "toward digit k" directions (10, d), fitted on first use, then memoised."""
+    return _probe(snap)[0]
+
+
+def _probe(snap: Snapshot):
+    """(the ten directions (10, d), each cluster's mean evaluator probabilities (K, 10) or None).
+    For a self-conditioned G the directions leave z[0] alone (style_mask): its digit is chosen by
+    its cluster, and the probe also says which digit each cluster draws."""
 
     def make():
         z = np.random.default_rng(PROBE_SEED).standard_normal((PROBE_N, snap.latent_dim)).astype(np.float32)
         imgs = np.concatenate([snap.generate(z[i : i + 250])[0] for i in range(0, PROBE_N, 250)])
-        return fit_probe(z, evaluate(imgs))
+        probs, geom = evaluate(imgs), snap.clusters()
+        dirs = fit_probe(z * style_mask(geom, snap.latent_dim), probs)
+        if geom is None:
+            return dirs, None
+        of = cluster_of(geom, z[:, 0])
+        per = np.stack(
+            [probs[of == c].mean(0) if (of == c).any() else np.zeros(10) for c in range(len(geom[0]))]
+        )
+        return dirs, per
 
     return snap.extra(("digit-probe", PROBE_N), make)
 
 
 def toward_digit(snap: Snapshot, z, k, strength) -> np.ndarray:
-    """z moved `strength` units along the direction toward digit k (clipped to the latent bounds)."""
+    """z moved `strength` units along the direction toward digit k (clipped to the latent bounds).
+    A self-conditioned G (positive strength) also moves z[0] into the nearest cluster that draws k
+    about as surely as the surest one (mean probability within 10 % of the best cluster's)."""
     z = latent.check_vector(z, snap.latent_dim)
     k = check_digit(k)
     s = check_number(strength, "the strength", -MAX_STRENGTH, MAX_STRENGTH)
-    out = z + np.float32(s) * digit_directions(snap)[k]
+    dirs, per = _probe(snap)
+    out = z + np.float32(s) * dirs[k]
+    if per is not None and s > 0:
+        mids = snap.clusters()[0]
+        sure = np.flatnonzero(per[:, k] >= 0.9 * per[:, k].max())
+        out[0] = mids[sure[np.argmin(np.abs(mids[sure] - z[0]))]]
     return np.clip(out, -latent.MAX_ABS, latent.MAX_ABS).astype(np.float32)
 
 
@@ -143,6 +166,7 @@ def _make_fns(snap: Snapshot, logits: bool) -> dict:
     import tensorflow as tf
 
     logit, gen01, dim = _logit_fn(snap, logits), _gen01(snap), snap.latent_dim
+    mask = tf.constant(style_mask(snap.clusters(), dim))
 
     def grad_of(img01, y):
         with tf.GradientTape() as tape:
@@ -177,7 +201,7 @@ def _make_fns(snap: Snapshot, logits: bool) -> dict:
             with tf.GradientTape() as tape:
                 tape.watch(z)
                 s = tf.reduce_sum(logit(gen01(z, y), y))
-            g = tape.gradient(s, z)
+            g = tape.gradient(s, z) * mask  # a clustered G's z[0] keeps its cluster (style_mask)
             g = g / (tf.norm(g, axis=1, keepdims=True) + 1e-12)  # a unit step whatever D's scale
             z = tf.clip_by_value(z + step * g, -latent.MAX_ABS, latent.MAX_ABS)
         return z, logit(gen01(z0, y), y), logit(gen01(z, y), y)

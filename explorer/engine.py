@@ -15,6 +15,7 @@ import numpy as np
 from explorer import conditional, latent
 from explorer.facts import cell_shape
 from explorer.registry import ExplorerError, RunInfo, RunRegistry
+from models.clusters import geometry
 
 CACHE_SIZE = 12
 
@@ -35,7 +36,7 @@ class Snapshot:
     _score: object = None
     _make_score: object = None  # builds _score on first use
     _extras: dict = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.RLock = field(default_factory=threading.RLock)  # extras may read other extras
     stamp: tuple = ()  # the G and D files' version when loaded (RunRegistry.snapshot_stamp)
     path: object = None  # the epoch folder
     num_classes: int = 0  # > 0: a conditional run; G and D also take a label
@@ -68,6 +69,9 @@ class Snapshot:
                 if self._score is None:
                     self._score = self._make_score()
         return self._score(x, labels)
+
+    def clusters(self):  # a self-conditioned snapshot's cluster geometry (models/clusters.py), or None
+        return self.extra(("clusters",), lambda: geometry(self.generator, self.discriminator))
 
     def extra(self, key, make):
         """Per-snapshot memo for derived data (PCA directions, dimension ranking)."""
@@ -118,9 +122,7 @@ def _check_d(run: RunInfo, epoch: int, d) -> None:
 
 
 def _load_scorer(run: RunInfo, epoch: int):
-    """Only the discriminator of a snapshot: images in [0,1] (N, *cell_shape) -> P(real) (N,).
-
-    Returns (score function, the epoch folder, its files' stamp at load)."""
+    """Only a snapshot's D: images in [0,1] (N, *cell_shape) -> P(real) (N,); (fn, folder, stamp)."""
     info = run.epoch(epoch)
     if info.broken:
         raise SnapshotError(f"run {run.name!r} epoch {epoch} is broken: {info.broken}")
@@ -215,10 +217,8 @@ class Engine:
 
     def _current(self, cache: OrderedDict, key: tuple, path, stamp: tuple) -> bool:
         """Is a cached model still what is on disk? Two os.stat calls (microseconds), no loading.
-
         A snapshot whose files changed is evicted (the caller loads it afresh); one whose files
-        are gone is evicted and refused: memory never answers for what the disk no longer holds.
-        """
+        are gone is evicted and refused: memory never answers for what the disk no longer holds."""
         if path is None:  # not loaded from a run folder (nothing on disk to compare with)
             return True
         now = RunRegistry.snapshot_stamp(path)

@@ -263,6 +263,7 @@ def _make_projector(snap: Snapshot):
 
         _, both = load_evaluator()
     axes = list(range(1, len(cell) + 1))
+    mask = tf.constant(clusters.style_mask(snap.clusters(), d))
 
     def features(img):  # (N, 28, 28) -> the evaluator's features; nothing to compare for other images
         return both(img[..., None], training=False)[0] if digits else tf.zeros([tf.shape(img)[0], 1])
@@ -296,7 +297,7 @@ def _make_projector(snap: Snapshot):
                 tape.watch(z)
                 _, _, loss = losses(z, label, target, f_target, f_norm)
                 total = tf.reduce_sum(loss)  # the starts are independent: the sum's gradient is each one's
-            grad = tape.gradient(total, z)
+            grad = tape.gradient(total, z) * mask  # a clustered G's z[0] stays in its start's cluster
             m = b1 * m + (1 - b1) * grad
             v = b2 * v + (1 - b2) * tf.square(grad)
             tf_t = tf.cast(t, tf.float32)
@@ -340,11 +341,7 @@ def project_snapshot(
     label = as_digit(snap, target, digit)
     z0 = np.random.default_rng(seed).standard_normal((starts, snap.latent_dim)).astype(np.float32)
     lo, hi = snap.pixel_range  # a self-conditioned G: the starts go to the clusters nearest the digit
-    z0 = clusters.starts_near(
-        snap.extra(("clusters",), lambda: clusters.geometry(snap.generator, snap.discriminator)),
-        lo + np.asarray(target) * (hi - lo),
-        z0,
-    )
+    z0 = clusters.starts_near(snap.clusters(), lo + np.asarray(target) * (hi - lo), z0)
     fn = snap.extra(("project",), lambda: _make_projector(snap))
     z, imgs, pix, loss = (t.numpy() for t in fn(target, z0, np.int32(steps), np.int32(label or 0)))
     best = int(np.argmin(loss))

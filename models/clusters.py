@@ -118,8 +118,9 @@ def fit_clusters(images: np.ndarray, latent_dim: int, seed: int = 0) -> Clusters
 
 
 def geometry(generator, discriminator):
-    """(the middle z0 of each cluster's interval, D's nearest-cluster kernel and bias) read from a
-    clustered snapshot's fixed layers; None for any other G or D (or a single cluster)."""
+    """(the middle z0 of each cluster's interval, the thresholds between them, D's nearest-cluster
+    kernel and bias) read from a clustered snapshot's fixed layers; None for any other G or D (or
+    a single cluster)."""
     try:
         g_kernel, g_bias = generator.get_layer("cluster_logits").get_weights()
         d_kernel, d_bias = discriminator.get_layer("cluster_logits").get_weights()
@@ -129,16 +130,30 @@ def geometry(generator, discriminator):
         return None
     t = (g_bias[:-1] - g_bias[1:]) / g_kernel[0, 1]  # bias_k = -s (t_1 + ... + t_k)
     edges = np.concatenate([[t[0] - 1.0], t, [t[-1] + 1.0]])
-    return (edges[:-1] + edges[1:]) / 2, d_kernel, d_bias
+    return (edges[:-1] + edges[1:]) / 2, t, d_kernel, d_bias
+
+
+def cluster_of(geom, z0) -> np.ndarray:
+    """The cluster G draws for each first latent number in ``z0``."""
+    return np.searchsorted(geom[1], np.asarray(z0), side="left")
+
+
+def style_mask(geom, latent_dim: int) -> np.ndarray:
+    """1 for the latent numbers a gradient may move, 0 for z[0] of a clustered G: G is a step
+    function of it (a step of 0.1 crosses several clusters), so gradients leave it alone."""
+    mask = np.ones(latent_dim, np.float32)
+    if geom is not None:
+        mask[0] = 0.0
+    return mask
 
 
 def starts_near(geom, image, z0: np.ndarray) -> np.ndarray:
     """z0 (starts of a search for ``image``, in the model's pixel range) with each start's z[0]
-    moved into one of the clusters nearest the image, nearest first: z[0] picks G's cluster and
-    a gradient cannot cross from one cluster to another. Unchanged when ``geom`` is None."""
+    moved into one of the clusters nearest the image, nearest first (the search then keeps z[0]:
+    see ``style_mask``). Unchanged when ``geom`` is None."""
     if geom is None:
         return z0
-    mids, d_kernel, d_bias = geom
+    mids, _, d_kernel, d_bias = geom
     order = np.argsort(-(np.reshape(image, (1, -1)) @ d_kernel + d_bias)[0])
     z = np.array(z0, np.float32)
     z[:, 0] = mids[order[np.arange(len(z)) % len(order)]]

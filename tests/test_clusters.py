@@ -116,7 +116,7 @@ def test_a_projection_starts_in_the_clusters_nearest_the_digit(digits, clusters)
 
     g, d = sc_generator(64, clusters=clusters), sc_discriminator(clusters=clusters)
     geom = geometry(g, d)
-    mids = geom[0]
+    mids = geom[0]  # (mids, thresholds, D kernel, D bias)
     g_of = keras.Model(g.input, g.get_layer("cluster").output)
     probe = np.zeros((clusters.k, 64), np.float32)
     probe[:, 0] = mids
