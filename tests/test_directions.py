@@ -61,8 +61,9 @@ def test_toward_digit_raises_the_evaluators_probability_of_that_digit(snap):
     points for EVERY k, and on at least 85 of 100 on average over the ten digits.
 
     Measured on the demo's final epoch (scgan, 20 epochs: z[0] jumps to a cluster that draws k):
-    91 to 99 of 100 per digit, 95.1 on average (the dcgan demo before it: 89 to 99, 93.7), while a random unit direction of the same length raises P(k) on 44 of 100
-    on average (11 to 67). The rule leaves room for the probe's sampling (1,000 samples) and for
+    91 to 99 of 100 per digit, 95.1 on average (the dcgan demo before it: 89 to 99, 93.7), while
+    a random unit direction of the same length raised P(k) on 44 of 100 on average (11 to 67) on
+    the dcgan demo. The rule leaves room for the probe's sampling (1,000 samples) and for
     oneDNN's rounding on another CPU, and still fails a probe no better than chance."""
     z = points()
     p0 = directions.evaluate(snap.generate(z)[0])
