@@ -4,7 +4,7 @@
 # epoch snapshots (early, middle, final) so the committed folder stays small (< 25 MB).
 # metrics.jsonl keeps every epoch's figures, so the Compare view's curves show the whole run.
 # 20 epochs of the default recipe (scgan): about 10 minutes on 2 AVX2 cores. Three snapshots of
-# it (G 3.0 MB + D 4.7 MB each) keep the folder under 25 MB.
+# it (G 3.1 MB + D 4.5 MB each) keep the folder under 25 MB.
 # Usage: [DEMO_EPOCHS=N] bash scripts/make_demo.sh [KEEP_EPOCHS...]  (default: 1 3 and the last)
 set -euo pipefail
 cd "$(dirname "$0")/.."
