@@ -133,7 +133,7 @@ def _steps_loop(strategy, step, update_ema):
     Autograph off: the loop is written as the tf.while_loop it would become, and nothing in the
     step branches on a tensor in Python, so no source is converted. Converting it cost every
     training process about 3.5 s before its first step (epoch 1 of a 512-digit run: 7.9-10.0 s
-    -> 4.4-5.2 s on 2 AVX2 cores, one thread), with the same numbers."""
+    -> 3.6-5.2 s on 2 AVX2 cores, one thread), with the same numbers."""
     import tensorflow as tf
 
     @tf.function(autograph=False)
