@@ -97,8 +97,13 @@ def main(argv=None) -> int:
 def serve(app, **where) -> None:
     """Queue and launch a built explorer the one way it is served (its queue, error messages, GIF
     folder and upload limit); ``where``: host, port and the like. The tests serve it through this."""
+    from starlette.middleware import Middleware
+
+    from explorer.ui.idle_page import IdlePageScript
+
     app.queue(default_concurrency_limit=8)
     app.launch(
+        app_kwargs={"middleware": [Middleware(IdlePageScript)]},  # an idle page asks for no frames
         allowed_paths=[str(app.gif_dir)],
         show_error=True,
         footer_links=["api"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -90,7 +91,8 @@ def answer_pick(picks: Picks, session, answer, run=None) -> list:
 class Pickers:
     refresh_btn: gr.Button
     refresh_timer: gr.Timer
-    seen_state: gr.State
+    seen_state: gr.State  # what the views last showed of the disk (a signature)
+    found_state: gr.State  # a new signature the timer found, and when
 
 
 def build(ctx: Ctx, first_run, first_epoch) -> Pickers:
@@ -118,7 +120,7 @@ def build(ctx: Ctx, first_run, first_epoch) -> Pickers:
     ctx.base_state = gr.State([])
     ctx.dims_state = gr.State([])
     ctx.picks = Picks()
-    return Pickers(refresh_btn, gr.Timer(3.0), gr.State(None))
+    return Pickers(refresh_btn, gr.Timer(3.0), gr.State(None), gr.State(None))
 
 
 def pickers_as_on_disk(ctx: Ctx, run, epoch):
@@ -134,6 +136,20 @@ def pickers_as_on_disk(ctx: Ctx, run, epoch):
 def skip(n: int) -> list:
     """n outputs left as they are; fresh objects each call (Gradio mutates update dicts)."""
     return [gr.skip() for _ in range(n)]
+
+
+def _looker(ctx: Ctx):
+    def look(run, seen, request: gr.Request):
+        """The refresh timer's tick (every 3 s): the disk's signature and the time, only when it
+        differs from what the views show. Its one output is a State, so a tick that finds nothing
+        new re-renders nothing in the page (with the views as its outputs, every tick cost the
+        page about 0.16 CPU-s: each output's status went pending and back)."""
+        if ctx.picks.shown(_session(request)) not in (None, run):
+            return gr.skip()  # stale: see refresh_if_changed
+        sig = json.dumps([ctx.run_choices(), ctx.epoch_choices(run)], default=str)
+        return gr.skip() if sig == seen else [sig, time.monotonic_ns()]  # the time: found again
+
+    return look
 
 
 def _handlers(ctx: Ctx, views: list, sliders: SlidersView) -> dict:
@@ -179,17 +195,15 @@ def _handlers(ctx: Ctx, views: list, sliders: SlidersView) -> dict:
     def refresh(run, epoch, base, dims, digit, request: gr.Request):
         return picked(request, lambda: as_on_disk(run, epoch, base, dims, digit))
 
-    def refresh_if_changed(run, epoch, base, dims, digit, seen, request: gr.Request):
+    def refresh_if_changed(run, epoch, base, dims, digit, found, request: gr.Request):
         """New runs and epochs appear without a restart; while a pick is answered, only the facts."""
         session = _session(request)
-        if picks.shown(session) not in (None, run):
+        if not found or picks.shown(session) not in (None, run):
             # a stale tick: it was sent before an answer put another run in the picker (a link,
             # a pick); answering it would put the other run's epochs under the new run
             return skip(3 + len(views))
         before = picks.latest(session)
-        sig = json.dumps([ctx.run_choices(), ctx.epoch_choices(run)], default=str)
-        if sig == seen:
-            return skip(3 + len(views))
+        sig = found[0]
         if before[1]:  # only the chosen run's facts (seen unchanged: a tick after the pick looks again)
             out = [gr.skip(), gr.skip(), snapshot.run_facts(ctx, run), *skip(len(views) - 1), gr.skip()]
         else:
@@ -234,8 +248,11 @@ def wire(ctx: Ctx, app: gr.Blocks, p: Pickers, snap: snapshot.SnapshotView, slid
     )
     p.refresh_btn.click(h["refresh"], [*pick, *point], [*pick, *views], **hidden)
     p.refresh_timer.tick(
+        _looker(ctx), [ctx.run_dd, p.seen_state], p.found_state, show_progress="hidden", **hidden
+    )
+    p.found_state.change(
         h["refresh_if_changed"],
-        [*pick, *point, p.seen_state],
+        [*pick, *point, p.found_state],
         [*pick, *views, p.seen_state],
         show_progress="hidden",
         **hidden,
