@@ -271,7 +271,17 @@ def resume_args(run_dir: Path, epochs) -> list[str]:
 
 
 def new_run_args(
-    run_dir: Path, preset, epochs, batch, max_images, data, precision, presets, precisions, data_roots=()
+    run_dir: Path,
+    preset,
+    epochs,
+    batch,
+    max_images,
+    data,
+    precision,
+    presets,
+    precisions,
+    data_roots=(),
+    quality=None,
 ) -> list[str]:
     """Command-line arguments for a new run, each value checked with a clear message in the
     form's words, before anything starts."""
@@ -289,7 +299,10 @@ def new_run_args(
             f"Precision: unknown precision {str(precision)[:40]!r}; choose {', '.join(precisions)}"
         )
     data = check_data(data, data_roots)
+    quality = _whole(quality, "Quality samples", 0, 100_000, empty=(None, ""))
     args = ["--preset", preset, "--epochs", str(epochs), "--batch-size", str(batch), "--precision", precision]
+    if quality is not None:
+        args += ["--quality-samples", str(quality)]
     if max_images:
         args += ["--max-images", str(max_images)]
     if data:

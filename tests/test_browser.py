@@ -370,6 +370,7 @@ def test_browser_walkthrough(page, server):
     # a setting that is not the default, to see that Train and Resume pass it on (not a bfloat16
     # precision: on a CPU without native bf16 it is emulated and doubles this test's training)
     page.locator("#train-batch input").fill("32")
+    page.locator("#train-quality input").fill("200")  # of 2,000: each epoch's scoring, 4 s less
     assert page.locator("#stop-btn").is_disabled()  # nothing to stop yet
     page.locator("#train-btn").click()
     page.locator("#train-status").get_by_text("process running").wait_for(timeout=60_000)
@@ -421,7 +422,7 @@ def test_browser_walkthrough(page, server):
     assert "stop requested" in page.locator("#train-notice").inner_text()  # not overwritten
     first = json.loads((run / "run.json").read_text())
     assert first["status"] == "stopped" and 1 <= first["epochs_done"] < 200
-    assert first["config"]["batch_size"] == 32
+    assert first["config"]["batch_size"] == 32 and first["config"]["quality_samples"] == 200
 
     first_pid = json.loads((run / "progress.json").read_text())["pid"]
     page.locator("#resume-btn").click()  # at once: the stopping process is waited for
@@ -433,7 +434,7 @@ def test_browser_walkthrough(page, server):
     page.locator("#train-status").get_by_text("status: stopped").wait_for(timeout=90_000)
     second = json.loads((run / "run.json").read_text())
     assert second["status"] == "stopped" and first["epochs_done"] <= second["epochs_done"] < 200
-    assert second["config"]["batch_size"] == 32  # Resume keeps the run's settings
+    assert second["config"]["batch_size"] == 32 and second["config"]["quality_samples"] == 200  # kept
     # the new run shows up in the run picker without a restart
     page.locator("#run-dd input").click()
     page.get_by_role("option", name="from-browser", exact=False).wait_for(timeout=20_000)

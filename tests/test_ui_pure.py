@@ -267,6 +267,13 @@ def test_train_arguments_are_checked(tmp_path):
     ]:
         with pytest.raises(ExplorerError, match=needle):
             new_run_args(*call, ("dcgan",), ("float32",))
+    # quality samples: passed on when given (0: none), refused in the form's words when not whole
+    common = (tmp_path / "q", "dcgan", 1, 1, None, "", "float32", ("dcgan",), ("float32",), ())
+    assert new_run_args(*common, 0)[-2:] == ["--quality-samples", "0"]
+    assert "--quality-samples" not in new_run_args(*common, "")  # empty: the trainer's default
+    for bad in (-1, 2.5, "many", 10**6):
+        with pytest.raises(ExplorerError, match="Quality samples: a whole number from 0 to 100000"):
+            new_run_args(*common, bad)
     with pytest.raises(ExplorerError, match="no run 'nope'"):
         resume_args(tmp_path / "nope", 3)
     assert resume_args(DEMO, "") == ["--resume"] and resume_args(DEMO, 20) == ["--resume", "--epochs", "20"]

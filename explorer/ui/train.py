@@ -16,7 +16,10 @@ from explorer.ui import manage
 from explorer.ui.context import Ctx, err
 from models.cpu import fast_precisions, precision_note  # standard library only
 from models.presets import DEFAULT_PRESET, PRESETS  # names only: keras loads when a net is built
-from training.config import PRECISIONS  # no TensorFlow: it loads only when training starts
+from training.config import (
+    DEFAULT_QUALITY_SAMPLES,
+    PRECISIONS,
+)  # no TensorFlow: it loads only when training starts
 
 
 def latest_samples(ctx: Ctx, name: str, cache: dict):
@@ -62,6 +65,12 @@ def _layout(roots):
         epochs = gr.Number(value=15, precision=0, label="Epochs (Resume: new total)", elem_id="train-epochs")
         batch = gr.Number(value=64, precision=0, label="Batch size", elem_id="train-batch")
         max_images = gr.Number(value=None, precision=0, label="Max images (empty: all)", elem_id="train-max")
+        quality = gr.Number(
+            value=DEFAULT_QUALITY_SAMPLES,
+            precision=0,
+            label="Quality samples/epoch (0: none)",  # FCD and the classifier's figures; fewer: faster
+            elem_id="train-quality",
+        )
     with gr.Row():
         choices = data_choices(roots)
         data = gr.Dropdown(
@@ -123,7 +132,7 @@ def build(ctx: Ctx, app: gr.Blocks) -> None:
     phases: dict = {}  # run -> its phase at the last refresh while it ran (to notice the end)
 
     @err
-    def start_training(name, preset, epochs, batch, max_images, data, precision="float32"):
+    def start_training(name, preset, epochs, batch, max_images, data, precision="float32", quality=None):
         name = check_run_name(name)
         args = new_run_args(
             ctx.train_dir / name,
@@ -136,6 +145,7 @@ def build(ctx: Ctx, app: gr.Blocks) -> None:
             PRESETS,
             PRECISIONS,
             trainer.data_roots,
+            quality,
         )
         p = trainer.start(name, args)
         if note := precision_note(precision):
@@ -200,7 +210,7 @@ def build(ctx: Ctx, app: gr.Blocks) -> None:
 def _wire(app, c, start_training, resume_training, stop_training, show_progress, watch_running_run):
     c["train_btn"].click(
         start_training,
-        [c[k] for k in ("name", "preset", "epochs", "batch", "max_images", "data", "precision")],
+        [c[k] for k in ("name", "preset", "epochs", "batch", "max_images", "data", "precision", "quality")],
         [c["notice"], c["timer"]],
         api_name="train",
     )
