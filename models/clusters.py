@@ -117,6 +117,15 @@ def fit_clusters(images: np.ndarray, latent_dim: int, seed: int = 0) -> Clusters
     )
 
 
+def of_images(images_u8, latent_dim: int, pixel_range, seed: int = 0, restored: bool = False) -> Clusters:
+    """The clusters of a run's training images (uint8, scaled to ``pixel_range`` here); with
+    ``restored``, zero weights of their shapes (the resume's weights replace them)."""
+    if restored:
+        return placeholder(cluster_count(len(images_u8)), latent_dim, int(np.prod(np.shape(images_u8)[1:])))
+    lo, hi = pixel_range
+    return fit_clusters(np.asarray(images_u8, np.float32) / 255.0 * (hi - lo) + lo, latent_dim, seed)
+
+
 def geometry(generator, discriminator):
     """(the middle z0 of each cluster's interval, the thresholds between them, D's nearest-cluster
     kernel and bias) read from a clustered snapshot's fixed layers; None for any other G or D (or

@@ -14,6 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tests._demo import DEMO, DEMO_FINAL, epoch_dir
@@ -82,6 +83,16 @@ def test_resume_without_checkpoint_continues_from_the_last_epoch_and_keeps_every
     assert info["resumes"][0]["optimizer_state"].startswith("fresh")
     said = [l for l in proc.stderr.splitlines() if "epoch-0003" in l and "optimizer" in l]
     assert len(said) == 1, proc.stderr[-2000:]
+    # the default preset's clusters (fixed layers of G and D) came back with epoch 3's weights
+    # (a resume does not look for them again: models/presets.py `fitted`)
+    from tests.test_training import load_model
+
+    for net in ("generator", "discriminator"):
+        k3, k4 = (
+            load_model(run / f"epochs/epoch-000{e}/{net}.keras").get_layer("cluster_logits").get_weights()[0]
+            for e in (3, 4)
+        )
+        assert np.array_equal(k3, k4) and np.abs(k4).max() > 0, net
 
 
 def test_resume_from_a_corrupt_last_epoch_refuses_and_changes_nothing(demo_copy):

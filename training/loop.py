@@ -138,8 +138,9 @@ def _open_session(cfg, run_dir, strategy, point, existing, dataset, images_u8, s
     """Build the models, restore ``point`` into them, then (and only then) open the records."""
     import keras
 
-    # a clustered preset finds its clusters in the training images (a resume: the same ones)
-    preset = get_preset(cfg.preset).for_shape(shape).fitted(images_u8, cfg.seed)
+    # a clustered preset finds its clusters in the training images; a resume restores them
+    restored = point.checkpoint is not None or point.weights is not None
+    preset = get_preset(cfg.preset).for_shape(shape).fitted(images_u8, cfg.seed, restored)
     keras.mixed_precision.set_global_policy(keras_policy(cfg.precision))
     keras.utils.set_random_seed(cfg.seed)
     s = Session(
