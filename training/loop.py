@@ -225,8 +225,11 @@ def _run(s: Session, images_u8: np.ndarray, labels, should_stop, on_epoch) -> Tr
         augment=cfg.augment,
         pixel_range=(lo, hi),
     )
-    scored = s.chief and s.quality_note is None  # scoring writes the neighbour index
-    s.score = _quality_fn(cfg.quality_samples, s.run_dir, images_u8, labels) if scored else None
+    if s.chief and s.quality_note is None:  # scoring writes the neighbour index
+        # made when the first epoch is published, not before the first step: embedding the
+        # training digits for the index is 6 s of 10k (a run stopped sooner has none; the
+        # explorer then makes it from the recorded data)
+        s.open_score = functools.partial(_quality_fn, cfg.quality_samples, s.run_dir, images_u8, labels)
     tensorboard = cfg.tensorboard and s.chief
     s.tb = tf.summary.create_file_writer(str(s.run_dir / rf.TENSORBOARD)) if tensorboard else None
     should_stop = agreed_stop(s.strategy, should_stop)  # with several workers: any of them

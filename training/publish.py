@@ -50,6 +50,7 @@ class Session:
     fixed_z: np.ndarray | None = None
     fixed_y: np.ndarray | None = None  # a conditional preset's labels for fixed_z
     score: object = None  # the quality scorer, or None
+    open_score: object = None  # makes `score` (and the neighbour index) at the first epoch's end
     quality_note: str | None = None  # why quality is not scored for this data (None: it is)
     tb: object = None  # the TensorBoard writer, or None
     chief: bool = True  # False: a worker other than the chief, which writes nothing (cluster.py)
@@ -182,6 +183,8 @@ def publish_epoch(s: Session, summary: dict) -> None:
         s.write_run_info(epochs_done=epoch)  # in memory: a worker other than the chief writes nothing
         print_epoch(cfg, summary)
         return
+    if s.open_score is not None:
+        s.score, s.open_score = s.open_score(), None
     if s.score is not None:
         tq = time.perf_counter()
         cond = {"num_classes": s.preset.num_classes} if s.preset.num_classes else {}
