@@ -4,8 +4,9 @@ Gradio 6.31's status tracker (the "1.2s" counter of a pending event) counts with
 requestAnimationFrame loop that only a later status change stops. A tracker removed from the
 page while pending never gets one: the page's own "Loading..." tracker is removed that way on
 every load. So every open Gradio page asks the browser for 60 frames a second for as long as it
-stays open. Measured in headless Chromium on 2 AVX2 cores, the idle explorer page: 1.55-1.65
-CPU-s of Chromium in 15 s (900 frames asked for), 0.12 CPU-s with the script below (none).
+stays open. benchmarks/idle_page.py, headless Chromium on 2 AVX2 cores, the idle explorer page on
+the demo: 2.17 CPU-s of Chromium in 15 s (898 frames asked for) without the script below, 0.68
+with it (no frame; the rest is the run pickers' look at the disk every 3 s).
 
 The script runs before Gradio's own (it is put at the top of the page's <head>) and sends the
 tracker's counter callbacks to a 100 ms timer instead. The counter shows tenths of a second, so

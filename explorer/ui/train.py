@@ -16,10 +16,9 @@ from explorer.ui import manage
 from explorer.ui.context import Ctx, err
 from models.cpu import fast_precisions, precision_note  # standard library only
 from models.presets import DEFAULT_PRESET, PRESETS  # names only: keras loads when a net is built
-from training.config import (
-    DEFAULT_QUALITY_SAMPLES,
-    PRECISIONS,
-)  # no TensorFlow: it loads only when training starts
+
+# no TensorFlow: it loads only when training starts
+from training.config import DEFAULT_QUALITY_SAMPLES, PRECISIONS
 
 
 def latest_samples(ctx: Ctx, name: str, cache: dict):
