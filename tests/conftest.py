@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests import warm
 
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
@@ -150,7 +151,7 @@ def _train_tiny(runs: Path) -> Path:
 def _train(runs: Path, name: str, args) -> Path:
     runs.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "training", "--run-dir", str(runs / name), *args]
-    proc = subprocess.run(
+    proc = warm.run(
         cmd,
         cwd=ROOT,
         capture_output=True,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tests import warm
 from tests.test_training import run_training
 from training.augment import parse_policy
 from training.config import TrainConfig, resume_config
@@ -116,7 +116,7 @@ def test_policy_is_checked_in_one_line():
 
 def test_cli_refuses_a_bad_value_in_one_line_and_writes_nothing(tmp_path):
     run_dir = tmp_path / "run"
-    proc = subprocess.run(
+    proc = warm.run(
         [
             sys.executable,
             "-m",

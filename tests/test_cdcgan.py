@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests import warm
 from tests._demo import DEMO_FINAL
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +29,7 @@ MNIST = ROOT.parent / "shared" / "data" / "mnist"
 
 
 def run_cli(*args) -> subprocess.CompletedProcess:
-    return subprocess.run(
+    return warm.run(
         [sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
         cwd=ROOT,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests import warm
 from tests.conftest import MNIST, ROOT
 from training.imagefolder import load_image_folder, probe
 
@@ -29,7 +30,7 @@ ENV = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
 
 
 def cli(*args, env=None, timeout=600) -> subprocess.CompletedProcess:
-    return subprocess.run(
+    return warm.run(
         [sys.executable, "-m", "training", *map(str, args)],
         cwd=ROOT,
         capture_output=True,

@@ -14,6 +14,7 @@ import time
 import numpy as np
 import pytest
 
+from tests import warm
 from tests.conftest import MNIST, ROOT
 from training.cluster import WEIGHTS_DUMP, read_tf_config
 from training.config import ConfigError
@@ -49,7 +50,7 @@ def test_two_workers_train_together_only_the_chief_writes_and_both_end_with_the_
             )
             logs.append(open(tmp_path / f"worker-{i}.log", "w+"))  # noqa: SIM115 (closed below)
             cmd = [sys.executable, "-m", "training", "--run-dir", str(tmp_path / f"run-{i}"), *ARGS]
-            procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=logs[i], stderr=subprocess.STDOUT))
+            procs.append(warm.popen(cmd, cwd=ROOT, env=env, stdout=logs[i], stderr=subprocess.STDOUT))
         codes = [p.wait(timeout=180) for p in procs]
     finally:
         for p in procs:
@@ -142,7 +143,7 @@ def test_a_worker_under_tf_config_still_stops_on_sigterm(tmp_path):
     port = _free_ports(1)[0]
     conf = {"cluster": {"worker": [f"127.0.0.1:{port}"]}, "task": {"type": "worker", "index": 0}}
     cmd = [sys.executable, "-m", "training", "--run-dir", str(run), *BASE, "--epochs", "200"]
-    proc = subprocess.Popen(
+    proc = warm.popen(
         [*cmd, "--steps-per-call", "1"],
         cwd=ROOT,
         env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=json.dumps(conf)),

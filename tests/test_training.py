@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests import warm
+
 ROOT = Path(__file__).resolve().parents[1]
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
 EPOCH_FILES = {"generator.keras", "discriminator.keras", "samples.png", "summary.json"}
@@ -22,7 +24,7 @@ EPOCH_FILES = {"generator.keras", "discriminator.keras", "samples.png", "summary
 
 def run_training(*args, timeout=300, check=True) -> subprocess.CompletedProcess:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
-    proc = subprocess.run(
+    proc = warm.run(
         [sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
         cwd=ROOT,
         env=env,
@@ -122,7 +124,7 @@ def test_sigkill_mid_epoch_then_resume_matches_the_uninterrupted_run(tmp_path, t
     run = tmp_path / "killed"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     args = ["--run-dir", str(run), *TINY_ARGS, "--steps-per-call", "1"]
-    proc = subprocess.Popen(
+    proc = warm.popen(
         [sys.executable, "-m", "training", *args],
         cwd=ROOT,
         env=env,
@@ -173,7 +175,7 @@ def test_second_trainer_is_refused_and_sigterm_stops_between_steps(tmp_path):
     run = tmp_path / "locked"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     args = small_args(run, "--steps-per-call", "1", images=640, epochs=50, quality=0)
-    first = subprocess.Popen(
+    first = warm.popen(
         [sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
         cwd=ROOT,
         env=env,

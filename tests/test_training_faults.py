@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import warm
 from tests.test_training import ROOT, _wait_for, assert_whole_epoch, run_training, small_args
 
 
@@ -31,7 +32,7 @@ def tmpfs(tmp_path):
 def _start(run: Path):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     args = small_args(run, "--steps-per-call", "1", images=640, epochs=3, quality=0)
-    return subprocess.Popen(
+    return warm.popen(
         [sys.executable, "-m", "training", "--quiet", "--no-tensorboard", *args],
         cwd=ROOT,
         env=env,

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from tests import warm
 from tests._demo import DEMO, DEMO_FINAL
 from tests.conftest import MNIST, ROOT
 from tests.test_browser import browser, kill_trainers, new_page, pick, raw_call, start_app  # noqa: F401
@@ -137,7 +138,7 @@ def test_stop_and_resume_refuse_a_run_trained_by_another_process(app):
     run = runs / "from-cli"
     cmd = [sys.executable, "-m", "training", "--run-dir", str(run), "--data", str(MNIST)]
     cmd += ["--max-images", "256", "--epochs", str(LONG), "--batch-size", "32", "--quiet", "--no-tensorboard"]
-    cli = subprocess.Popen(
+    cli = warm.popen(
         cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     try:
