@@ -94,14 +94,18 @@ def main(argv=None) -> int:
     return 0
 
 
-def serve(app, **where) -> None:
-    """Queue and launch a built explorer the one way it is served (its queue, error messages, GIF
-    folder and upload limit); ``where``: host, port and the like. The tests serve it through this."""
+def serve(app, quiet_queue: bool = True, **where) -> None:
+    """Queue and launch a built explorer the one way it is served (its event-driven queue, error
+    messages, GIF folder and upload limit); ``where``: host, port and the like. The tests serve it
+    through this; ``quiet_queue=False`` (Gradio's 1 ms poll) only for benchmarks/idle_server.py."""
     from starlette.middleware import Middleware
 
     from explorer.ui.idle_page import IdlePageScript
+    from explorer.ui.quiet_queue import quiet
 
     app.queue(default_concurrency_limit=8)
+    if quiet_queue:
+        quiet(app._queue)  # an idle server waits for its events instead of polling every 1 ms
     app.launch(
         app_kwargs={"middleware": [Middleware(IdlePageScript)]},  # an idle page asks for no frames
         allowed_paths=[str(app.gif_dir)],
