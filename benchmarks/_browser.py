@@ -60,7 +60,7 @@ def running_app(runs_dir: Path, log: Path, timeout: float = 300):
 @contextlib.contextmanager
 def chromium():
     if not Path(CHROMIUM).exists():
-        raise SystemExit("error: Debian's chromium is not installed (bash scripts/need_chromium.sh)")
+        raise SystemExit("error: Debian's chromium is not installed (sudo apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

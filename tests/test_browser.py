@@ -180,7 +180,9 @@ def kill_trainers(runs: Path) -> None:
 def browser():
     """One headless Chromium for the module (Playwright's sync API allows one at a time)."""
     if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is not installed (apt-get install chromium; scripts/test.sh does it)")
+        pytest.fail(
+            "Debian's chromium is not installed (apt-get install chromium-headless-shell; scripts/test.sh does it)"
+        )
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

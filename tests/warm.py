@@ -52,6 +52,8 @@ def _child(req: dict) -> None:
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.close(null)
+        if os.environ.get("PYTHONUNBUFFERED"):  # as the interpreter would have started
+            sys.stdout.reconfigure(write_through=True)
         sys.argv = [str(ROOT / "training" / "__main__.py"), *req["argv"]]
         from training.__main__ import main
 
@@ -114,6 +116,8 @@ def serve() -> None:
             sys.stderr.flush()
             pid = os.fork()
             if pid == 0:
+                for fd in (out.fileno(), r, w):  # the server's pipes are not the trainer's
+                    os.close(fd)
                 _child(req)
             out.write(json.dumps({"id": req["id"], "pid": pid}) + "\n")
         while True:
