@@ -181,7 +181,8 @@ def browser():
     """One headless Chromium for the module (Playwright's sync API allows one at a time)."""
     if not Path(CHROMIUM).exists():
         pytest.fail(
-            "Debian's chromium is not installed (apt-get install chromium-headless-shell; scripts/test.sh does it)"
+            "Debian's chromium is not installed "
+            "(apt-get install chromium-headless-shell; scripts/test.sh does it)"
         )
     from playwright.sync_api import sync_playwright
 
