@@ -157,6 +157,7 @@ def app_in_process(runs: Path):
         yield f"http://127.0.0.1:{port}/"
     finally:
         app.close()
+        app.trainer.close()
         shutil.rmtree(app.gif_dir, ignore_errors=True)
         kill_trainers(runs)
 
@@ -172,6 +173,16 @@ def kill_trainers(runs: Path) -> None:
         if "training" in args and any(a.startswith(str(runs)) for a in args):
             try:
                 os.kill(int(cmdline.parent.name), signal.SIGKILL)
+            except OSError:
+                pass
+    # a trainer forked warm (training/warm.py) has its server's command line: found by its lock
+    from training.runfolder import lock_holder
+
+    for run in runs.glob("*") if runs.is_dir() else ():
+        pid = lock_holder(run)
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
 

@@ -1,266 +1,21 @@
-"""Trainers forked from a process that has already imported TensorFlow: the suite's warm start.
+"""The suite's trainers, forked warm (training/warm.py): one server per pytest worker.
 
 Every `python -m training` process spends 4-6 CPU-seconds importing TensorFlow and Keras before
-its first step, and the suite starts dozens of them on 2 cores. A `Warm` server is one process
-per pytest worker that has imported them, exactly as `python -m training` does, and nothing
-more: no TensorFlow op has run in it, so TensorFlow has made no thread pool, no device and no
-session state that a fork could leave half-copied. For each request it forks; the child takes
-the request's working folder, environment, argument list and output files and runs
-`training.__main__.main(argv)`, the function `python -m training` runs. Only the imports
-happened before the fork.
-
-`run()` and `popen()` take the same command as `subprocess.run` / `subprocess.Popen`. A command
-that is not `[sys.executable, "-m", "training", ...]`, or an environment whose TensorFlow
-settings read at import differ from the server's, goes to a real subprocess, as do the tests of
-the command line's own start (they call subprocess themselves).
+its first step, and the suite starts dozens of them on 2 cores. `run()` and `popen()` take the
+same command as `subprocess.run` / `subprocess.Popen`. A command that is not
+`[sys.executable, "-m", "training", ...]`, an environment whose TensorFlow settings read at
+import differ from the server's, or an output the server cannot write to, goes to a real
+subprocess, as do the tests of the command line's own start (they call subprocess themselves)
+and the trainers the app starts.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
 import sys
-import tempfile
-import threading
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-# read by TensorFlow or by models.cpu while TensorFlow is imported: a request whose values differ
-# cannot be served by the server's import
-IMPORT_ENV = ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_ISA", "CUDA_VISIBLE_DEVICES")
-
-
-# ---------------------------------------------------------------- the server (its own process)
-
-
-def _child(req: dict) -> None:
-    """In the forked child: become `python -m training ARGS` and never return."""
-    code = 1
-    try:
-        signal.set_wakeup_fd(-1)
-        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        os.setpgid(0, 0)  # its own group, as a trainer the app starts
-        os.chdir(req["cwd"])
-        os.environ.clear()
-        os.environ.update(req["env"])
-        for fd, path in ((1, req["stdout"]), (2, req["stderr"])):
-            f = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-            os.dup2(f, fd)
-            os.close(f)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.close(null)
-        if os.environ.get("PYTHONUNBUFFERED"):  # as the interpreter would have started
-            sys.stdout.reconfigure(write_through=True)
-        sys.argv = [str(ROOT / "training" / "__main__.py"), *req["argv"]]
-        from training.__main__ import main
-
-        code = main(req["argv"])
-    except SystemExit as exc:  # argparse's errors and --help
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-        if exc.code is not None and not isinstance(exc.code, int):
-            print(exc.code, file=sys.stderr)
-    except KeyboardInterrupt:  # a second Ctrl-C: die of the signal, as the interpreter does
-        sys.stdout.flush()
-        sys.stderr.flush()
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-    except BaseException:  # noqa: BLE001  (as the interpreter: a traceback and exit status 1)
-        import traceback
-
-        traceback.print_exc()
-        code = 1
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code if isinstance(code, int) else 1)
-
-
-def serve() -> None:
-    """The server's main loop: a JSON request per line on stdin, JSON answers on stdout."""
-    sys.modules.setdefault("pandas", None)  # as training/__main__.py does when run as a script
-    from models.tf_runtime import import_tensorflow
-
-    import_tensorflow()
-    import keras  # noqa: F401
-
-    import training.__main__  # noqa: F401
-    import training.loop  # noqa: F401
-    import training.publish  # noqa: F401
-
-    out = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # stray prints must not reach the protocol
-    r, w = os.pipe()
-    os.set_blocking(w, False)
-    signal.set_wakeup_fd(w)
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    import selectors
-
-    sel = selectors.DefaultSelector()
-    sel.register(sys.stdin, selectors.EVENT_READ)
-    sel.register(r, selectors.EVENT_READ)
-    out.write(json.dumps({"ready": os.getpid()}) + "\n")
-    while True:
-        for key, _ in sel.select():
-            if key.fileobj is r:
-                os.read(r, 4096)
-                continue
-            line = sys.stdin.readline()
-            if not line:  # the pytest worker is gone: leave the children to finish on their own
-                return
-            req = json.loads(line)
-            sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:
-                for fd in (out.fileno(), r, w):  # the server's pipes are not the trainer's
-                    os.close(fd)
-                _child(req)
-            out.write(json.dumps({"id": req["id"], "pid": pid}) + "\n")
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
-            if pid == 0:
-                break
-            out.write(json.dumps({"exit": pid, "code": os.waitstatus_to_exitcode(status)}) + "\n")
-
-
-# ---------------------------------------------------------------- the client (the pytest worker)
-
-
-class WarmProcess:
-    """What the tests use of `subprocess.Popen`, for a trainer forked by the server."""
-
-    def __init__(self, pid: int, args: list, out: Path, err: Path, text: bool):
-        self.pid, self.args = pid, args
-        self.returncode: int | None = None
-        self._done = threading.Event()
-        mode = "r" if text else "rb"
-        self.stdout = open(out, mode)  # noqa: SIM115  (closed with the files)
-        self.stderr = open(err, mode)  # noqa: SIM115
-
-    def _ended(self, code: int) -> None:
-        self.returncode = code
-        self._done.set()
-
-    def poll(self):
-        return self.returncode
-
-    def wait(self, timeout=None):
-        if not self._done.wait(timeout):
-            raise subprocess.TimeoutExpired(self.args, timeout)
-        return self.returncode
-
-    def communicate(self, timeout=None):
-        self.wait(timeout)
-        return self.stdout.read(), self.stderr.read()
-
-    def send_signal(self, sig):
-        if self.returncode is None:
-            try:
-                os.kill(self.pid, sig)
-            except ProcessLookupError:
-                pass
-
-    def terminate(self):
-        self.send_signal(signal.SIGTERM)
-
-    def kill(self):
-        self.send_signal(signal.SIGKILL)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.stdout.close()
-        self.stderr.close()
-
-
-class Warm:
-    """The server for this pytest worker, started on first use."""
-
-    def __init__(self):
-        self.env = {k: os.environ.get(k) for k in IMPORT_ENV}
-        self.tmp = Path(tempfile.mkdtemp(prefix="warm-trainers-"))
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", "from tests.warm import serve; serve()"],
-            cwd=ROOT,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            bufsize=1,
-        )
-        self.lock = threading.Lock()
-        self.waiting: dict[int, list] = {}
-        self.procs: dict[int, WarmProcess] = {}
-        self.early: dict[int, int] = {}  # exits read before their pid was handed out
-        self.n = 0
-        first = json.loads(self.proc.stdout.readline() or "{}")
-        if "ready" not in first:
-            raise RuntimeError("the warm trainer server did not start")
-        threading.Thread(target=self._read, daemon=True, name="warm-trainers").start()
-
-    def _read(self):
-        for line in self.proc.stdout:
-            msg = json.loads(line)
-            with self.lock:
-                if "pid" in msg:
-                    slot = self.waiting.pop(msg["id"])
-                    slot.append(msg["pid"])
-                    slot[0].set()
-                elif "exit" in msg:
-                    p = self.procs.pop(msg["exit"], None)
-                    if p is None:
-                        self.early[msg["exit"]] = msg["code"]
-                    else:
-                        p._ended(msg["code"])
-
-    def serves(self, cmd, env) -> bool:
-        cmd = [str(c) for c in cmd]
-        if cmd[:3] != [sys.executable, "-m", "training"] or self.proc.poll() is not None:
-            return False
-        env = os.environ if env is None else env
-        return all(env.get(k) == v for k, v in self.env.items())
-
-    def popen(self, cmd, cwd=None, env=None, text=False, stdout=None, stderr=None) -> WarmProcess:
-        """Fork `cmd`; stdout/stderr: a file to append to, "stdout" (stderr only), or None for a
-        file of the server's that the process's .stdout / .stderr read."""
-        with self.lock:
-            self.n += 1
-            rid = self.n
-            done = threading.Event()
-            slot = self.waiting[rid] = [done]
-        out, err = self.tmp / f"{rid}.out", self.tmp / f"{rid}.err"
-        out.touch()
-        err.touch()
-        out = Path(stdout) if stdout else out
-        err = out if stderr == "stdout" else Path(stderr) if stderr else err
-        req = {
-            "id": rid,
-            "argv": [str(c) for c in cmd[3:]],
-            "cwd": str(cwd or os.getcwd()),
-            "env": dict(os.environ if env is None else env),
-            "stdout": str(out),
-            "stderr": str(err),
-        }
-        self.proc.stdin.write(json.dumps(req) + "\n")
-        self.proc.stdin.flush()
-        if not done.wait(60):
-            raise RuntimeError("the warm trainer server did not fork a trainer within 60 s")
-        with self.lock:
-            pid = slot[-1]
-            p = WarmProcess(pid, cmd, out, err, text)
-            if pid in self.early:  # it ended before its pid came back
-                p._ended(self.early.pop(pid))
-            else:
-                self.procs[pid] = p
-        return p
-
+from training.warm import Warm, WarmProcess  # noqa: F401  (WarmProcess: for isinstance checks)
 
 _server: Warm | None = None
 
@@ -270,6 +25,10 @@ def server() -> Warm:
     if _server is None:
         _server = Warm()
     return _server
+
+
+def _ours(cmd) -> bool:
+    return [str(c) for c in cmd[:3]] == [sys.executable, "-m", "training"]
 
 
 def _target(stream, default: str | None):
@@ -289,7 +48,7 @@ def popen(cmd, *, cwd=None, env=None, stdout=None, stderr=None, text=False, **kw
     ends, or as far as it has written), to a file or, for stderr, to stdout."""
     s = server()
     out, err = _target(stdout, None), _target(stderr, None)
-    if kw or False in (out, err) or not s.serves(cmd, env):
+    if kw or False in (out, err) or not _ours(cmd) or not s.serves(env):
         return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=stdout, stderr=stderr, text=text, **kw)
     return s.popen(cmd, cwd=cwd, env=env, text=text, stdout=out, stderr=err)
 
@@ -297,7 +56,7 @@ def popen(cmd, *, cwd=None, env=None, stdout=None, stderr=None, text=False, **kw
 def run(cmd, *, cwd=None, env=None, capture_output=False, text=False, timeout=None, check=False):
     """`subprocess.run` for a trainer, forked warm when it can be."""
     s = server()
-    if not s.serves(cmd, env):
+    if not _ours(cmd) or not s.serves(env):
         return subprocess.run(
             cmd, cwd=cwd, env=env, capture_output=capture_output, text=text, timeout=timeout, check=check
         )

@@ -299,14 +299,9 @@ def clean_temporaries(run_dir: str | os.PathLike) -> None:
     """
     run_dir = Path(run_dir)
     for parent in (p for p in (run_dir, run_dir / EPOCHS) if p.is_dir()):
-        leftovers = sorted(
-            (
-                p
-                for p in parent.iterdir()
-                if p.name.startswith(".") and (".tmp-" in p.name or ".old-" in p.name)
-            ),
-            key=lambda p: ".old-" not in p.name,
-        )  # .old- first: it may be put back
+        hidden = (p for p in parent.iterdir() if p.name.startswith("."))
+        leftovers = [p for p in hidden if ".tmp-" in p.name or ".old-" in p.name]
+        leftovers.sort(key=lambda p: ".old-" not in p.name)  # .old- first: it may be put back
         for p in leftovers:
             final = parent / p.name[1:].split(".old-")[0]
             if ".old-" in p.name and not final.exists():
@@ -374,9 +369,9 @@ def is_locked(run_dir: str | os.PathLike) -> bool:
 def lock_holder(run_dir: str | os.PathLike) -> int | None:
     """pid of the process training this run folder, or None when nobody holds its lock.
 
-    The pid written in run.lock is trusted only when the lock is held AND /proc shows a
-    ``training`` process whose --run-dir resolves to this folder (a recycled pid is not).
-    """
+    The pid in run.lock is trusted only when the lock is held AND /proc shows it as a ``training``
+    process of this --run-dir, or holding this run.lock open (a trainer forked warm,
+    training/warm.py, has its server's command line). A recycled pid is neither."""
     run_dir = Path(run_dir).resolve()
     if not is_locked(run_dir):
         return None
@@ -386,10 +381,19 @@ def lock_holder(run_dir: str | os.PathLike) -> int | None:
         cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
     except (OSError, ValueError):
         return None
-    if "training" not in args or "--run-dir" not in args[:-1]:
-        return None
-    target = Path(args[args.index("--run-dir") + 1])
-    return pid if (cwd / target).resolve() == run_dir else None
+    if "training" in args and "--run-dir" in args[:-1]:
+        if (cwd / args[args.index("--run-dir") + 1]).resolve() == run_dir:
+            return pid
+    return pid if _holds_open(pid, run_dir / LOCK) else None
+
+
+def _holds_open(pid: int, path: Path) -> bool:
+    """Does process `pid` have `path` open (one of its /proc/PID/fd links)?"""
+    for fd in Path(f"/proc/{pid}/fd").glob("*"):  # no such process: none
+        with contextlib.suppress(OSError):  # an fd closed meanwhile
+            if os.readlink(fd) == str(path):
+                return True
+    return False
 
 
 def now_iso() -> str:
