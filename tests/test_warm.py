@@ -22,6 +22,18 @@ def test_help_and_a_usage_error_exit_as_the_cli_does():
     assert bad.returncode == 2 and "the following arguments are required: --run-dir" in bad.stderr
 
 
+def test_requests_from_several_threads_at_once_are_all_served():
+    from concurrent.futures import ThreadPoolExecutor
+
+    def helped(_):
+        return warm.run([*CLI, "--help"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+    with ThreadPoolExecutor(6) as pool:
+        done = list(pool.map(helped, range(6)))
+    assert [p.returncode for p in done] == [0] * 6
+    assert all(p.stdout.startswith("usage: python -m training") for p in done)
+
+
 def test_a_killed_trainer_reports_the_signal_and_an_error_the_message(tmp_path):
     args = ["--run-dir", str(tmp_path / "run"), "--data", str(MNIST), "--max-images", "64", "--epochs", "500"]
     proc = warm.popen([*CLI, *args, "--quiet"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)

@@ -100,25 +100,28 @@ def serve() -> None:
     import selectors
 
     sel = selectors.DefaultSelector()
-    sel.register(sys.stdin, selectors.EVENT_READ)
+    sel.register(0, selectors.EVENT_READ)
     sel.register(r, selectors.EVENT_READ)
     out.write(json.dumps({"ready": os.getpid()}) + "\n")
+    pending = b""  # requests read but not yet whole (os.read: no buffer hides a second line)
     while True:
         for key, _ in sel.select():
-            if key.fileobj is r:
+            if key.fileobj == r:
                 os.read(r, 4096)
                 continue
-            line = sys.stdin.readline()
-            if not line:  # the pytest worker is gone: leave the children to finish on their own
+            data = os.read(0, 1 << 16)
+            if not data:  # the client is gone: its trainers finish on their own
                 return
-            req = json.loads(line)
-            sys.stderr.flush()
-            pid = os.fork()
-            if pid == 0:
-                for fd in (out.fileno(), r, w):  # the server's pipes are not the trainer's
-                    os.close(fd)
-                _child(req)
-            out.write(json.dumps({"id": req["id"], "pid": pid}) + "\n")
+            *lines, pending = (pending + data).split(b"\n")
+            for line in lines:
+                req = json.loads(line)
+                sys.stderr.flush()
+                pid = os.fork()
+                if pid == 0:
+                    for fd in (out.fileno(), r, w):  # the server's pipes are not the trainer's
+                        os.close(fd)
+                    _child(req)
+                out.write(json.dumps({"id": req["id"], "pid": pid}) + "\n")
         while True:
             try:
                 pid, status = os.waitpid(-1, os.WNOHANG)
