@@ -19,6 +19,21 @@ CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROME_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
 
 
+def wait_answering(proc: subprocess.Popen, url: str, log: Path, timeout: float) -> None:
+    """Return once `url` answers; exit with a message naming `log` if `proc` dies or never does."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"error: the app exited while starting; see {log}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except (urllib.error.URLError, OSError):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"error: the app did not answer within {timeout:.0f} s; see {log}") from None
+            time.sleep(0.5)
+
+
 @contextlib.contextmanager
 def running_app(runs_dir: Path, log: Path, timeout: float = 300):
     """app.py serving `runs_dir` on a free port of 127.0.0.1 -> its URL; stopped on exit."""
@@ -35,19 +50,7 @@ def running_app(runs_dir: Path, log: Path, timeout: float = 300):
         )
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"error: the app exited while starting; see {log}")
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except (urllib.error.URLError, OSError):
-                if time.monotonic() > deadline:
-                    raise SystemExit(
-                        f"error: the app did not answer within {timeout:.0f} s; see {log}"
-                    ) from None
-                time.sleep(0.5)
+        wait_answering(proc, url, log, timeout)
         yield url
     finally:
         proc.terminate()

@@ -20,13 +20,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._browser import ROOT  # noqa: E402
+from benchmarks._browser import ROOT, wait_answering  # noqa: E402
 from benchmarks._cpu import cpu_profile, isa_name, print_cpu, round_robin  # noqa: E402
 from tests.test_browser import free_port  # noqa: E402
 
@@ -58,17 +56,7 @@ def measure(runs: Path, quiet: bool, seconds: float, log: Path) -> tuple[float, 
         proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 300
-        while True:
-            if proc.poll() is not None:
-                raise SystemExit(f"error: the server exited while starting; see {log}")
-            try:
-                urllib.request.urlopen(url, timeout=2)
-                break
-            except (urllib.error.URLError, OSError):
-                if time.monotonic() > deadline:
-                    raise SystemExit(f"error: the server did not answer within 300 s; see {log}") from None
-                time.sleep(0.5)
+        wait_answering(proc, url, log, 300)
         time.sleep(5)
         before = cpu_s(proc.pid)
         time.sleep(seconds)
