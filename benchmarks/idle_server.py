@@ -24,7 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._browser import ROOT, wait_answering  # noqa: E402
+from benchmarks._browser import ROOT, stop_process, wait_answering  # noqa: E402
 from benchmarks._cpu import cpu_profile, isa_name, print_cpu, round_robin  # noqa: E402
 from tests.test_browser import free_port  # noqa: E402
 
@@ -72,11 +72,7 @@ def measure(runs: Path, quiet: bool, seconds: float, log: Path) -> tuple[float, 
         times.sort()
         return idle, times[len(times) // 2], times[int(len(times) * 0.95) - 1]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc)
 
 
 def main(argv=None) -> int:
