@@ -106,7 +106,7 @@ class Trainer:
 
             try:
                 self.warm = Warm(env=self._env())
-            except (OSError, RuntimeError):
+            except (OSError, RuntimeError, ValueError):
                 pass  # trainers start cold, as before
 
         threading.Thread(target=start, name="warm-trainers-start", daemon=True).start()

@@ -81,6 +81,8 @@ def _child(req: dict) -> None:
 
 def serve() -> None:
     """The server's main loop: a JSON request per line on stdin, JSON answers on stdout."""
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # nothing printed, even by an import, reaches the protocol
     sys.modules.setdefault("pandas", None)  # as training/__main__.py does when run as a script
     from models.tf_runtime import import_tensorflow
 
@@ -91,8 +93,6 @@ def serve() -> None:
     import training.loop  # noqa: F401
     import training.publish  # noqa: F401
 
-    out = os.fdopen(os.dup(1), "w", buffering=1)
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # stray prints must not reach the protocol
     r, w = os.pipe()
     os.set_blocking(w, False)
     signal.set_wakeup_fd(w)
@@ -219,7 +219,10 @@ class Warm:
         self.procs: dict[int, WarmProcess] = {}
         self.early: dict[int, int] = {}  # exits read before their pid was handed out
         self.n = 0
-        first = json.loads(self.proc.stdout.readline() or "{}")
+        try:
+            first = json.loads(self.proc.stdout.readline() or "{}")
+        except ValueError:
+            first = {}
         if "ready" not in first:
             self.dead = True
             self.proc.kill()
