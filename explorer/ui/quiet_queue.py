@@ -7,8 +7,8 @@ a second and costs about 8 % of a core on this project's CPUs (`benchmarks/idle_
 a test suite with several apps open pays that for each.
 
 `quiet(queue)` keeps Gradio's loops and changes only how those two wait when there is nothing
-to do: the dispatch loop until an event is pushed or a job ends (the only things that can give it
-work), the progress loop until a job starts, each with a `SAFETY_S` timeout. Every other wait,
+to do: the dispatch loop until an event is pushed or a job frees its slot (the only things that
+can give it work), the progress loop until a job starts, each with a `SAFETY_S` timeout. Every other wait,
 and every wait while there is work, is Gradio's own. The loops' `asyncio.sleep` is reached through
 `gradio.queueing`'s `asyncio` global, replaced by a module that forwards everything to asyncio;
 its `sleep` differs only inside the two loops of a queue passed to `quiet` (a context variable
@@ -36,8 +36,12 @@ class Waker:
         self.missed = 0
 
     def _has_work(self) -> bool:
+        """Would the dispatch loop start an event now? (the test of Gradio's `get_events`)"""
         q = self.queue
-        return len(q) > 0 and None in q.active_jobs
+        return None in q.active_jobs and any(
+            eq.queue and (eq.concurrency_limit is None or eq.current_concurrency < eq.concurrency_limit)
+            for eq in q.event_queue_per_concurrency_id.values()
+        )
 
     async def sleep(self, role: str, delay, result):
         q = self.queue
@@ -60,6 +64,20 @@ class Waker:
                     self.missed += 1
         event.clear()
         return result
+
+
+class _WakingSlots(list):
+    """The queue's `active_jobs`: a slot set free (to None) wakes the dispatch loop at once (the
+    job's task still has Gradio's bookkeeping to await before it returns)."""
+
+    def __init__(self, slots, waker: Waker):
+        super().__init__(slots)
+        self.waker = waker
+
+    def __setitem__(self, index, value):
+        super().__setitem__(index, value)
+        if value is None:
+            self.waker.dispatch.set()
 
 
 class _Asyncio(types.ModuleType):
@@ -103,6 +121,7 @@ def quiet(queue) -> Waker:
 
     async def dispatching():
         _ROLE.set((waker, "dispatch"))  # this task's context only
+        queue.active_jobs = _WakingSlots(queue.active_jobs, waker)  # as Queue.start made it
         return await start_processing()
 
     async def reporting():
