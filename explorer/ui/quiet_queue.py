@@ -1,15 +1,15 @@
-"""Gradio's queue, woken by its events instead of polled: an idle explorer costs no CPU.
+"""Gradio's queue, woken by its events instead of polled: an idle explorer costs next to no CPU.
 
 Gradio 6.31's queue (`gradio/queueing.py`) looks for work every 1 ms while it has none
 (`Queue.start_processing` sleeps `sleep_when_free`, 0.001 s, and checks again), and its progress
 loop (`start_progress_updates`) every 10 ms. An explorer nobody uses therefore wakes 1,100 times
-a second and costs about 8 % of a core on this project's CPUs (`benchmarks/idle_server.py`);
-a test suite with several apps open pays that for each.
+a second and costs about 8 % of a core on this project's CPUs; with this, 0.7 %
+(`benchmarks/idle_server.py`). A test suite with several apps open paid that 8 % for each.
 
 `quiet(queue)` keeps Gradio's loops and changes only how those two wait when there is nothing
 to do: the dispatch loop until an event is pushed or a job frees its slot (the only things that
-can give it work), the progress loop until a job starts, each with a `SAFETY_S` timeout. Every other wait,
-and every wait while there is work, is Gradio's own. The loops' `asyncio.sleep` is reached through
+can give it work), the progress loop until a job starts, each with a `SAFETY_S` timeout. Every
+other wait, and every wait while there is work, is Gradio's own. The loops' `asyncio.sleep` is reached through
 `gradio.queueing`'s `asyncio` global, replaced by a module that forwards everything to asyncio;
 its `sleep` differs only inside the two loops of a queue passed to `quiet` (a context variable
 set in their tasks says which), so other queues and code keep plain `asyncio.sleep`.
