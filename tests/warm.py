@@ -67,4 +67,6 @@ def run(cmd, *, cwd=None, env=None, capture_output=False, text=False, timeout=No
         p.kill()
         p.wait(30)
         raise
+    if check and p.returncode:
+        raise subprocess.CalledProcessError(p.returncode, cmd, out, err)
     return subprocess.CompletedProcess(cmd, p.returncode, out, err)

@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -138,13 +139,15 @@ def serve() -> None:
 class WarmProcess:
     """What callers use of `subprocess.Popen`, for a trainer forked by a `Warm` server."""
 
-    def __init__(self, server: Warm, pid: int, args: list, out: Path, err: Path, text: bool):
+    def __init__(self, server: Warm, pid: int, args: list, out: Path | None, err: Path | None, text: bool):
+        """`out` / `err`: the files .stdout / .stderr read (the caller's PIPE), or None (as Popen
+        gives for output sent to a file: nothing held open for a run's log in a long-lived app)."""
         self.server, self.pid, self.args = server, pid, args
         self.returncode: int | None = None
         self._done = threading.Event()
         mode = "r" if text else "rb"
-        self.stdout = open(out, mode)  # noqa: SIM115  (closed with the files)
-        self.stderr = open(err, mode)  # noqa: SIM115
+        self.stdout = open(out, mode) if out else None  # noqa: SIM115  (closed with the object)
+        self.stderr = open(err, mode) if err else None  # noqa: SIM115
 
     def _ended(self, code: int) -> None:
         self.returncode = code
@@ -163,17 +166,18 @@ class WarmProcess:
         return self.returncode
 
     def wait(self, timeout=None):
-        step = None if timeout is None else float(timeout)
-        while not self._done.wait(0.5 if self.server.dead else step):
-            if self.poll() is not None:
-                break
-            if not self.server.dead:
+        """As Popen.wait; once the server is gone, by probing the pid every 0.5 s."""
+        end = None if timeout is None else time.monotonic() + float(timeout)
+        while self.poll() is None:
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
                 raise subprocess.TimeoutExpired(self.args, timeout)
+            self._done.wait(0.5 if left is None else min(left, 0.5))
         return self.returncode
 
     def communicate(self, timeout=None):
         self.wait(timeout)
-        return self.stdout.read(), self.stderr.read()
+        return tuple(f.read() if f else None for f in (self.stdout, self.stderr))
 
     def send_signal(self, sig):
         if self.poll() is None:
@@ -192,8 +196,9 @@ class WarmProcess:
         return self
 
     def __exit__(self, *exc):
-        self.stdout.close()
-        self.stderr.close()
+        for f in (self.stdout, self.stderr):
+            if f:
+                f.close()
 
 
 class Warm:
@@ -295,7 +300,7 @@ class Warm:
             raise OSError("the warm trainer server did not fork a trainer within 60 s")
         with self.lock:
             pid = slot[-1]
-            p = WarmProcess(self, pid, cmd, out, err, text)
+            p = WarmProcess(self, pid, cmd, None if stdout else out, None if stderr else err, text)
             if pid in self.early:  # it ended before its pid came back
                 p._ended(self.early.pop(pid))
             else:
