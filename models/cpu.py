@@ -20,6 +20,17 @@ from pathlib import Path
 CPUINFO = Path("/proc/cpuinfo")
 ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "amx_bf16")
 NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
+# ONEDNN_MAX_CPU_ISA (oneDNN's own setting) caps the instructions its kernels use: the flags above
+# the cap do not count, so `ONEDNN_MAX_CPU_ISA=AVX2` on an AVX-512 CPU is profiled, and chosen for,
+# as an AVX2-only CPU (issue 15's way to approach one). Each cap and what it takes away ("avx512"
+# and "amx" stand for every flag of those families):
+_CAPS = {
+    ("SSE41", "AVX"): ("avx2", "fma", "avx512", "amx"),
+    ("AVX2", "AVX2_VNNI", "AVX2_VNNI_2"): ("avx512", "amx"),
+    ("AVX512_CORE",): ("avx512_vnni", "avx512_bf16", "amx"),
+    ("AVX512_CORE_VNNI",): ("avx512_bf16", "amx"),
+    ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512"): ("amx",),
+}
 BF16_PRECISIONS = ("mixed_bfloat16", "onednn_bfloat16")
 
 _choice: dict | None = None  # what configure_cpu decided, once per process
@@ -48,6 +59,15 @@ def _read_cpuinfo() -> dict:
         return {"model": platform.processor() or platform.machine(), "flags": set()}
 
 
+def capped_flags(flags: set, cap: str | None) -> set:
+    """The flags oneDNN may use under ONEDNN_MAX_CPU_ISA=cap (all of them for no cap, or for a cap
+    that takes nothing away: ALL, DEFAULT, AMX levels, or a name this table does not know)."""
+    cap = (cap or "").strip().upper()
+    gone = next((g for names, g in _CAPS.items() if cap in names), ())
+    families = tuple(g for g in gone if g in ("avx512", "amx"))
+    return {f for f in flags if f not in gone and not (families and f.startswith(families))}
+
+
 def isa_facts(flags: set) -> dict:
     facts = {f: f in flags for f in ISA_FLAGS}
     facts["native_bf16"] = any(f in flags for f in NATIVE_BF16)
@@ -64,6 +84,7 @@ def _cores() -> int:
 def decide(flags: set, env: dict, machine: str = "") -> dict:
     """The kernel choice for a CPU's flags, given the environment (pure: changes nothing)."""
     machine = (machine or platform.machine()).lower()
+    flags = capped_flags(flags, env.get("ONEDNN_MAX_CPU_ISA"))
     user = env.get("TF_ENABLE_ONEDNN_OPTS")
     if user is not None and user == env.get(MARK):
         user = None  # inherited from a parent process's configure_cpu: the same choice again
@@ -133,14 +154,17 @@ def cpu_profile(cpuinfo_text: str | None = None) -> dict:
     info = parse_cpuinfo(cpuinfo_text) if cpuinfo_text is not None else _read_cpuinfo()
     choice = dict(_choice) if _choice is not None else decide(info["flags"], os.environ)
     choice.pop("set_env", None)
+    usable = capped_flags(info["flags"], os.environ.get("ONEDNN_MAX_CPU_ISA"))
     prof = {
         "model": info["model"] or "unknown",
         "machine": platform.machine(),
         "cores": _cores(),
-        **isa_facts(info["flags"]),
+        **isa_facts(usable),  # what the kernels may use: the hardware's, or less under a cap
         **choice,
         "onednn_active": _tf_onednn_enabled(),
     }
+    if usable != info["flags"]:  # capped: say what the hardware has
+        prof["hardware_isa"] = isa_name(isa_facts(info["flags"]))
     if "tensorflow" in sys.modules:
         tf = sys.modules["tensorflow"]
         try:
@@ -164,8 +188,9 @@ def cpu_summary(prof: dict | None = None) -> str:
     p = prof or cpu_profile()
     isa = p.get("onednn_max_cpu_isa")
     onednn = {True: "on", False: "off", None: "TensorFlow's default"}[p["onednn_opts"]]
+    hw = f" (an {p['hardware_isa']} CPU capped by ONEDNN_MAX_CPU_ISA)" if p.get("hardware_isa") else ""
     return (
-        f"{p['model']}, {p['cores']} cores, {isa_name(p)}"
+        f"{p['model']}, {p['cores']} cores, {isa_name(p)}{hw}"
         f"{'' if p['native_bf16'] else ', no native bf16'}; oneDNN {onednn} ({p['onednn_reason']})"
         + (f"; ONEDNN_MAX_CPU_ISA={isa}" if isa else "")
     )

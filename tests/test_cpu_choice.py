@@ -36,6 +36,7 @@ def cpuinfo(model: str, flags: str) -> str:
 def test_real_cpuinfo_is_parsed_like_the_kernel_lists_it():
     text = Path("/proc/cpuinfo").read_text()
     flags = set(next(line for line in text.splitlines() if line.startswith("flags")).split(":")[1].split())
+    flags = cpu.capped_flags(flags, os.environ.get("ONEDNN_MAX_CPU_ISA"))  # an AVX2 run approached
     prof = cpu.cpu_profile()
     assert prof["model"] and prof["model"] != "unknown"
     assert prof["avx2"] == ("avx2" in flags) and prof["avx512f"] == ("avx512f" in flags)
@@ -79,6 +80,38 @@ def test_decide_turns_onednn_on_for_avx2_and_never_overrides_the_user():
     assert cpu.decide(avx2, inherited, "x86_64")["onednn_reason"].startswith("AVX2")
     inherited["TF_ENABLE_ONEDNN_OPTS"] = "0"  # ... whose user then changed it
     assert cpu.decide(avx2, inherited, "x86_64")["onednn_reason"] == "set by the user"
+
+
+@pytest.mark.parametrize(
+    "cap, isa, bf16",
+    [
+        ("AVX2", "AVX2", False),
+        ("avx2_vnni", "AVX2", False),
+        ("AVX512_CORE", "AVX-512", False),
+        ("AVX512_CORE_BF16", "AVX-512 + bf16", True),
+        ("AVX10_1_512", "AVX-512 + bf16", True),
+        ("ALL", "AMX", True),
+        ("SOMETHING_NEW", "AMX", True),
+    ],
+)
+def test_onednn_max_cpu_isa_caps_what_counts(monkeypatch, cap, isa, bf16):
+    """ONEDNN_MAX_CPU_ISA=AVX2 on an AMX / AVX-512 CPU is profiled and chosen for as AVX2-only
+    (issue 15's way to approach such a CPU): bf16 is not offered as faster, oneDNN is turned on
+    for the AVX2 reason, and the summary names the hardware too."""
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    prof = cpu.cpu_profile(cpuinfo("Sapphire", SPR_AMX))
+    assert cpu.isa_name(prof) == isa and prof["native_bf16"] is bf16
+    assert cpu.fast_precisions(prof) == (["float32", *cpu.BF16_PRECISIONS] if bf16 else ["float32"])
+    assert ("hardware_isa" in prof) is (isa != "AMX")
+    if isa != "AMX":
+        assert prof["hardware_isa"] == "AMX" and "an AMX CPU capped by ONEDNN_MAX_CPU_ISA" in cpu.cpu_summary(
+            prof
+        )
+    flags = cpu.parse_cpuinfo(cpuinfo("Sapphire", SPR_AMX))["flags"]
+    reason = cpu.decide(flags, {"ONEDNN_MAX_CPU_ISA": cap}, "x86_64")["onednn_reason"]
+    assert reason.startswith("AVX2 without AVX-512") is (isa == "AVX2")
+    assert cpu.capped_flags(flags, "SSE41") & {"avx2", "fma", "avx512f", "amx_tile"} == set()
+    assert cpu.decide(flags, {"ONEDNN_MAX_CPU_ISA": "SSE41"}, "x86_64")["set_env"] is None
 
 
 CHILD = """
