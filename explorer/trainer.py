@@ -339,6 +339,10 @@ def new_run_args(
         )
     data = check_data(data, data_roots)
     quality = _whole(quality, "Quality samples", 0, 100_000, empty=(None, ""))
+    from models.cpu import precision_error  # standard library only
+
+    if why := precision_error(precision):
+        raise ExplorerError(f"Precision: {why.replace('--precision ', '', 1)}")
     args = ["--preset", preset, "--epochs", str(epochs), "--batch-size", str(batch), "--precision", precision]
     if quality is not None:
         args += ["--quality-samples", str(quality)]

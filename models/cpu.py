@@ -202,12 +202,31 @@ def fast_precisions(prof: dict | None = None) -> list[str]:
     return ["float32", *BF16_PRECISIONS] if p["native_bf16"] else ["float32"]
 
 
-def precision_note(precision: str, prof: dict | None = None) -> str:
-    """'' when ``precision`` is a sensible choice on this CPU, else a one-line warning."""
+def precision_error(precision: str, prof: dict | None = None) -> str:
+    """'' unless ``precision`` cannot run at all here, else why and what to do. One case: oneDNN on,
+    capped below AVX-512 (ONEDNN_MAX_CPU_ISA=AVX2) on a CPU with native bf16. TensorFlow reads
+    the CPU's bf16 itself and hands bf16 ops to oneDNN, which the cap forbids to run them: the
+    process aborts ("could not create a primitive descriptor", measured on an AVX-512 + bf16 EPYC)."""
     p = prof or cpu_profile()
-    if precision in BF16_PRECISIONS and not p["native_bf16"]:
+    capped_below = p.get("hardware_isa", "").startswith(("AVX-512 + bf16", "AMX")) and not p["avx512f"]
+    if precision in BF16_PRECISIONS and capped_below and p["onednn_opts"] is not False:
         return (
-            f"{precision}: this CPU ({p['model']}) has no native bfloat16 (no avx512_bf16 / "
-            "amx_bf16 flag), so bfloat16 is emulated and slower than float32; use float32"
+            f"--precision {precision} cannot run with ONEDNN_MAX_CPU_ISA={p.get('onednn_max_cpu_isa')} "
+            "on this CPU: TensorFlow sends bfloat16 work to oneDNN, which the cap keeps from running "
+            "it (the process would abort). Use float32, or unset ONEDNN_MAX_CPU_ISA, or set "
+            "TF_ENABLE_ONEDNN_OPTS=0"
         )
     return ""
+
+
+def precision_note(precision: str, prof: dict | None = None) -> str:
+    """'' when ``precision`` is a sensible choice on this CPU (or cannot run: precision_error
+    says that), else a one-line warning."""
+    p = prof or cpu_profile()
+    if precision not in BF16_PRECISIONS or p["native_bf16"] or precision_error(precision, p):
+        return ""
+    if p.get("hardware_isa"):
+        why = f"oneDNN is capped below bfloat16 (ONEDNN_MAX_CPU_ISA={p.get('onednn_max_cpu_isa')})"
+    else:
+        why = f"this CPU ({p['model']}) has no native bfloat16 (no avx512_bf16 / amx_bf16 flag)"
+    return f"{precision}: {why}, so bfloat16 is emulated and slower than float32; use float32"

@@ -55,7 +55,8 @@ def test_real_cpuinfo_is_parsed_like_the_kernel_lists_it():
     ],
     ids=["zen3-avx2", "skylake-avx512", "zen4-avx512-bf16", "sapphire-rapids-amx"],
 )
-def test_fixture_cpus(flags, isa, bf16):
+def test_fixture_cpus(monkeypatch, flags, isa, bf16):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)  # the hardware's own ISA
     prof = cpu.cpu_profile(cpuinfo("Some CPU", flags))
     assert prof["model"] == "Some CPU" and cpu.isa_name(prof) == isa and prof["native_bf16"] is bf16
     assert cpu.fast_precisions(prof) == (
@@ -183,3 +184,59 @@ def test_configure_cpu_after_tensorflow_changes_nothing_and_says_so(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=clean)
     choice, env = json.loads(proc.stdout.split("OUT ", 1)[1])
     assert env is None and choice["onednn_opts"] is None and "imported before" in choice["onednn_reason"]
+
+
+def test_bf16_under_an_avx2_cap_on_a_bf16_cpu_is_refused_with_what_to_do(tmp_path, monkeypatch):
+    """ONEDNN_MAX_CPU_ISA=AVX2 on an avx512_bf16 CPU with oneDNN on: TensorFlow would hand bf16
+    ops to oneDNN and abort (seen on this project's AVX-512 EPYC). The option check, the CLI's
+    and the Train tab's, refuses it instead; float32, no cap, or oneDNN off are fine."""
+    from explorer.registry import ExplorerError
+    from explorer.trainer import new_run_args
+    from training.config import PRECISIONS, ConfigError, TrainConfig
+
+    info = tmp_path / "cpuinfo"
+    info.write_text(cpuinfo("Zen 4", ZEN4_AVX512_BF16))
+    monkeypatch.setattr(cpu, "CPUINFO", info)
+    monkeypatch.setattr(cpu, "_choice", None)
+    for k in ("TF_ENABLE_ONEDNN_OPTS", cpu.MARK):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    for precision in cpu.BF16_PRECISIONS:
+        why = cpu.precision_error(precision)
+        assert "cannot run with ONEDNN_MAX_CPU_ISA=AVX2" in why and "Use float32" in why
+        assert cpu.precision_note(precision) == ""  # the error says it all
+        with pytest.raises(ConfigError, match="cannot run with ONEDNN_MAX_CPU_ISA=AVX2"):
+            TrainConfig(run_dir=str(tmp_path / "r"), precision=precision).resolved()
+        with pytest.raises(ExplorerError, match="^Precision: .*cannot run"):
+            new_run_args(tmp_path / "r", "scgan", 1, 64, 64, "", precision, ["scgan"], PRECISIONS)
+        assert not (tmp_path / "r").exists()
+    assert cpu.precision_error("float32") == ""
+    TrainConfig(run_dir=str(tmp_path / "r"), precision="float32").resolved()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")  # oneDNN runs bf16 there, slowly
+    assert cpu.precision_error("mixed_bfloat16") == ""
+    assert "oneDNN is capped below bfloat16" in cpu.precision_note("mixed_bfloat16")
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")  # the user's: Eigen runs bf16 (slowly)
+    assert cpu.precision_error("mixed_bfloat16") == ""
+
+
+@pytest.mark.skipif(
+    not cpu.isa_facts(cpu.parse_cpuinfo(Path("/proc/cpuinfo").read_text())["flags"])["native_bf16"],
+    reason="the abort needs a CPU with native bf16",
+)
+def test_the_cli_refuses_bf16_under_an_avx2_cap_instead_of_aborting(tmp_path):
+    clean = {k: v for k, v in os.environ.items() if k not in ("TF_ENABLE_ONEDNN_OPTS", cpu.MARK)}
+    run = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "training", "--quiet", "--no-tensorboard", "--run-dir", str(run)]
+        + ["--data", str(ROOT.parent / "shared" / "data" / "mnist"), "--max-images", "64"]
+        + ["--epochs", "1", "--precision", "onednn_bfloat16"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**clean, "TF_CPP_MIN_LOG_LEVEL": "3", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "error: --precision onednn_bfloat16 cannot run with ONEDNN_MAX_CPU_ISA=AVX2" in proc.stderr
+    assert not run.exists()  # refused before anything was written

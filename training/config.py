@@ -62,6 +62,7 @@ class TrainConfig:
     def resolved(self) -> TrainConfig:
         """Fill preset defaults and check every option; raises ConfigError."""
         from models import get_preset
+        from models.cpu import precision_error
 
         try:
             preset = get_preset(self.preset)
@@ -99,6 +100,7 @@ class TrainConfig:
                 c.precision in PRECISIONS,
                 f"--precision must be one of {', '.join(PRECISIONS)}, got {c.precision!r}",
             ),
+            (not (why := precision_error(c.precision)), why),
             (0 <= c.ema < 1, f"--ema must be in [0, 1), got {c.ema}"),
             (c.image_size in (None, 28, 32, 64), f"--image-size must be 28, 32 or 64, got {c.image_size}"),
             (c.channels in (None, 1, 3), f"--channels must be 1 (grey) or 3 (RGB), got {c.channels}"),

@@ -14,11 +14,20 @@ from explorer.registry import ExplorerError
 from explorer.trainer import ROOT, check_run_name, new_run_args, resume_args
 from explorer.ui import manage
 from explorer.ui.context import Ctx, err
-from models.cpu import fast_precisions, precision_note  # standard library only
+from models.cpu import fast_precisions, precision_error, precision_note  # standard library only
 from models.presets import DEFAULT_PRESET, PRESETS  # names only: keras loads when a net is built
 
 # no TensorFlow: it loads only when training starts
 from training.config import DEFAULT_QUALITY_SAMPLES, PRECISIONS
+
+
+def precision_label(precision: str) -> str:
+    """What the precision picker says beside a precision that is not float32's equal here."""
+    return (
+        "cannot run under this ONEDNN_MAX_CPU_ISA"
+        if precision_error(precision)
+        else "slower here: no native bfloat16"
+    )
 
 
 def latest_samples(ctx: Ctx, name: str, cache: dict):
@@ -83,7 +92,7 @@ def _layout(roots):
         )
         fast = fast_precisions()
         precision = gr.Dropdown(
-            [(p if p in fast else f"{p} (slower here: no native bfloat16)", p) for p in PRECISIONS],
+            [(p if p in fast else f"{p} ({precision_label(p)})", p) for p in PRECISIONS],
             value="float32",
             label="Precision",
             elem_id="train-precision",
