@@ -343,8 +343,10 @@ def test_the_saliency_overlay_is_drawn_for_the_digit_picked(app):
     from explorer import directions
 
     base, dims = z_of(8), app.engine.top_dims("cond", 1, 8)
-    on, html_ = handler(app, "sliders_saliency")(True, "cond", 1, base.tolist(), dims, *SLIDERS, "6")
-    assert on is True and 'id="latent-saliency"' in html_ and caption_digit(html_) == "6"
+    assert handler(app, "sliders_saliency")(True) is True  # the session's state, for the API
+    # the page's redraw when the toggle turns on (one listener with the sliders and the digit)
+    html_ = handler(app, "slide_page")("cond", 1, base.tolist(), dims, True, *SLIDERS, "6")[0]
+    assert 'id="latent-saliency"' in html_ and caption_digit(html_) == "6"
     np.testing.assert_allclose(image_of(html_), drawn(app, base, 6))
     img, p, _ = directions.look(app.engine, app.engine.snapshot("cond", 1), base, 6)
     np.testing.assert_allclose(img, app.engine.generate("cond", 1, base, 6)[0], atol=1e-5)

@@ -122,15 +122,12 @@ def _sliders_handlers(ctx: Ctx, view) -> dict:
         )
         return [*pts.show(run, epoch, r["z"], dims, y), note]
 
-    @err
-    def toggle(on, run, epoch, base, dims, *vals):
-        if not on:
-            return False, gr.skip()  # the page hides the overlay by itself (TOGGLE_JS)
-        run, epoch, z, _ = current(run, epoch, base, dims, vals[:-1])
-        html_, _, _ = pts.render(run, epoch, z, ctx.finals.get(run), vals[-1], saliency=True)
-        return True, html_
+    return {"toward": toward, "more_real": more_real}
 
-    return {"toward": toward, "more_real": more_real, "toggle": toggle}
+
+def saliency_on(on) -> bool:
+    """The saliency toggle's value, kept in the session's state."""
+    return bool(on)
 
 
 def _sigmoid(x: float) -> float:
@@ -148,10 +145,12 @@ def wire(ctx: Ctx, view, c: Controls) -> None:
     c.toward_btn.click(h["toward"], toward_in, out, api_name="sliders_toward_digit", **hidden)
     c.real_btn.click(h["more_real"], [*common, *vals], out, api_name="sliders_more_real", **hidden)
     c.saliency_cb.change(None, c.saliency_cb, None, js=TOGGLE_JS, api_name="saliency_class", **hidden)
+    # the session's state, for the API's /slide and /slide_digit; the page redraws the point itself
+    # (explorer.ui.sliders: the toggle is one of the redraw's triggers)
     c.saliency_cb.change(
-        h["toggle"],
-        [c.saliency_cb, *common, *vals],
-        [c.saliency_state, view.image_html],
+        saliency_on,
+        c.saliency_cb,
+        c.saliency_state,
         show_progress="hidden",
         api_name="sliders_saliency",
         **hidden,

@@ -262,13 +262,45 @@ def _wire_digit(ctx: Ctx, h: dict, v: SlidersView, saliency: gr.State, digit_now
     ctx.run_dd.change(digit_picker, ctx.run_dd, v.digit, api_name="digit_picker_shown", **hidden)
     v.digit.change(lambda d: d, v.digit, digit_now, **hidden)
     common = [ctx.run_dd, ctx.epoch_dd, ctx.base_state, ctx.dims_state]
-    v.digit.input(
+    # /slide_digit, API only (a button no one sees): the page's digit picks redraw through the
+    # page's one redraw listener (below, in build)
+    gr.Button(visible=False, elem_id="slide-digit-api").click(
         h["slide"],
         [*common, saliency, *v.sliders, v.digit],
         [v.image_html, v.score_lbl, v.vec_txt],
-        trigger_mode="always_last",
         api_name="slide_digit",  # named: unnamed, it would take "slide" from the public slider endpoint
         **hidden,
+    )
+
+
+def _wire_redraws(h: dict, v: SlidersView, common: list, controls, digit_now: gr.State) -> None:
+    """The point's redraws on the page, and the public /slide."""
+    point_out = [v.image_html, v.score_lbl, v.vec_txt]
+    # The page's redraws: one listener for every slider, the saliency toggle and the digit picker,
+    # so always_last orders them (a toggle then a quick drag can no longer have the toggle's older
+    # point land last), reading the toggle and the digit picker as the page shows them (their
+    # server-side states lag by a round trip: a drag right after the toggle came back bare).
+    # .input fires while dragging (not on programmatic updates, so no loops).
+    gr.on(
+        [s.input for s in v.sliders] + [controls.saliency_cb.change, v.digit.input],
+        h["slide"],
+        [*common, controls.saliency_cb, *v.sliders, v.digit],
+        point_out,
+        trigger_mode="always_last",
+        show_progress="hidden",
+        api_name="slide_page",
+        api_visibility="undocumented",
+    )
+    # The public /slide keeps its inputs (the sliders; the toggle and digit from the session's
+    # states, which /sliders_saliency and /slide_digit set): a button no one sees, API only.
+    api_btn = gr.Button(visible=False, elem_id="slide-api")
+    api_btn.click(
+        h["slide"],
+        [*common, controls.saliency_state, *v.sliders, digit_now],
+        point_out,
+        show_progress="hidden",
+        api_name="slide",
+        api_visibility="public",
     )
 
 
@@ -339,18 +371,7 @@ def build(ctx: Ctx) -> SlidersView:
     common = [ctx.run_dd, ctx.epoch_dd, ctx.base_state, ctx.dims_state]
     digit_now = gr.State("0")  # the picker's digit: a state, so raw /slide callers send what they did
     _wire_digit(ctx, h, v, controls.saliency_state, digit_now)
-    for i, s in enumerate(sliders):
-        # .input fires while dragging (not on programmatic updates, so no loops); always_last
-        # drops stale moves and guarantees the released position is rendered
-        s.input(
-            h["slide"],
-            [*common, controls.saliency_state, *sliders, digit_now],
-            [image_html, score_lbl, vec_txt],
-            trigger_mode="always_last",
-            show_progress="hidden",
-            api_name="slide" if i == 0 else None,
-            api_visibility="public" if i == 0 else "undocumented",
-        )
+    _wire_redraws(h, v, common, controls, digit_now)
     with_vals = common + [vec_txt, dims_txt, *sliders, digit]
     out = v.point_outputs(ctx)
     hidden = dict(api_visibility="undocumented")
