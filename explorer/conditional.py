@@ -84,11 +84,13 @@ def score_fn(d, lo: float, hi: float, to_prob, classes: int = 0, image_shape=(28
     image = tf.TensorSpec([None, *cells], tf.float32)
     if not classes:
         plain = tf.function(
-            lambda img01: to_prob(d(to_model(img01), training=False)), input_signature=[image]
+            lambda img01: to_prob(d(to_model(img01), training=False)),
+            input_signature=[image],
+            autograph=False,
         )
         return lambda x, labels=None: plain(np.asarray(x, np.float32).reshape(-1, *cells)).numpy()
 
-    @tf.function(input_signature=[image, tf.TensorSpec([None], tf.int32)])
+    @tf.function(input_signature=[image, tf.TensorSpec([None], tf.int32)], autograph=False)
     def score(img01, y):
         return to_prob(d([to_model(img01), y], training=False))
 
@@ -131,7 +133,8 @@ def _digit_drawer(snap):
         input_signature=[
             tf.TensorSpec([None, snap.latent_dim], tf.float32),
             tf.TensorSpec([None, emb.output_dim], tf.float32),
-        ]
+        ],
+        autograph=False,
     )
     def draw(z, e):
         img = (tf.cast(body([z, e], training=False), tf.float32)[..., 0] - lo) / (hi - lo)

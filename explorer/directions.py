@@ -177,11 +177,13 @@ def _make_fns(snap: Snapshot, logits: bool) -> dict:
 
     labels = tf.TensorSpec([None], tf.int32)  # a conditional run's digits (ignored otherwise)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.float32), labels])
+    # autograph=False: no tensor-dependent Python control flow in these two (faster to trace);
+    # more_real's tf.range loop needs autograph
+    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28], tf.float32), labels], autograph=False)
     def saliency(img01, y):
         return grad_of(img01, y)
 
-    @tf.function(input_signature=[tf.TensorSpec([None, dim], tf.float32), labels])
+    @tf.function(input_signature=[tf.TensorSpec([None, dim], tf.float32), labels], autograph=False)
     def look(z, y):
         img = tf.clip_by_value(gen01(z, y), 0.0, 1.0)
         s, grad = grad_of(img, y)

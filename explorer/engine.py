@@ -173,7 +173,7 @@ def _load_snapshot(run: RunInfo, epoch: int) -> Snapshot:
         return tf.clip_by_value(img, 0.0, 1.0), p
 
     spec = [tf.TensorSpec([None, dim], tf.float32)] + ([tf.TensorSpec([None], tf.int32)] if classes else [])
-    gen_score = tf.function(gen_score, input_signature=spec)
+    gen_score = tf.function(gen_score, input_signature=spec, autograph=False)  # no tensor control flow
 
     snap = Snapshot(
         run.name,

@@ -116,4 +116,5 @@ def feature_fn(name: str = DEFAULT):
     return tf.function(
         lambda x: both(x, training=False)[0],
         input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)],
+        autograph=False,  # a plain model call: nothing to convert, faster to trace
     )

@@ -526,7 +526,7 @@ def test_gradio_client_named_endpoints(server):
     from gradio_client import Client
 
     url, _ = server
-    client = Client(url, verbose=False)
+    client = Client(url, verbose=False, ssl_verify=False)
     api = client.view_api(return_format="dict", print_info=False)
     names = set(api["named_endpoints"])
     assert {"/list_runs", "/generate", "/interpolate", "/compare", "/slide"} <= names
@@ -555,7 +555,7 @@ def plot_rows(plot: dict) -> list[dict]:
 def test_every_frame_is_scored_by_its_epochs_d_and_by_the_final_d(server):
     from gradio_client import Client
 
-    client = Client(server[0], verbose=False)
+    client = Client(server[0], verbose=False, ssl_verify=False)
     a, b = ", ".join(["0.3"] * 64), ", ".join(["-0.3", "0.5"] * 32)
     _, plot, _, _ = client.predict("tiny", 2, a, b, 6, "spherical", api_name="/interpolate")
     rows = plot_rows(plot)
@@ -571,7 +571,7 @@ def test_compare_on_a_run_with_pruned_epochs(server):
     from gradio_client import Client
 
     url, runs = server
-    client = Client(url, verbose=False)
+    client = Client(url, verbose=False, ssl_verify=False)
     best = best_epoch_by_fcd(runs / "gappy")
     on_disk = sorted({1, 2, 3} - {best})
     grid, text, loss, acc, fcd, score, table = client.predict("gappy", 4, 0, False, api_name="/compare")
@@ -603,7 +603,7 @@ def test_runs_written_after_start_are_usable_over_the_api(server):
 
     url, runs = server
     link_copy(runs / "tiny", runs / "late")
-    client = Client(url, verbose=False)
+    client = Client(url, verbose=False, ssl_verify=False)
     assert "late" in {r["name"] for r in json.loads(client.predict(api_name="/list_runs"))}
     img, p = client.predict("late", 2, ", ".join(["0.2"] * 64), api_name="/generate")
     assert 0 <= p <= 1
@@ -616,7 +616,7 @@ def test_runs_written_after_start_are_usable_over_the_api(server):
 def test_broken_runs_are_marked_refused_clearly_and_do_not_hurt_the_others(server):
     from gradio_client import Client
 
-    client = Client(server[0], verbose=False)
+    client = Client(server[0], verbose=False, ssl_verify=False)
     runs = {r["name"]: r for r in json.loads(client.predict(api_name="/list_runs"))}
     assert (
         runs["broken-json"]["status"] == "broken" and "run.json unreadable" in runs["broken-json"]["broken"]
@@ -651,7 +651,7 @@ def test_broken_runs_are_marked_refused_clearly_and_do_not_hurt_the_others(serve
 def test_hostile_api_input_is_a_clear_error_and_the_server_keeps_serving(server, args, needle):
     from gradio_client import Client
 
-    client = Client(server[0], verbose=False)
+    client = Client(server[0], verbose=False, ssl_verify=False)
     with pytest.raises(Exception, match=needle):
         client.predict(*args, api_name="/generate")
     img, p = client.predict("tiny", 3, ", ".join(["0"] * 64), api_name="/generate")
@@ -699,7 +699,7 @@ def test_train_tab_names_never_leave_the_runs_folder(server, name):
     from gradio_client import Client
 
     url, runs = server
-    client = Client(url, verbose=False)
+    client = Client(url, verbose=False, ssl_verify=False)
     before = set(runs.parent.iterdir())
     with pytest.raises(Exception, match="run name"):
         client.predict(name, "dcgan", 1, 64, 10, "", api_name="/train")
@@ -716,7 +716,7 @@ def test_train_refuses_an_unknown_precision_and_starts_nothing(server):
     from gradio_client import Client
 
     url, runs = server
-    client = Client(url, verbose=False)
+    client = Client(url, verbose=False, ssl_verify=False)
     with pytest.raises(Exception, match="precision|not in the list of choices"):
         client.predict("prec-x", "dcgan", 1, 64, 10, "", "float16", api_name="/train")
     assert not (runs / "prec-x").exists()
@@ -726,7 +726,7 @@ def test_train_refuses_an_unknown_precision_and_starts_nothing(server):
 def test_hostile_interpolation_steps_are_refused(server, steps):
     from gradio_client import Client
 
-    client = Client(server[0], verbose=False)
+    client = Client(server[0], verbose=False, ssl_verify=False)
     v = ", ".join(["0.1"] * 64)
     with pytest.raises(Exception, match="from 2 to 64|minimum value 2|maximum value 64"):
         client.predict("tiny", 3, v, v, steps, "linear", api_name="/interpolate")
@@ -774,7 +774,7 @@ def test_auth_protects_pages_and_api(trained_runs, tmp_path):
             assert err.value.code in (401, 403), path
         from gradio_client import Client
 
-        client = Client(url, auth=("alice", "s3cret"), verbose=False)
+        client = Client(url, auth=("alice", "s3cret"), verbose=False, ssl_verify=False)
         img, p = client.predict("tiny", 3, ", ".join(["0"] * 64), api_name="/generate")
         assert 0 <= p <= 1
     finally:
@@ -862,7 +862,7 @@ def test_the_bundled_demo_run_in_the_browser(server, browser):
         page.close()
     from gradio_client import Client
 
-    table = Client(url, verbose=False).predict("demo", 4, 0, False, api_name="/compare")[6]
+    table = Client(url, verbose=False, ssl_verify=False).predict("demo", 4, 0, False, api_name="/compare")[6]
     rows = [dict(zip(table["headers"], r)) for r in table["data"]]
     assert sorted(r["Epoch"] for r in rows) == logged
     assert sorted(r["Epoch"] for r in rows if r["Snapshot"] == "on disk") == on_disk

@@ -244,7 +244,7 @@ def app(runs, tmp_path_factory):
 def client(app):
     from gradio_client import Client
 
-    return Client(app.url, verbose=False)
+    return Client(app.url, verbose=False, ssl_verify=False)
 
 
 def test_the_snapshot_grid_has_a_row_per_digit_each_judged_as_its_digit(app, monkeypatch):

@@ -48,7 +48,7 @@ def app(runs, tmp_path_factory):
 def client(app):
     from gradio_client import Client
 
-    return Client(app.url, verbose=False)
+    return Client(app.url, verbose=False, ssl_verify=False)
 
 
 def handler(app, name: str, inputs: int | None = None):

@@ -168,7 +168,7 @@ def test_the_views_and_the_app_explore_the_colour_run(icon_run, engine, tmp_path
     app.queue()
     _, url, _ = app.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=None)
     try:
-        c = Client(url, verbose=False)
+        c = Client(url, verbose=False, ssl_verify=False)
         uri, p = c.predict("icons", 2, ", ".join(["0.5"] * 64), api_name="/generate")
         im = Image.open(io.BytesIO(base64.b64decode(uri.split(",", 1)[1])))
         assert im.mode == "RGB" and im.size == (32, 32) and 0 <= p <= 1

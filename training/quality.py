@@ -81,6 +81,7 @@ class QualityScorer:
         self._embed = tf.function(
             lambda x: both(x, training=False),
             input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)],
+            autograph=False,  # a plain model call: nothing to convert, faster to trace
         )
 
     @classmethod
