@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from tests import warm
 from tests.conftest import MNIST, ROOT
@@ -72,6 +73,9 @@ def test_a_warm_trainer_holds_its_run_as_a_cold_one_does(tmp_path):
         while lock_holder(run) is None and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
         assert lock_holder(run) == proc.pid
+        # ps and top show it as the command it runs, not as its server
+        shown = Path(f"/proc/{proc.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        assert "-m training --run-dir " + str(run) in shown and "serve()" not in shown
     finally:
         proc.kill()
         proc.wait(60)

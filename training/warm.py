@@ -35,6 +35,18 @@ IMPORT_ENV = ("TF_CPP_MIN_LOG_LEVEL", "TF_ENABLE_ONEDNN_OPTS", "ONEDNN_MAX_CPU_I
 # ---------------------------------------------------------------- the server (its own process)
 
 
+def _name_process(argv: list[str]) -> None:
+    """Show the trainer in ps / top as the command it runs: a fork keeps its server's command line
+    (`python -c from training.warm import serve; serve()`), which says nothing of the run."""
+    try:
+        import setproctitle
+    except ImportError:  # an install without it: the server's line stays, nothing else changes
+        return
+    import shlex
+
+    setproctitle.setproctitle(shlex.join([sys.executable, "-m", "training", *argv]))
+
+
 def _child(req: dict) -> None:
     """In the forked child: become `python -m training ARGS` and never return."""
     code = 1
@@ -42,6 +54,7 @@ def _child(req: dict) -> None:
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         os.setsid()  # its own session, as `start_new_session=True` gives
+        _name_process(req["argv"])  # before the environment changes: setproctitle needs it as it was
         os.chdir(req["cwd"])
         os.environ.clear()
         os.environ.update(req["env"])
