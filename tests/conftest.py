@@ -65,6 +65,10 @@ FILE_ORDER = (
 )
 
 
+def pytest_sessionfinish(session, exitstatus):
+    warm.close()  # this worker's warm trainer server (xdist workers end without atexit)
+
+
 def pytest_collection_modifyitems(config, items):
     rank = {name: i for i, name in enumerate(FILE_ORDER)}
     items.sort(key=lambda item: rank.get(item.path.name, len(FILE_ORDER) // 2))  # stable within a file

@@ -27,6 +27,14 @@ def server() -> Warm:
     return _server
 
 
+def close() -> None:
+    """At the worker's end (tests/conftest.py): the server goes, and its temporary outputs."""
+    global _server
+    if _server is not None:
+        _server.close()
+        _server = None
+
+
 def _ours(cmd) -> bool:
     return [str(c) for c in cmd[:3]] == [sys.executable, "-m", "training"]
 

@@ -371,7 +371,7 @@ def lock_holder(run_dir: str | os.PathLike) -> int | None:
 
     The pid in run.lock is trusted only when the lock is held AND /proc shows it as a ``training``
     process of this --run-dir, or holding this run.lock open (a trainer forked warm,
-    training/warm.py, has its server's command line). A recycled pid is neither."""
+    training/warm.py, has a retitled command line, one string). A recycled pid is neither."""
     run_dir = Path(run_dir).resolve()
     if not is_locked(run_dir):
         return None

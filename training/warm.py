@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -279,6 +280,10 @@ class Warm:
             self.proc.stdin.close()
         except OSError:
             pass
+        if self.tmp is not None:
+            # only the output files popen made for callers that gave none (mkdtemp: this server's
+            # own folder); a trainer still writing keeps its open file, a caller its open handle
+            shutil.rmtree(self.tmp, ignore_errors=True)
 
     def popen(self, cmd, cwd=None, env=None, text=False, stdout=None, stderr=None) -> WarmProcess:
         """Fork `cmd` (`[python, "-m", "training", *argv]`); stdout/stderr: a file to append to,
