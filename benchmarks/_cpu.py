@@ -20,6 +20,29 @@ def print_cpu() -> None:
     print(f"cpu: {cpu_summary()}; loadavg {load}", flush=True)
 
 
+def tensorflow_choice_env() -> tuple[dict, str] | None:
+    """(environment, label) for a child process that runs with TensorFlow's own kernel choice,
+    where it differs from this project's; None where they agree.
+
+    They differ on an x86 CPU with AVX2 but no AVX-512 (models/cpu.py turns oneDNN on; TensorFlow
+    leaves it off for convolutions): the child gets the environment without the project's
+    setting, so TensorFlow chooses. Under ONEDNN_MAX_CPU_ISA (an AVX-512 CPU approaching an
+    AVX2-only one) TensorFlow would read the hardware and turn oneDNN on, so the child is told
+    TF_ENABLE_ONEDNN_OPTS=0: what TensorFlow picks on AVX2, as issue 15 says to approach it."""
+    import os
+
+    from models.cpu import MARK, configure_cpu
+
+    prof = cpu_profile()
+    if configure_cpu()["set_env"] != "1" or prof["avx512f"]:
+        return None  # TensorFlow's choice already (AVX-512), the user's, or not x86 + AVX2
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_ENABLE_ONEDNN_OPTS", MARK)}
+    if env.get("ONEDNN_MAX_CPU_ISA"):
+        env["TF_ENABLE_ONEDNN_OPTS"] = "0"
+        return env, "onednn-off"
+    return env, "tf-default"
+
+
 def round_robin(configs: list[str], rounds: int):
     """(round, config) pairs, the starting config rotating every round so noise hits all alike."""
     for r in range(rounds):

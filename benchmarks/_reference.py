@@ -12,9 +12,20 @@ https://keras.io/examples/generative/dcgan_overriding_train_step/ in custom-loop
   G on fresh noise through D with "misleading" all-zeros labels (G runs forward twice per step).
 
 Shared by benchmarks/train_speed.py and benchmarks/time_to_quality.py. Not used by the project.
+``ReferenceProcess`` runs the same loop in a process of its own, with TensorFlow's own kernel
+choice (``python benchmarks/_reference.py --serve`` imports TensorFlow before anything of the
+project could choose for it): the guide as a user runs it, where that differs from the project's
+choice (an AVX2 CPU: TensorFlow leaves oneDNN off for convolutions; issue 15's 47 images/s).
 """
 
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import numpy as np
 
@@ -115,3 +126,91 @@ class Reference:
         if d_loss is not None:
             float(d_loss)
         return images
+
+
+class ReferenceProcess:
+    """``Reference`` in a child process started with ``env``; the same warm_up / run / traces.
+
+    The child blocks on its pipe while the parent times something else, so the two never run
+    at once; ``run`` is timed by the caller around the round trip (a pipe message: microseconds)."""
+
+    def __init__(self, data: str, max_images: int, env: dict, label: str, seed: int = 0):
+        self.name = f"ref {PRESET} f32 {label} (keras.io loop, own process)"
+        self._err = tempfile.TemporaryFile(mode="w+")
+        argv = ["--serve", "--data", data, "--max-images", str(max_images), "--seed", str(seed)]
+        self._proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).resolve()), *argv],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self._err,
+            text=True,
+            env=env,
+        )
+        self.facts: dict = {}
+
+    def _reply(self, command: str | None = None) -> dict:
+        if command is not None:
+            self._proc.stdin.write(command + "\n")
+            self._proc.stdin.flush()
+        for line in self._proc.stdout:
+            if line.startswith("REF "):
+                return json.loads(line[4:])
+        self._err.seek(0)
+        raise SystemExit(
+            f"the reference's own process ended ({command or 'start'}):\n{self._err.read()[-2000:]}"
+        )
+
+    def warm_up(self) -> None:
+        self.facts = self._reply()  # built, traced and warmed up in the child
+
+    def run(self, n_steps: int) -> int:
+        return self._reply(f"run {n_steps}")["images"]
+
+    def traces(self) -> int:
+        return self._reply("traces")["traces"]
+
+    def close(self) -> None:
+        if self._proc.poll() is None:
+            self._proc.stdin.close()  # the child's loop ends at end of input
+            self._proc.wait(timeout=60)
+        self._err.close()
+
+
+def _serve(argv: list[str]) -> int:
+    """The child of ReferenceProcess: TensorFlow first (its own kernel choice), then the loop;
+    one ``REF {json}`` line per request read from stdin."""
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--serve", action="store_true")
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--max-images", type=int, default=10000)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import tensorflow as tf  # before the project's modules: nothing chooses kernels for it
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from models.cpu import _tf_onednn_enabled
+    from training.data import load_dataset
+
+    tf.get_logger().setLevel("ERROR")
+    images_u8, _, _ = load_dataset("mnist", args.data, args.max_images)
+    ref = Reference(images_u8, seed=args.seed)
+    ref.warm_up()
+
+    def say(obj) -> None:
+        print("REF " + json.dumps(obj), flush=True)
+
+    say({"onednn_active": _tf_onednn_enabled(), "env": os.environ.get("TF_ENABLE_ONEDNN_OPTS")})
+    for line in sys.stdin:
+        command = line.split()
+        if command[:1] == ["run"]:
+            say({"images": ref.run(int(command[1]))})
+        elif command[:1] == ["traces"]:
+            say({"traces": ref.traces()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_serve(sys.argv[1:]))

@@ -2,9 +2,14 @@
 
     .venv/bin/python benchmarks/train_speed.py [--steps 60] [--rounds 5] [--budget 330]
 
-In one process, on the 10,000 shared real digits, batch 64:
+On the 10,000 shared real digits, batch 64:
 - ref: the keras.io guide's GAN loop (benchmarks/_reference.py): `keras-io` networks, float32,
-  a plain Python loop calling its @tf.function step once per tf.data batch;
+  a plain Python loop calling its @tf.function step once per tf.data batch, in this process,
+  so with the project's kernel choice (models/cpu.py);
+- ref onednn-off / tf-default: the same loop in a process of its own with TensorFlow's own kernel
+  choice, only where that differs from the project's (an AVX2 CPU without AVX-512: TensorFlow
+  leaves oneDNN off for convolutions; under ONEDNN_MAX_CPU_ISA, TF_ENABLE_ONEDNN_OPTS=0 as issue
+  15 approaches that CPU): the guide as a user runs it (benchmarks/_cpu.py tensorflow_choice_env);
 - ours: training.loop.make_train_step on the same `keras-io` preset, digits held on the device
   (tf.constant + tf.data gather + prefetch, as loop.py feeds them), for each precision
   (float32, mixed_bfloat16; models built under the policy they run in) and steps per call;
@@ -18,7 +23,9 @@ step time, and the steps per round (and the rounds) are cut to what fits in the 
 so the run ends in bounded time on a slow CPU too (at least 1 round of at least 10 steps).
 The first line names the CPU and the kernel choice (benchmarks/_cpu.py).
 images/s = real images consumed / wall time; each figure is the median over rounds, and
-ratio = median over rounds of (best `keras-io` configuration of ours / ref) in that round.
+ratio = median over rounds of (best `keras-io` configuration of ours / the guide as a user runs it:
+ref onednn-off / tf-default where it exists, else ref) in that round; ratio_same_kernels the same
+against ref, the guide given this project's kernel choice (the two agree on AVX-512 CPUs).
 Goal (issue 15): ratio >= 2.5 on every kind of CPU. Default run: at most about 5.5 minutes (--budget 330 s).
 Last line: name=value pairs.
 """
@@ -38,8 +45,8 @@ MNIST = ROOT.parent / "shared" / "data" / "mnist"
 
 import numpy as np  # noqa: E402
 
-from benchmarks._cpu import cpu_profile, isa_name, print_cpu  # noqa: E402  (before TensorFlow)
-from benchmarks._reference import BATCH_SIZE, PRESET, Reference  # noqa: E402
+from benchmarks._cpu import cpu_profile, isa_name, print_cpu, tensorflow_choice_env  # noqa: E402
+from benchmarks._reference import BATCH_SIZE, PRESET, Reference, ReferenceProcess  # noqa: E402
 
 SHORT = {"float32": "f32", "mixed_bfloat16": "bf16", "onednn_bfloat16": "onednn-bf16"}
 
@@ -179,13 +186,34 @@ def main() -> int:
     precisions = args.precisions.split(",") if args.precisions else fast_precisions()
     spcs = [int(s) for s in args.steps_per_call.split(",")]
     t_build = time.perf_counter()
-    contenders = [Reference(images_u8)]
+    tf_choice = tensorflow_choice_env()
+    if tf_choice is not None:  # started first: it builds while this process does
+        contenders = [ReferenceProcess(args.data, args.max_images, *tf_choice), Reference(images_u8)]
+    else:
+        contenders = [Reference(images_u8)]
+    try:
+        return measure(args, contenders, images_u8, precisions, spcs, source, t_start, t_build)
+    finally:
+        for c in contenders:
+            getattr(c, "close", lambda: None)()
+
+
+def measure(args, contenders, images_u8, precisions, spcs, source, t_start, t_build) -> int:
+    """Build ours, warm everything up, time the rounds, print the table and the last line."""
+    import tensorflow as tf
+
     ours = [Ours(images_u8, PRESET, prec, spc) for prec in precisions for spc in spcs]
     dcgan = [Ours(images_u8, "dcgan", prec, spcs[0]) for prec in precisions]
     contenders += ours + dcgan
     for c in contenders:
         c.warm_up()
     traced = {c.name: c.traces() for c in contenders}
+    for c in contenders:
+        if isinstance(c, ReferenceProcess):
+            print(
+                f"{c.name}: TF_ENABLE_ONEDNN_OPTS={c.facts['env']}, oneDNN active there: "
+                f"{c.facts['onednn_active']}"
+            )
     print(
         f"{len(images_u8)} digits from {source}; batch {BATCH_SIZE}; {os.cpu_count()} CPUs; "
         f"TF {tf.__version__}; build + trace + warm-up {time.perf_counter() - t_build:.0f} s"
@@ -210,18 +238,33 @@ def main() -> int:
     retraced = [c.name for c in contenders if c.traces() != traced[c.name]]
     if retraced:
         print(f"warning: traced again while timed (figures include tracing): {retraced}")
+    report(contenders, ours, dcgan, rates, steps, t_start)
+    return 0
+
+
+def report(contenders, ours, dcgan, rates, steps, t_start) -> None:
+    """The table (x the guide as a user runs it), the verdict and the last line."""
     med = {name: float(np.median(v)) for name, v in rates.items()}
-    ref_name = contenders[0].name
-    ref = np.asarray(rates[ref_name])
+    user_ref = contenders[0].name  # the guide as a user runs it: its own process where that differs
+    same_ref = next(c.name for c in contenders if isinstance(c, Reference))
     best = max((c.name for c in ours), key=med.get)
     best_f32 = max((c.name for c in ours if " f32 " in c.name), key=med.get, default=None)
-    ratio = float(np.median(np.asarray(rates[best]) / ref))
-    print(f"\n{'configuration':34s} {'img/s (median)':>15s} {'x ref':>7s}  per round")
+
+    def ratio_to(ref_name):
+        return float(np.median(np.asarray(rates[best]) / np.asarray(rates[ref_name])))
+
+    ratio, ratio_same = ratio_to(user_ref), ratio_to(same_ref)
+    width = max(34, *(len(n) for n in med))
+    print(f"\n{'configuration':{width}s} {'img/s (median)':>15s} {'x ref':>7s}  per round")
     for name, v in med.items():
-        print(f"{name:34s} {v:15.0f} {v / med[ref_name]:7.2f}  " + " ".join(f"{x:.0f}" for x in rates[name]))
+        print(
+            f"{name:{width}s} {v:15.0f} {v / med[user_ref]:7.2f}  "
+            + " ".join(f"{x:.0f}" for x in rates[name])
+        )
     print(
-        f"best of ours on {PRESET}: {best}; ratio {ratio:.2f} (goal >= 2.5: "
+        f"best of ours on {PRESET}: {best}; ratio {ratio:.2f} against {user_ref} (goal >= 2.5: "
         f"{'OK' if ratio >= 2.5 else 'SHORT'})"
+        + (f"; {ratio_same:.2f} against {same_ref}" if same_ref != user_ref else "")
     )
 
     def img_s(names):
@@ -232,15 +275,15 @@ def main() -> int:
     dcgan_bf16 = img_s([c.name for c in dcgan if " bf16 " in c.name])
     dcgan_onednn = img_s([c.name for c in dcgan if " onednn-bf16 " in c.name])
     print(
-        f"ratio={ratio:.2f} ours_img_s={med[best]:.0f} ref_img_s={med[ref_name]:.0f} "
+        f"ratio={ratio:.2f} ratio_same_kernels={ratio_same:.2f} ours_img_s={med[best]:.0f} "
+        f"ref_img_s={med[user_ref]:.0f} ref_same_kernels_img_s={med[same_ref]:.0f} "
         f"ours_f32_img_s={img_s([best_f32] if best_f32 else [])} "
         f"ours_config={best.split(' ', 1)[1].replace(' ', '/')} "
         f"dcgan_f32_img_s={dcgan_f32} dcgan_bf16_img_s={dcgan_bf16} "
         f"dcgan_onednn_bf16_img_s={dcgan_onednn} "
-        f"steps={steps} rounds={len(rates[ref_name])} cpu_isa={isa_name(prof).replace(' ', '')} "
+        f"steps={steps} rounds={len(rates[user_ref])} cpu_isa={isa_name(prof).replace(' ', '')} "
         f"onednn={int(bool(prof['onednn_active']))} wall_s={time.perf_counter() - t_start:.0f}"
     )
-    return 0
 
 
 if __name__ == "__main__":
