@@ -72,6 +72,7 @@ class Reference:
             .batch(batch_size)
         )
         self._batches = self._forever()
+        self.input_wait_s = 0.0
 
         # the guide's step, line for line (it reads batch_size and latent_dim from module scope)
         @tf.function
@@ -117,10 +118,17 @@ class Reference:
         return self.train_step.experimental_get_tracing_count()
 
     def run(self, n_steps: int) -> int:
-        """n_steps guide steps; returns the real images consumed. Blocks until done."""
+        """n_steps guide steps; returns the real images consumed. Blocks until done.
+        ``input_wait_s`` adds up the time spent getting batches: at an epoch's end the guide lets
+        go of its tf.data iterator, which can wait for tf.data's autotuning thread (README,
+        Performance, "Between epochs"); the steps' own time is the rest."""
+        import time
+
         images, d_loss = 0, None
         for _ in range(n_steps):
+            t = time.perf_counter()
             real_images = next(self._batches)
+            self.input_wait_s += time.perf_counter() - t
             d_loss, g_loss, _ = self.train_step(real_images)
             images += int(real_images.shape[0])
         if d_loss is not None:
