@@ -24,20 +24,25 @@ def tensorflow_choice_env() -> tuple[dict, str] | None:
     """(environment, label) for a child process that runs with TensorFlow's own kernel choice,
     where it differs from this project's; None where they agree.
 
-    They differ on an x86 CPU with AVX2 but no AVX-512 (models/cpu.py turns oneDNN on; TensorFlow
-    leaves it off for convolutions): the child gets the environment without the project's
-    setting, so TensorFlow chooses. Under ONEDNN_MAX_CPU_ISA (an AVX-512 CPU approaching an
-    AVX2-only one) TensorFlow would read the hardware and turn oneDNN on, so the child is told
-    TF_ENABLE_ONEDNN_OPTS=0: what TensorFlow picks on AVX2, as issue 15 says to approach it."""
+    TensorFlow turns oneDNN on by itself only with VNNI / bf16 / AMX (models/cpu.py
+    tensorflow_default_onednn); the project turns it on for every x86 CPU with AVX2. Where they
+    differ (AVX2 alone, AVX-512 without VNNI), the child gets the environment without the
+    project's setting, so TensorFlow chooses. Under ONEDNN_MAX_CPU_ISA (a CPU approaching a
+    smaller one) TensorFlow would still read the hardware's flags, so the child is told what it
+    would choose on the capped CPU: TF_ENABLE_ONEDNN_OPTS=0 under an AVX2 cap, as issue 15 says."""
     import os
 
-    from models.cpu import MARK, configure_cpu
+    from models.cpu import MARK, _read_cpuinfo, capped_flags, configure_cpu, tensorflow_default_onednn
 
-    prof = cpu_profile()
-    if configure_cpu()["set_env"] != "1" or prof["avx512f"]:
-        return None  # TensorFlow's choice already (AVX-512), the user's, or not x86 + AVX2
+    if configure_cpu()["set_env"] != "1":
+        return None  # the user's own setting, or TensorFlow's choice (not x86 + AVX2)
+    hardware = _read_cpuinfo()["flags"]
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
+    usable = capped_flags(hardware, cap)
+    if tensorflow_default_onednn(usable):
+        return None  # TensorFlow would choose oneDNN itself: the same kernels
     env = {k: v for k, v in os.environ.items() if k not in ("TF_ENABLE_ONEDNN_OPTS", MARK)}
-    if env.get("ONEDNN_MAX_CPU_ISA"):
+    if tensorflow_default_onednn(hardware):  # capped: it would read the hardware and say on
         env["TF_ENABLE_ONEDNN_OPTS"] = "0"
         return env, "onednn-off"
     return env, "tf-default"

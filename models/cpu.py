@@ -26,12 +26,16 @@ NATIVE_BF16 = ("avx512_bf16", "amx_bf16")
 # and "amx" stand for every flag of those families):
 _CAPS = {
     ("SSE41", "AVX"): ("avx2", "fma", "avx512", "amx"),
-    ("AVX2", "AVX2_VNNI", "AVX2_VNNI_2"): ("avx512", "amx"),
+    ("AVX2",): ("avx512", "amx", "avx_vnni"),
+    ("AVX2_VNNI", "AVX2_VNNI_2"): ("avx512", "amx"),
     ("AVX512_CORE",): ("avx512_vnni", "avx512_bf16", "amx"),
     ("AVX512_CORE_VNNI",): ("avx512_bf16", "amx"),
     ("AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512"): ("amx",),
 }
 BF16_PRECISIONS = ("mixed_bfloat16", "onednn_bfloat16")
+# TensorFlow 2.21 on Linux turns oneDNN on by itself when the CPU has one of these (tensorflow/
+# core/util/util.cc, IsMklEnabled): not on AVX2 alone, nor on AVX-512 without VNNI (Skylake-SP)
+TF_ONEDNN_DEFAULT_FLAGS = ("avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
 
 _choice: dict | None = None  # what configure_cpu decided, once per process
 # set alongside TF_ENABLE_ONEDNN_OPTS, so child processes (which inherit both) know the value was
@@ -74,6 +78,11 @@ def isa_facts(flags: set) -> dict:
     return facts
 
 
+def tensorflow_default_onednn(flags: set) -> bool:
+    """Whether TensorFlow, left to itself on Linux x86, runs oneDNN on a CPU with these flags."""
+    return any(f in flags for f in TF_ONEDNN_DEFAULT_FLAGS)
+
+
 def _cores() -> int:
     try:
         return len(os.sched_getaffinity(0))
@@ -102,6 +111,8 @@ def decide(flags: set, env: dict, machine: str = "") -> dict:
             ),
             "1",
         )
+    elif tensorflow_default_onednn(flags):  # AVX_VNNI (Alder Lake and later)
+        on, why, set_here = (True, "AVX2 with AVX_VNNI: on, as TensorFlow itself chooses; made explicit", "1")
     else:
         on, why, set_here = (
             True,

@@ -68,6 +68,26 @@ def test_fixture_cpus(monkeypatch, flags, isa, bf16):
     assert ("no native bf16" in cpu.cpu_summary(prof)) is not bf16
 
 
+def test_which_cpus_tensorflow_runs_onednn_on_by_itself():
+    """TensorFlow's own rule (VNNI, bf16 or AMX), which the benchmarks' reference follows when it
+    runs the keras.io guide as a user would: not on AVX2 alone nor on AVX-512 without VNNI."""
+    got = {
+        name: cpu.tensorflow_default_onednn(cpu.parse_cpuinfo(cpuinfo(name, flags))["flags"])
+        for name, flags in [
+            ("zen3", ZEN3_AVX2),
+            ("skylake", SKX_AVX512),
+            ("alder-lake", ZEN3_AVX2 + " avx_vnni"),
+            ("zen4", ZEN4_AVX512_BF16),
+            ("sapphire", SPR_AMX),
+        ]
+    }
+    assert got == {"zen3": False, "skylake": False, "alder-lake": True, "zen4": True, "sapphire": True}
+    alder = cpu.parse_cpuinfo(cpuinfo("alder-lake", ZEN3_AVX2 + " avx_vnni"))["flags"]
+    assert cpu.decide(alder, {}, "x86_64")["onednn_reason"].startswith("AVX2 with AVX_VNNI")
+    capped = cpu.decide(alder, {"ONEDNN_MAX_CPU_ISA": "AVX2"}, "x86_64")["onednn_reason"]
+    assert capped.startswith("AVX2 without AVX-512")  # the AVX2 cap takes VNNI away too
+
+
 def test_decide_turns_onednn_on_for_avx2_and_never_overrides_the_user():
     avx2 = cpu.parse_cpuinfo(cpuinfo("Zen 3", ZEN3_AVX2))["flags"]
     c = cpu.decide(avx2, {}, "x86_64")
