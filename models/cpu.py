@@ -1,7 +1,8 @@
 """The CPU the program runs on, and the kernels chosen for it, before TensorFlow is imported.
 
-TensorFlow 2.21 turns its oneDNN kernels on by itself only on x86 CPUs with AVX-512 features;
-on an AVX2-only CPU (most laptops and many cloud machines) the convolutions then run on Eigen,
+TensorFlow 2.21 turns its oneDNN kernels on by itself only on x86 CPUs with VNNI, bf16 or AMX
+(``tensorflow_default_onednn``); on an AVX2-only CPU without AVX_VNNI (many laptops and cloud
+machines) and on AVX-512 without VNNI the convolutions then run on Eigen,
 and the default step trains at a fraction of the speed (issue 15). ``configure_cpu()`` turns
 oneDNN on for every x86 CPU with AVX2, unless the user set ``TF_ENABLE_ONEDNN_OPTS`` themself,
 and records why; ``cpu_profile()`` reports the CPU's ISA and that choice for run.json and every
