@@ -1,6 +1,6 @@
 """The pause between two epochs: letting go of an epoch's tf.data iterator, autotuned or not.
 
-    .venv/bin/python benchmarks/epoch_boundary.py [--rounds 5] [--preset scgan] [--max-images 10000]
+    .venv/bin/python benchmarks/epoch_boundary.py [--rounds 5] [--preset NAME] [--max-images 10000]
 
 training/loop.py makes one iterator per epoch. With tf.data's autotuning on (the default, and
 what `map(num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)` asks for), each iterator runs a tuning
@@ -55,14 +55,16 @@ def pipelines(tf, images_u8, lo: float, hi: float):
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5, help="epochs per pipeline")
-    ap.add_argument("--preset", default="scgan")
+    ap.add_argument("--preset", default=None, help="default: the default preset (models.presets)")
     ap.add_argument("--max-images", type=int, default=10000)
     ap.add_argument("--data", default=str(MNIST))
     args = ap.parse_args()
     t_start = time.perf_counter()
     print_cpu()
-    from models import get_preset
+    from models import DEFAULT_PRESET, get_preset
     from models.tf_runtime import import_tensorflow
+
+    args.preset = args.preset or DEFAULT_PRESET
 
     tf = import_tensorflow()
     from benchmarks.train_speed import Ours
