@@ -32,11 +32,11 @@ def tensorflow_choice_env() -> tuple[dict, str] | None:
     would choose on the capped CPU: TF_ENABLE_ONEDNN_OPTS=0 under an AVX2 cap, as issue 15 says."""
     import os
 
-    from models.cpu import MARK, _read_cpuinfo, capped_flags, configure_cpu, tensorflow_default_onednn
+    from models.cpu import MARK, capped_flags, configure_cpu, read_cpuinfo, tensorflow_default_onednn
 
     if configure_cpu()["set_env"] != "1":
         return None  # the user's own setting, or TensorFlow's choice (not x86 + AVX2)
-    hardware = _read_cpuinfo()["flags"]
+    hardware = read_cpuinfo()["flags"]
     cap = os.environ.get("ONEDNN_MAX_CPU_ISA")
     usable = capped_flags(hardware, cap)
     if tensorflow_default_onednn(usable):

@@ -57,7 +57,8 @@ def parse_cpuinfo(text: str) -> dict:
     return {"model": model, "flags": flags}
 
 
-def _read_cpuinfo() -> dict:
+def read_cpuinfo() -> dict:
+    """This machine's CPU model and flags (/proc/cpuinfo; what platform knows elsewhere)."""
     try:
         return parse_cpuinfo(CPUINFO.read_text(errors="replace"))
     except OSError:  # not Linux, or /proc not mounted: fall back to what platform knows
@@ -137,7 +138,7 @@ def configure_cpu() -> dict:
     global _choice
     if _choice is not None:
         return _choice
-    info = _read_cpuinfo()
+    info = read_cpuinfo()
     choice = decide(info["flags"], os.environ)
     if "tensorflow" in sys.modules:  # too late to choose: say what it is
         choice["onednn_reason"] = "TensorFlow was imported before configure_cpu(); left as it was"
@@ -163,7 +164,7 @@ def _tf_onednn_enabled():
 
 def cpu_profile(cpuinfo_text: str | None = None) -> dict:
     """The CPU (model, ISA flags that matter, cores) and the kernel choice, JSON-ready."""
-    info = parse_cpuinfo(cpuinfo_text) if cpuinfo_text is not None else _read_cpuinfo()
+    info = parse_cpuinfo(cpuinfo_text) if cpuinfo_text is not None else read_cpuinfo()
     choice = dict(_choice) if _choice is not None else decide(info["flags"], os.environ)
     choice.pop("set_env", None)
     usable = capped_flags(info["flags"], os.environ.get("ONEDNN_MAX_CPU_ISA"))
