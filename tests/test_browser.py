@@ -285,7 +285,9 @@ def test_browser_walkthrough(page, server):
     run_is(page, "demo")
     page.locator("#run-dd input").click()
     page.get_by_role("option", name="broken-json  (broken: run.json unreadable", exact=False).wait_for()
-    page.get_by_role("option", name="trunc  (completed, 2 epoch(s), 1 broken)", exact=False).wait_for()
+    page.get_by_role("option", name="trunc  (completed, 3 epochs, 1 broken)", exact=False).wait_for()
+    # a run that kept some of its snapshots says so: it trained 3 epochs, 2 are on disk
+    page.get_by_role("option", name="gappy  (completed, 3 epochs, 2 on disk)", exact=False).wait_for()
 
     # a broken snapshot: marked in the epoch picker, and choosing it says why
     pick(page, "#run-dd", "trunc")

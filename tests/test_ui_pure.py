@@ -377,3 +377,26 @@ def test_the_snapshot_names_the_evaluator_that_scored_and_its_classes(name, tmp_
     else:
         assert "evaluator" not in text and "digits covered 10/10" in text
         assert list(frame["digit"]) == [str(d) for d in range(10)]
+
+
+def test_the_run_picker_says_epochs_trained_and_snapshots_on_disk(demo, tmp_path):
+    from explorer.facts import RunFacts
+    from explorer.ui.context import run_note
+
+    run, _ = demo  # 20 epochs trained, only some snapshots kept
+    kept = f", {len(DEMO_KEPT)} on disk" if len(DEMO_KEPT) != DEMO_FINAL else ""
+    assert run_note(run) == f"completed, {DEMO_FINAL} epochs{kept}"
+
+    def info(status, done, epochs, broken=()):
+        facts_ = RunFacts(latent_dim=64, pixel_range=(-1.0, 1.0), status=status, epochs_done=done)
+        eps = [EpochInfo(n, tmp_path / str(n), broken="truncated" if n in broken else None) for n in epochs]
+        return RunInfo("r", tmp_path, facts=facts_, epochs=eps)
+
+    assert run_note(info("training", 1, [1])) == "training, 1 epoch"
+    assert run_note(info("completed", 3, [1, 2, 3], broken=[3])) == "completed, 3 epochs, 1 broken"
+    assert run_note(info("stopped", 5, [2, 5], broken=[2])) == "stopped, 5 epochs, 2 on disk, 1 broken"
+    # run.json a step behind a snapshot just written: the snapshot counts
+    assert run_note(info("training", 3, [1, 2, 3, 4])) == "training, 4 epochs"
+    assert run_note(info("training", None, [1, 2])) == "training, 2 epochs"
+    assert run_note(info("starting", 0, [])) == "starting, 0 epochs"
+    assert run_note(RunInfo("b", tmp_path, broken="run.json unreadable")) == "broken: run.json unreadable"

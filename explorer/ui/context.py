@@ -13,7 +13,7 @@ import numpy as np
 
 from explorer import render
 from explorer.engine import Engine
-from explorer.registry import EpochInfo, ExplorerError, RunRegistry
+from explorer.registry import EpochInfo, ExplorerError, RunInfo, RunRegistry
 from explorer.trainer import Trainer
 
 N_DIM_SLIDERS = 8
@@ -31,6 +31,23 @@ def err(fn):
             raise gr.Error(html.escape(str(exc), quote=False), print_exception=False) from None
 
     return wrapped
+
+
+def run_note(r: RunInfo) -> str:
+    """What the run picker says of a run: its status, the epochs it trained and, where they
+    differ, how many snapshots are on disk (the bundled demo keeps 3 of its 20), and the broken
+    ones. "demo  (completed, 20 epochs, 3 on disk)", not "3 epochs" for a 20-epoch run."""
+    if r.broken:
+        return f"broken: {r.broken}"
+    on_disk, good = len(r.epochs), len(r.good_epochs())
+    done = r.facts.epochs_done if r.facts and r.facts.epochs_done is not None else 0
+    done = max(done, max((e.epoch for e in r.epochs), default=0))  # run.json a step behind
+    note = f"{r.status}, {done} epoch{'' if done == 1 else 's'}"
+    if on_disk != done:
+        note += f", {on_disk} on disk"
+    if good < on_disk:
+        note += f", {on_disk - good} broken"
+    return note
 
 
 @dataclass
@@ -52,13 +69,7 @@ class Ctx:
     def run_choices(self) -> list[tuple[str, str]]:
         out = []
         for r in self.registry.list_runs():
-            good = len(r.good_epochs())
-            note = f"{r.status}, {good} epoch(s)"
-            if len(r.epochs) > good:
-                note += f", {len(r.epochs) - good} broken"
-            if r.broken:
-                note = f"broken: {r.broken}"
-            out.append((f"{r.name}  ({note})", r.name))
+            out.append((f"{r.name}  ({run_note(r)})", r.name))
         return out
 
     def epoch_choices(self, run: str) -> list[tuple[str, int]]:
