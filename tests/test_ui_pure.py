@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from explorer import facts, figures, tables
 from explorer.registry import EpochInfo, ExplorerError, RunInfo, RunRegistry
-from explorer.trainer import Trainer, check_run_name, last_log_line, new_run_args, resume_args
+from explorer.trainer import Trainer, check_data, check_run_name, last_log_line, new_run_args, resume_args
 from tests._demo import DEMO_FINAL, DEMO_KEPT, DEMO_KEPT_TEXT, epoch_dir
 from tests.conftest import ROOT
 
@@ -400,3 +401,27 @@ def test_the_run_picker_says_epochs_trained_and_snapshots_on_disk(demo, tmp_path
     assert run_note(info("training", None, [1, 2])) == "training, 2 epochs"
     assert run_note(info("starting", 0, [])) == "starting, 0 epochs"
     assert run_note(RunInfo("b", tmp_path, broken="run.json unreadable")) == "broken: run.json unreadable"
+
+
+def test_the_train_tab_offers_what_lies_in_its_data_folders_and_each_offer_passes_the_form(tmp_path):
+    """A folder of pictures put in an allowed data folder (data/ next to the runs) is offered by
+    name in the Train tab's data field, as is an .npz; nothing the form would refuse is offered."""
+    from explorer.ui.train import data_choices
+
+    root = tmp_path / "data"
+    (root / "my-photos" / "cats").mkdir(parents=True)
+    (root / "sketches").mkdir()
+    (root / "digits.npz").write_bytes(b"PK")
+    (root / "notes.txt").write_text("not a data set")
+    (root / ".cache").mkdir()
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (root / "escape").symlink_to(outside)  # its real path leaves the root: the form refuses it
+    (root / "loop").symlink_to(root / "loop")  # a symlink loop: skipped, nothing raises
+    values = [v for _, v in data_choices([root])]
+    assert values == [str(root), f"{root}/digits.npz", f"{root}/my-photos", f"{root}/sketches"]
+    for value in values:
+        assert check_data(value, [root]) == str(Path(value).resolve())
+    with pytest.raises(ExplorerError, match="Data: not inside"):
+        check_data(str(root / "escape"), [root])
+    assert data_choices([tmp_path / "missing"])[0][1].endswith("missing")  # the root, nothing more

@@ -48,9 +48,15 @@ def latest_samples(ctx: Ctx, name: str, cache: dict):
     return cache[key]
 
 
+MAX_OFFERED = 50  # data sets offered per root (a data/ folder may hold many)
+
+
 def data_choices(roots) -> list[tuple[str, str]]:
-    """The data sets the Train tab offers: each allowed data folder, relative to the repository
-    (the trainer's working folder) when near it, as `../shared/data/mnist`, else absolute."""
+    """The data sets the Train tab offers: each allowed data folder and what lies directly in it
+    that can be trained on (a sub-folder, as a folder of images or of IDX files; an .npz), relative
+    to the repository (the trainer's working folder) when near it, as `../shared/data/mnist`, else
+    absolute. Something whose real path leaves the root (a symlink out) is not offered: the form
+    would refuse it. Listed when the app starts."""
     out = []
     for r in roots:
         r = Path(os.path.abspath(r))  # as named, symlinks kept: ../shared may be a link elsewhere
@@ -61,7 +67,29 @@ def data_choices(roots) -> list[tuple[str, str]]:
         if Path(shown).parts.count("..") > 1:
             shown = str(r)
         out.append((shown, shown))
+        out += [(f"{shown}/{name}", f"{shown}/{name}") for name in _trainable_children(r)]
     return out
+
+
+def _trainable_children(root: Path) -> list[str]:
+    """Names of the sub-folders and .npz files directly in `root` that stay inside it, sorted."""
+    try:
+        real = root.resolve()
+        entries = sorted(root.iterdir(), key=lambda p: p.name)
+    except OSError:  # unreadable: the root itself is still offered
+        return []
+    names = []
+    for p in entries:
+        if p.name.startswith(".") or len(names) == MAX_OFFERED:
+            continue
+        try:
+            ok = p.is_dir() or (p.suffix.lower() == ".npz" and p.is_file())
+            inside = real in p.resolve().parents
+        except (OSError, RuntimeError):  # a symlink loop, a vanished entry
+            continue
+        if ok and inside:
+            names.append(p.name)
+    return names
 
 
 def _layout(roots):
@@ -85,7 +113,8 @@ def _layout(roots):
             choices,
             value=choices[0][1] if choices else None,
             allow_custom_value=True,
-            label="Data: a folder of MNIST IDX files or an .npz inside the offered folders "
+            label="Data: a folder of images (any size, grey or colour; class sub-folders "
+            "are its labels), of MNIST IDX files, or an .npz, inside the offered folders "
             "(empty: Keras' MNIST, downloads once)",
             elem_id="train-data",
             scale=3,
