@@ -81,9 +81,13 @@ def build_app(runs_dirs: list[Path], train_dir: Path, max_trainings: int = 1, da
             with gr.Tab("Your digit", id="yourdigit"):
                 yourdigit.build(ctx, app, point, tabs)
             with gr.Tab("Train", id="train") as train_tab:
-                train.build(ctx, app)
+                data_dd = train.build(ctx, app)
         # TensorFlow imported ahead, while the person fills the form (explorer/trainer.py warm_up)
         train_tab.select(ctx.trainer.warm_up, None, None, queue=False, show_progress="hidden")
+        roots = ctx.trainer.data_roots  # what lies in the data folders now (a listing, no model)
+        train_tab.select(
+            lambda: train.offered_data(roots), None, data_dd, queue=False, show_progress="hidden"
+        )
         pickers.wire(ctx, app, top, snap, point)
         links.wire(ctx, app, tabs, snap, point, interp)  # opening a link, Copy link, PNGs with state
         links.wire_cells(ctx, tabs, snap, point, [interp, comp])  # a click on a frame or cell

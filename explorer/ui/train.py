@@ -56,7 +56,7 @@ def data_choices(roots) -> list[tuple[str, str]]:
     that can be trained on (a sub-folder, as a folder of images or of IDX files; an .npz), relative
     to the repository (the trainer's working folder) when near it, as `../shared/data/mnist`, else
     absolute. Something whose real path leaves the root (a symlink out) is not offered: the form
-    would refuse it. Listed when the app starts."""
+    would refuse it. Listed again each time the Train tab is opened."""
     out = []
     for r in roots:
         r = Path(os.path.abspath(r))  # as named, symlinks kept: ../shared may be a link elsewhere
@@ -69,6 +69,11 @@ def data_choices(roots) -> list[tuple[str, str]]:
         out.append((shown, shown))
         out += [(f"{shown}/{name}", f"{shown}/{name}") for name in _trainable_children(r)]
     return out
+
+
+def offered_data(roots):
+    """The data field's choices as they are on disk now (its value, typed or picked, stays)."""
+    return gr.update(choices=data_choices(roots))
 
 
 def _trainable_children(root: Path) -> list[str]:
@@ -167,7 +172,8 @@ def _layout(roots):
     return locals()
 
 
-def build(ctx: Ctx, app: gr.Blocks) -> None:
+def build(ctx: Ctx, app: gr.Blocks):
+    """The Train tab; returns its data field (its choices are listed again as the tab opens)."""
     c = _layout(ctx.trainer.data_roots)
     trainer, samples_cache = ctx.trainer, {}
     phases: dict = {}  # run -> its phase at the last refresh while it ran (to notice the end)
@@ -244,11 +250,12 @@ def build(ctx: Ctx, app: gr.Blocks) -> None:
             return gr.update(value=running[-1]), gr.update(active=True)
         return gr.skip(), gr.skip()
 
-    _wire(app, c, start_training, resume_training, stop_training, show_progress, watch_running_run)
-    manage.build(ctx, c["name"], c["notice"])
+    _wire(ctx, app, c, start_training, resume_training, stop_training, show_progress, watch_running_run)
+    return c["data"]
 
 
-def _wire(app, c, start_training, resume_training, stop_training, show_progress, watch_running_run):
+def _wire(ctx, app, c, start_training, resume_training, stop_training, show_progress, watch_running_run):
+    manage.build(ctx, c["name"], c["notice"])  # Delete or rename this run
     c["train_btn"].click(
         start_training,
         [c[k] for k in ("name", "preset", "epochs", "batch", "max_images", "data", "precision", "quality")],
