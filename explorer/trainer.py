@@ -321,6 +321,8 @@ def new_run_args(
     precisions,
     data_roots=(),
     quality=None,
+    image_size=None,
+    channels=None,
 ) -> list[str]:
     """Command-line arguments for a new run, each value checked with a clear message in the
     form's words, before anything starts."""
@@ -350,4 +352,40 @@ def new_run_args(
         args += ["--max-images", str(max_images)]
     if data:
         args += ["--data", data]
-    return args
+    return args + _folder_args(
+        data, image_size, channels, presets.get(preset) if hasattr(presets, "get") else None
+    )
+
+
+IMAGE_SIZES, CHANNELS = (28, 32, 64), {1: "grey", 3: "RGB"}
+
+
+def _folder_args(data: str, image_size, channels, preset=None) -> list[str]:
+    """--image-size / --channels for a folder of images ("auto" or empty: the trainer's default),
+    refused in the form's words for digits, or for a size or colour the preset has no networks for."""
+    size = None if image_size in (None, "", "auto") else _whole(image_size, "Image size", 28, 64)
+    if size is not None and size not in IMAGE_SIZES:
+        raise ExplorerError(f"Image size: 28, 32 or 64 px (or auto), got {size}")
+    ch = None if channels in (None, "", "auto") else _whole(channels, "Channels", 1, 3)
+    if ch is not None and ch not in CHANNELS:
+        raise ExplorerError(f"Channels: 1 (grey) or 3 (RGB) (or auto), got {ch}")
+    if size is None and ch is None:
+        return []
+    from training.data import is_image_folder
+
+    if not data or not is_image_folder(data):
+        raise ExplorerError(
+            "Image size and Channels apply to a folder of images; MNIST-style digits (IDX files, "
+            ".npz) are 28x28 grey: leave both on auto"
+        )
+    sizes, colour = getattr(preset, "sizes", None), getattr(preset, "colour", True)
+    if size is not None and sizes and size not in sizes:
+        have = "/".join(map(str, sizes))
+        raise ExplorerError(
+            f"Image size: preset {preset.name!r} builds {have} px; choose dcgan for {size} px"
+        )
+    if ch == 3 and not colour:
+        raise ExplorerError(
+            f"Channels: preset {preset.name!r} builds grey images only; choose dcgan or scgan"
+        )
+    return (["--image-size", str(size)] if size else []) + (["--channels", str(ch)] if ch else [])

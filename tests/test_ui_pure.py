@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -425,3 +426,34 @@ def test_the_train_tab_offers_what_lies_in_its_data_folders_and_each_offer_passe
     with pytest.raises(ExplorerError, match="Data: not inside"):
         check_data(str(root / "escape"), [root])
     assert data_choices([tmp_path / "missing"])[0][1].endswith("missing")  # the root, nothing more
+
+
+def test_a_folder_of_images_takes_an_image_size_and_channels_that_its_preset_can_build(tmp_path):
+    """The Train form's image size and channels: passed on for a folder of images, "auto" leaves
+    the trainer's defaults, and anything the trainer would refuse is refused in the form's words."""
+    from models.presets import PRESETS
+    from tests.conftest import MNIST
+
+    pictures = tmp_path / "data" / "pictures"
+    pictures.mkdir(parents=True)
+    roots = [tmp_path / "data"]
+
+    def args(preset, data, size, ch):
+        common = (preset, 1, 32, None, str(data), "float32", PRESETS, ("float32",), roots + [MNIST])
+        return new_run_args(tmp_path / "runs" / "new", *common, None, size, ch)
+
+    assert args("dcgan", pictures, "64", "3")[-4:] == ["--image-size", "64", "--channels", "3"]
+    assert args("scgan", pictures, "28", "auto")[-2:] == ["--image-size", "28"]
+    assert args("scgan", pictures, None, "1")[-2:] == ["--channels", "1"]
+    assert args("scgan", MNIST, "auto", "auto")[-2:] == ["--data", str(MNIST.resolve())]  # nothing added
+    for preset, data, size, ch, needle in [
+        ("scgan", pictures, "64", "auto", "preset 'scgan' builds 28/32 px; choose dcgan for 64 px"),
+        ("keras-io", pictures, "auto", "3", "preset 'keras-io' builds grey images only"),
+        ("scgan", MNIST, "32", "auto", "apply to a folder of images"),  # IDX digits: 28x28 grey
+        ("scgan", "", "auto", "3", "apply to a folder of images"),  # Keras' MNIST
+        ("dcgan", pictures, "48", "auto", "Image size: 28, 32 or 64 px"),
+        ("dcgan", pictures, "huge", "auto", "Image size: a whole number"),
+        ("dcgan", pictures, "auto", "2", "Channels: 1 (grey) or 3 (RGB)"),
+    ]:
+        with pytest.raises(ExplorerError, match=re.escape(needle)):
+            args(preset, data, size, ch)

@@ -102,9 +102,10 @@ APPS: dict[str, subprocess.Popen] = {}  # the module's app process, by its URL
 
 
 def new_run(name: str, data: str = "../shared/data/mnist") -> list:
-    """The Train form's 8 values: name, preset, epochs, batch, max images, data, precision and
-    quality samples per epoch (200: these runs are stopped long before their scores matter)."""
-    return [name, "dcgan", LONG, 32, 256, data, "float32", 200]
+    """The Train form's 10 values: name, preset, epochs, batch, max images, data, precision,
+    quality samples per epoch (200: these runs are stopped long before their scores matter), and a
+    folder of images' size and channels (auto)."""
+    return [name, "dcgan", LONG, 32, 256, data, "float32", 200, "auto", "auto"]
 
 
 def test_one_training_at_a_time_and_a_stopped_trainer_is_reaped(app):
@@ -169,7 +170,7 @@ HUGE = "/" + "a" * 200_000
 def test_the_train_form_is_checked_before_anything_starts(app, data, needle):
     url, runs = app
     before = set(runs.iterdir())
-    out = call(url, "train", "form-x", "dcgan", 1, 32, 256, data, "float32", 200)
+    out = call(url, "train", "form-x", "dcgan", 1, 32, 256, data, "float32", 200, "auto", "auto")
     assert out.startswith("error") and needle in out, out[:300]
     assert str(ROOT) not in out and ".venv" not in out and "Errno" not in out
     assert set(runs.iterdir()) == before
@@ -179,7 +180,13 @@ def test_the_train_form_is_checked_before_anything_starts(app, data, needle):
     "field,value,needle",
     [(2, 0, "Epochs: a whole number from 1 to 100000"), (2, 1e300, "Epochs:")]
     + [(3, 10**9, "Batch size: a whole number from 1 to 65536"), (4, -5, "Max images:")]
-    + [(7, -1, "Quality samples: a whole number from 0 to 100000"), (7, 10**6, "Quality samples:")],
+    + [(7, -1, "Quality samples: a whole number from 0 to 100000"), (7, 10**6, "Quality samples:")]
+    # the two dropdowns: Gradio's own refusal names the choices
+    + [
+        (8, "48", "48 is not in the list of choices: ['auto', '28', '32', '64']"),
+        (9, "2", "choices: ['auto', '1', '3']"),
+    ]
+    + [(8, "32", "Image size and Channels apply to a folder of images")],  # the digits' IDX folder
 )
 def test_numbers_out_of_range_are_refused_in_the_forms_words(app, field, value, needle):
     url, runs = app

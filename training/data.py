@@ -176,6 +176,12 @@ def load_dataset(
     return images, labels, source
 
 
+def is_image_folder(path: str | os.PathLike) -> bool:
+    """A --data folder without MNIST IDX image files in it: a folder of images (Keras' convention)."""
+    path = Path(path)
+    return path.is_dir() and not _pick(path, "images")
+
+
 def load_training_data(
     dataset: str = "mnist",
     data: str | None = None,
@@ -189,7 +195,7 @@ def load_training_data(
     ``image_size`` px with ``channels``; everything else is 28x28 grey digits (N, 28, 28).
     """
     path = Path(data).expanduser() if data else None
-    if path is not None and path.is_dir() and not _pick(path, "images"):
+    if path is not None and is_image_folder(path):
         from training.imagefolder import FolderError, load_image_folder
 
         if max_images is not None and max_images <= 0:

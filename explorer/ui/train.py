@@ -97,6 +97,49 @@ def _trainable_children(root: Path) -> list[str]:
     return names
 
 
+def _data_row(roots) -> dict:
+    """The data field, a folder's image size and channels, and the precision (one row)."""
+    with gr.Row():
+        choices = data_choices(roots)
+        data = gr.Dropdown(
+            choices,
+            value=choices[0][1] if choices else None,
+            allow_custom_value=True,
+            label="Data: a folder of images (any size, grey or colour; class sub-folders "
+            "are its labels), of MNIST IDX files, or an .npz, inside the offered folders "
+            "(empty: Keras' MNIST, downloads once)",
+            elem_id="train-data",
+            scale=3,
+        )
+        image_size = gr.Dropdown(
+            [("auto", "auto"), ("28 px", "28"), ("32 px", "32"), ("64 px", "64")],
+            value="auto",
+            label="Image size (a folder of images)",
+            info="auto: 32 px; 64 px: the dcgan preset",
+            elem_id="train-image-size",
+            scale=1,
+        )
+        channels = gr.Dropdown(
+            [("auto", "auto"), ("grey", "1"), ("RGB", "3")],
+            value="auto",
+            label="Channels (a folder of images)",
+            info="auto: RGB when any image is colour",
+            elem_id="train-channels",
+            scale=1,
+        )
+        fast = fast_precisions()
+        precision = gr.Dropdown(
+            [(p if p in fast else f"{p} ({precision_label(p)})", p) for p in PRECISIONS],
+            value="float32",
+            label="Precision",
+            elem_id="train-precision",
+            info="bfloat16 trains faster only on CPUs with avx512_bf16 or AMX (README: Performance); "
+            "onednn_bfloat16 keeps float32 snapshots",
+            scale=1,
+        )
+    return {"data": data, "image_size": image_size, "channels": channels, "precision": precision}
+
+
 def _layout(roots):
     with gr.Row():
         name = gr.Textbox(
@@ -112,28 +155,7 @@ def _layout(roots):
             label="Quality samples/epoch (0: none)",  # FCD and the classifier's figures; fewer: faster
             elem_id="train-quality",
         )
-    with gr.Row():
-        choices = data_choices(roots)
-        data = gr.Dropdown(
-            choices,
-            value=choices[0][1] if choices else None,
-            allow_custom_value=True,
-            label="Data: a folder of images (any size, grey or colour; class sub-folders "
-            "are its labels), of MNIST IDX files, or an .npz, inside the offered folders "
-            "(empty: Keras' MNIST, downloads once)",
-            elem_id="train-data",
-            scale=3,
-        )
-        fast = fast_precisions()
-        precision = gr.Dropdown(
-            [(p if p in fast else f"{p} ({precision_label(p)})", p) for p in PRECISIONS],
-            value="float32",
-            label="Precision",
-            elem_id="train-precision",
-            info="bfloat16 trains faster only on CPUs with avx512_bf16 or AMX (README: Performance); "
-            "onednn_bfloat16 keeps float32 snapshots",
-            scale=1,
-        )
+    row = _data_row(roots)
     with gr.Row():
         train_btn = gr.Button("Train", variant="primary", elem_id="train-btn")
         stop_btn = gr.Button("Stop", variant="stop", elem_id="stop-btn", interactive=False)
@@ -169,7 +191,7 @@ def _layout(roots):
     # run on 2,048 digits: 8.9-10.1 steps/s with no page open, 4.7 with the Train tab watching it
     # every 1 s (Chromium 8.2 CPU-s and the app 5.8 in 20 s)
     timer = gr.Timer(2.0, active=False)
-    return locals()
+    return {**locals(), **row}
 
 
 def build(ctx: Ctx, app: gr.Blocks):
@@ -179,21 +201,12 @@ def build(ctx: Ctx, app: gr.Blocks):
     phases: dict = {}  # run -> its phase at the last refresh while it ran (to notice the end)
 
     @err
-    def start_training(name, preset, epochs, batch, max_images, data, precision="float32", quality=None):
-        name = check_run_name(name)
-        args = new_run_args(
-            ctx.train_dir / name,
-            preset,
-            epochs,
-            batch,
-            max_images,
-            data,
-            precision,
-            PRESETS,
-            PRECISIONS,
-            trainer.data_roots,
-            quality,
-        )
+    def start_training(
+        name, preset, epochs, batch, max_images, data, precision="float32", quality=None, *folder
+    ):
+        name = check_run_name(name)  # folder: image size and channels ("auto": the trainer's defaults)
+        form = (preset, epochs, batch, max_images, data, precision, PRESETS, PRECISIONS, trainer.data_roots)
+        args = new_run_args(ctx.train_dir / name, *form, quality, *folder)
         p = trainer.start(name, args)
         if note := precision_note(precision):
             gr.Warning(note)
@@ -254,11 +267,27 @@ def build(ctx: Ctx, app: gr.Blocks):
     return c["data"]
 
 
+# the Train form's fields in the order /train takes them (image size and channels last: a client
+# that sends the first eight gets "auto" for both from gradio_client's defaults)
+FORM = (
+    "name",
+    "preset",
+    "epochs",
+    "batch",
+    "max_images",
+    "data",
+    "precision",
+    "quality",
+    "image_size",
+    "channels",
+)
+
+
 def _wire(ctx, app, c, start_training, resume_training, stop_training, show_progress, watch_running_run):
     manage.build(ctx, c["name"], c["notice"])  # Delete or rename this run
     c["train_btn"].click(
         start_training,
-        [c[k] for k in ("name", "preset", "epochs", "batch", "max_images", "data", "precision", "quality")],
+        [c[k] for k in FORM],
         [c["notice"], c["timer"]],
         api_name="train",
     )
