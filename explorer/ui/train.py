@@ -85,7 +85,9 @@ def _trainable_children(root: Path) -> list[str]:
         return []
     names = []
     for p in entries:
-        if p.name.startswith(".") or len(names) == MAX_OFFERED:
+        if len(names) == MAX_OFFERED:
+            break
+        if p.name.startswith("."):
             continue
         try:
             ok = p.is_dir() or (p.suffix.lower() == ".npz" and p.is_file())
