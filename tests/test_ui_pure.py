@@ -426,6 +426,11 @@ def test_the_train_tab_offers_what_lies_in_its_data_folders_and_each_offer_passe
     with pytest.raises(ExplorerError, match="Data: not inside"):
         check_data(str(root / "escape"), [root])
     assert data_choices([tmp_path / "missing"])[0][1].endswith("missing")  # the root, nothing more
+    many = tmp_path / "many"
+    for i in range(60):
+        (many / f"set-{i:02d}").mkdir(parents=True)
+    offered = [v for _, v in data_choices([many])]
+    assert len(offered) == 51 and offered[-1].endswith("set-49")  # the root and the first 50
 
 
 def test_a_folder_of_images_takes_an_image_size_and_channels_that_its_preset_can_build(tmp_path):
