@@ -199,7 +199,7 @@ def _serve(argv: list[str]) -> int:
     import tensorflow as tf  # before the project's modules: nothing chooses kernels for it
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from models.cpu import _tf_onednn_enabled
+    from models.cpu import tf_onednn_enabled
     from training.data import load_dataset
 
     tf.get_logger().setLevel("ERROR")
@@ -210,7 +210,7 @@ def _serve(argv: list[str]) -> int:
     def say(obj) -> None:
         print("REF " + json.dumps(obj), flush=True)
 
-    say({"onednn_active": _tf_onednn_enabled(), "env": os.environ.get("TF_ENABLE_ONEDNN_OPTS")})
+    say({"onednn_active": tf_onednn_enabled(), "env": os.environ.get("TF_ENABLE_ONEDNN_OPTS")})
     for line in sys.stdin:
         command = line.split()
         if command[:1] == ["run"]:

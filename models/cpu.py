@@ -150,7 +150,7 @@ def configure_cpu() -> dict:
     return choice
 
 
-def _tf_onednn_enabled():
+def tf_onednn_enabled():
     """Whether the imported TensorFlow runs oneDNN kernels (None if not imported/unknown)."""
     if "tensorflow" not in sys.modules:
         return None
@@ -174,7 +174,7 @@ def cpu_profile(cpuinfo_text: str | None = None) -> dict:
         "cores": _cores(),
         **isa_facts(usable),  # what the kernels may use: the hardware's, or less under a cap
         **choice,
-        "onednn_active": _tf_onednn_enabled(),
+        "onednn_active": tf_onednn_enabled(),
     }
     if usable != info["flags"]:  # capped: say what the hardware has
         prof["hardware_isa"] = isa_name(isa_facts(info["flags"]))
